@@ -1,0 +1,303 @@
+"""The command line: ``gis-service serve | db | demo | import | export | layers``.
+
+Every command works whether the service is running or not: it uses the running embedded cluster, or
+starts it for the command's duration (or uses GIS_DATABASE_URL when set).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gis_service.errors import GisServiceError, ImportRejected
+from gis_service.settings import Settings, get_settings
+
+app = typer.Typer(help="GIS service for a county civil-affairs bureau.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="The embedded PostgreSQL cluster (or the configured server).", no_args_is_help=True)
+demo_app = typer.Typer(help="The Xiushan demo county.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def main() -> None:
+    """Entry point: a user's mistake or a missing install ends in one plain message and its exit code."""
+    try:
+        app()
+    except GisServiceError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[sa.Engine]:
+    """A migrated database for the duration of a command."""
+    from gis_service.db import migrate
+    from gis_service.db.engine import create_db_engine, provisioned
+
+    with provisioned(settings) as url:
+        migrate.upgrade(url)
+        engine = create_db_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+# -- serve -------------------------------------------------------------------------------------------
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (GIS_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (GIS_PORT).")] = None,
+    demo: Annotated[bool, typer.Option(help="Load the demo county when the database is empty.")] = True,
+) -> None:
+    """Provision or connect to the database, migrate, load the demo data if empty, and serve the API."""
+    import uvicorn
+
+    from gis_service.app import create_app
+    from gis_service.db.cluster import EmbeddedCluster
+    from gis_service.io.load_demo import database_is_empty, layer_counts
+
+    settings = get_settings()
+    lock = contextlib.nullcontext()
+    if settings.embedded:
+        lock = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir).serve_lock_held()
+    with lock, database(settings) as engine:
+        with engine.connect() as conn:
+            empty = database_is_empty(conn)
+        if empty and demo and settings.load_demo:
+            console.print("The database is empty: building and loading the Xiushan demo county.")
+            _build_and_load(engine, settings, scale=settings.demo_scale, seed=settings.demo_seed, replace=False)
+        with engine.connect() as conn:
+            counts = layer_counts(conn)
+        console.print("Layers: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), highlight=False)
+        where = "embedded cluster in " + str(settings.data_dir) if settings.embedded else "GIS_DATABASE_URL"
+        console.print(f"Serving on http://{host or settings.host}:{port or settings.port} (database: {where})")
+        # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
+        # with-blocks above stop the cluster this command started.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        uvicorn.run(create_app(settings, engine), host=host or settings.host, port=port or settings.port,
+                    log_level=settings.log_level)
+
+
+# -- db ------------------------------------------------------------------------------------------------
+
+def _cluster(settings: Settings):
+    from gis_service.db.cluster import EmbeddedCluster
+    from gis_service.errors import InvalidInputError
+
+    if not settings.embedded:
+        raise InvalidInputError("GIS_DATABASE_URL is set: the service uses that server, not an embedded cluster")
+    return EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded cluster (creating it on first use) and leave it running."""
+    from gis_service.db import migrate
+
+    cluster = _cluster(get_settings())
+    started = cluster.start()
+    migrate.upgrade(cluster.url())
+    out.print(f"{'started' if started else 'already running'}: {cluster.url()}", highlight=False)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster (refused while a ``serve`` uses it)."""
+    from gis_service.errors import ClusterBusyError
+
+    cluster = _cluster(get_settings())
+    pid = cluster.serving_pid()
+    if pid:
+        raise ClusterBusyError(f"gis-service serve (pid {pid}) is using the cluster; stop the service instead")
+    out.print("stopped" if cluster.stop() else "was not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Where the database is and whether it is running (JSON)."""
+    settings = get_settings()
+    if settings.embedded:
+        out.print_json(json.dumps(_cluster(settings).status()))
+    else:
+        from sqlalchemy.engine import make_url
+
+        out.print_json(json.dumps({"url": make_url(settings.database_url).render_as_string(), "embedded": False}))
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the SQLAlchemy URL of the database."""
+    settings = get_settings()
+    url = _cluster(settings).url() if settings.embedded else settings.database_url
+    out.print(url, highlight=False, soft_wrap=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Run the schema migrations up to a revision."""
+    from gis_service.db import migrate
+    from gis_service.db.engine import provisioned
+
+    with provisioned(get_settings()) as url:
+        migrate.upgrade(url, revision)
+    out.print(f"schema at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g. base (drops every layer).")) -> None:
+    """Undo schema migrations down to a revision."""
+    from gis_service.db import migrate
+    from gis_service.db.engine import provisioned
+
+    with provisioned(get_settings()) as url:
+        migrate.downgrade(url, revision)
+    out.print(f"schema at {revision}")
+
+
+# -- demo ------------------------------------------------------------------------------------------------
+
+ScaleOption = Annotated[int, typer.Option(min=1, max=100, help="Multiply settlements, roads and place names.")]
+SeedOption = Annotated[int | None, typer.Option(help="Random seed (default: GIS_DEMO_SEED).")]
+
+
+def _build(scale: int, seed: int) -> dict:
+    from gis_service.demo.build import build_demo
+
+    with console.status("building the demo county") as status:
+        frames = build_demo(scale=scale, seed=seed, progress=lambda step: status.update(f"building: {step}"))
+    console.print(f"built the demo county (scale {scale}, seed {seed}): "
+                  + ", ".join(f"{k} {len(v):,}" for k, v in frames.items()), highlight=False)
+    return frames
+
+
+def _build_and_load(engine: sa.Engine, settings: Settings, *, scale: int, seed: int, replace: bool) -> None:
+    from gis_service.io.load_demo import load_frames
+
+    frames = _build(scale, seed)
+    total = sum(len(f) for f in frames.values())
+    with progress_bar() as bar:
+        task = bar.add_task("loading", total=total)
+        load_frames(engine, frames, county_code=settings.county_code, measure_srid=settings.measure_srid,
+                    replace=replace, on_step=lambda name, n: bar.update(task, description=f"loading {name}"),
+                    on_rows=lambda n: bar.advance(task, n))
+
+
+@demo_app.command("build")
+def demo_build(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for one GeoJSON file per layer.")] = Path("out/demo"),
+    scale: ScaleOption = 1,
+    seed: SeedOption = None,
+) -> None:
+    """Build the demo county (seeded: the same output every run) and write it as GeoJSON files."""
+    from gis_service.io.files import write_export
+
+    settings = get_settings()
+    frames = _build(scale, seed if seed is not None else settings.demo_seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        if hasattr(frame, "geometry"):
+            write_export(frame, out_dir / f"{name}.geojson", fmt="geojson", layer_name=name)
+        else:
+            frame.to_csv(out_dir / f"{name}.csv", index=False)
+    out.print(f"wrote {len(frames)} files to {out_dir}")
+
+
+@demo_app.command("load")
+def demo_load(
+    scale: ScaleOption = 1,
+    seed: SeedOption = None,
+    replace: Annotated[bool, typer.Option(help="Clear every layer first.")] = False,
+) -> None:
+    """Build the demo county and load it into the database (all or nothing)."""
+    settings = get_settings()
+    with database(settings) as engine:
+        _build_and_load(engine, settings, scale=scale, seed=seed if seed is not None else settings.demo_seed,
+                        replace=replace)
+    out.print("loaded")
+
+
+# -- import / export -------------------------------------------------------------------------------------
+
+@app.command("import")
+def import_command(
+    layer: Annotated[str, typer.Argument(help="Layer id, e.g. settlements (see `gis-service layers`).")],
+    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile (.shp, folder or .zip) or CSV.")],
+    crs: Annotated[str | None, typer.Option(help="CRS of the coordinates, e.g. EPSG:4545; overrides the file.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Check every row but write nothing.")] = False,
+) -> None:
+    """Import a file into a layer: every row is checked, and all rows are written or none."""
+    from gis_service.io.layers_io import import_file
+    from gis_service.layers import get_layer
+
+    get_layer(layer)
+    settings = get_settings()
+    started = time.perf_counter()
+    with database(settings) as engine, progress_bar() as bar:
+        task = bar.add_task(f"importing {file.name}", total=None)
+        try:
+            result, crs_note = import_file(engine, settings, layer, file, crs=crs, dry_run=dry_run,
+                                           on_rows=lambda n: bar.advance(task, n))
+        except ImportRejected:
+            bar.stop()
+            raise
+    console.print(crs_note)
+    verb = "checked (dry run, nothing written)" if dry_run else "imported"
+    out.print(f"{verb}: {result.rows_read:,} rows into {layer} in {time.perf_counter() - started:.1f} s")
+
+
+@app.command("export")
+def export_command(
+    layer: Annotated[str, typer.Argument(help="Layer id, e.g. boundary_markers.")],
+    fmt: Annotated[str, typer.Option("--format", help="geojson (EPSG:4326), gpkg (EPSG:4490) or csv.")] = "geojson",
+    out_path: Annotated[Path | None, typer.Option("--out", help="Output file (default: LAYER.FORMAT).")] = None,
+) -> None:
+    """Write everything a layer holds to a file."""
+    from gis_service.io.layers_io import export_layer
+    from gis_service.layers import get_layer
+
+    get_layer(layer)
+    path = out_path or Path(f"{layer}.{fmt}")
+    with database(get_settings()) as engine:
+        written, count = export_layer(engine, layer, path, fmt=fmt)
+    out.print(f"wrote {count:,} features to {written}")
+
+
+@app.command("layers")
+def layers_command() -> None:
+    """List the layers with their feature counts."""
+    from gis_service.io.load_demo import layer_counts
+    from gis_service.layers import LAYERS
+
+    with database(get_settings()) as engine, engine.connect() as conn:
+        counts = layer_counts(conn)
+    for layer in LAYERS.values():
+        out.print(f"{layer.id:<20} {layer.title_zh:<12} {layer.geometry_type:<16} {counts[layer.id]:>9,}",
+                  highlight=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Connecting to the database: the embedded cluster or the configured server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+
+from gis_service.db.cluster import REQUIRED_EXTENSIONS, EmbeddedCluster
+from gis_service.errors import SetupError
+from gis_service.settings import Settings
+
+
+def create_db_engine(url: str, **kwargs) -> Engine:
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextlib.contextmanager
+def provisioned(settings: Settings) -> Iterator[str]:
+    """Yield the database URL to use for the duration of a block.
+
+    Embedded mode: the private cluster is started if it is not running and stopped again afterwards
+    only if this block started it. External mode: the server is checked for the extensions, which are
+    created where the role may.
+    """
+    if settings.embedded:
+        cluster = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+        with cluster.running():
+            yield cluster.url()
+    else:
+        check_server(settings.database_url)
+        yield settings.database_url
+
+
+def check_server(url: str) -> None:
+    """Connect to an external server and make sure the required extensions exist (creating them if allowed)."""
+    sa_url = make_url(url)
+    conninfo = sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10, autocommit=True) as conn:
+            available = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
+            missing = [name for name in REQUIRED_EXTENSIONS if name not in available]
+            if missing:
+                raise SetupError(
+                    f"the server at {sa_url.host or 'the socket'} lacks the extensions {', '.join(missing)}; "
+                    "install them there (Debian: apt-get install -y postgresql-15-postgis-3 postgresql-15-pgrouting)"
+                )
+            installed = {row[0] for row in conn.execute("SELECT extname FROM pg_extension")}
+            for name in REQUIRED_EXTENSIONS:
+                if name in installed:
+                    continue
+                try:
+                    conn.execute(f"CREATE EXTENSION IF NOT EXISTS {name}")
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise SetupError(
+                        f"extension {name} is not installed in database {sa_url.database} and this role may not "
+                        f"create it; ask the administrator to run: CREATE EXTENSION {name};"
+                    ) from exc
+    except psycopg.OperationalError as exc:
+        raise SetupError(f"cannot connect to GIS_DATABASE_URL ({sa_url.render_as_string()}): {exc}") from exc

@@ -1,0 +1,1 @@
+"""Reading, checking and writing layer data: imports, exports and the demo loader."""

@@ -1,0 +1,386 @@
+"""Checking rows before they are written: geometry, fields, codes. Pure: no database access.
+
+:func:`validate_frame` takes a GeoDataFrame already in EPSG:4490 and a :class:`ValidationContext` (what the
+database holds that rows may refer to) and returns the cleaned rows plus every problem found, each naming
+its row, its field and what is wrong. Callers write nothing when any problem is returned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+from shapely.prepared import prep
+
+from gis_service.errors import RowProblem
+from gis_service.layers.base import Field, Layer
+
+#: Largest number of vertices accepted in one geometry.
+MAX_VERTICES = 100_000
+#: Identifier columns that files often carry and that are not layer fields.
+IGNORED_COLUMNS = {"fid", "ogc_fid", "objectid", "gid"}
+
+_TRUE = {"true", "t", "yes", "y", "1", "是", "有"}
+_FALSE = {"false", "f", "no", "n", "0", "否", "无"}
+
+
+@dataclass
+class ValidationContext:
+    """What rows may refer to or clash with, read from the database by the caller."""
+
+    #: Polygon (EPSG:4490) that geometries must lie in: the county, with a small tolerance.
+    county_area: BaseGeometry | None = None
+    #: Codes of current administrative divisions.
+    division_codes: set[str] = field(default_factory=set)
+    #: Values already taken, per unique field.
+    taken: dict[str, set] = field(default_factory=dict)
+    #: Codes of existing boundary lines (for markers).
+    line_codes: set[str] = field(default_factory=set)
+    #: Ids already in the layer's table.
+    existing_ids: set[int] = field(default_factory=set)
+    #: Ids of existing place names (for successor_id).
+    place_name_ids: set[int] = field(default_factory=set)
+
+
+def validate_frame(layer: Layer, frame: gpd.GeoDataFrame, context: ValidationContext
+                   ) -> tuple[pd.DataFrame, list[RowProblem]]:
+    """Check every row of ``frame`` (EPSG:4490) for ``layer``.
+
+    Returns a DataFrame with the columns ``id`` (or None), each writable field and ``geom`` (shapely
+    geometries of the layer's type), and the list of problems (empty when all rows are good).
+    """
+    problems: list[RowProblem] = []
+    row_numbers = np.arange(1, len(frame) + 1)
+    geometry_name = frame.geometry.name if isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name \
+        else None
+
+    columns = [c for c in frame.columns if c != geometry_name]
+    known = set(layer.field_names) | {"id"}
+    for column in columns:
+        if column not in known and str(column).lower() not in IGNORED_COLUMNS:
+            problems.append(RowProblem(None, str(column), f"unknown field; the fields of {layer.id} are "
+                                       + ", ".join(f.name for f in layer.writable_fields)))
+    if geometry_name is None:
+        problems.append(RowProblem(None, "geometry", "the file has no geometry column"))
+        return pd.DataFrame(), problems
+
+    clean: dict[str, list] = {}
+    ids = _validate_ids(frame, row_numbers, context, problems) if "id" in frame.columns else [None] * len(frame)
+    clean["id"] = ids
+    for spec in layer.writable_fields:
+        values = frame[spec.name].tolist() if spec.name in frame.columns else [None] * len(frame)
+        clean[spec.name] = [_check_value(spec, value, int(n), problems) for value, n in zip(values, row_numbers)]
+    clean["geom"] = _validate_geometries(layer, frame.geometry.values, row_numbers, context, problems)
+    result = pd.DataFrame(clean)
+    _check_cross_row_rules(layer, result, row_numbers, context, problems)
+    problems.sort(key=lambda p: (p.row or 0))
+    return result, problems
+
+
+# -- geometry ----------------------------------------------------------------------------------
+
+def _validate_geometries(layer: Layer, geometries, row_numbers, context: ValidationContext,
+                         problems: list[RowProblem]) -> list:
+    out: list = []
+    geometries = np.asarray(geometries, dtype=object)
+    valid_flags = shapely.is_valid(geometries)
+    area = prep(context.county_area) if context.county_area is not None else None
+    for geom, ok, n in zip(geometries, valid_flags, row_numbers):
+        n = int(n)
+        message = _geometry_problem(layer, geom, bool(ok))
+        if message:
+            problems.append(RowProblem(n, "geometry", message))
+            out.append(None)
+            continue
+        geom = _coerce_type(layer.geometry_type, geom)
+        if geom is None:
+            problems.append(RowProblem(n, "geometry", f"expected a {layer.geometry_type}"))
+            out.append(None)
+            continue
+        if area is not None and not area.covers(geom):
+            problems.append(RowProblem(n, "geometry", _outside_message(geom, context.county_area)))
+            out.append(None)
+            continue
+        out.append(geom)
+    return out
+
+
+def _geometry_problem(layer: Layer, geom, is_valid: bool) -> str | None:
+    if geom is None or (isinstance(geom, float) and math.isnan(geom)):
+        return "missing geometry"
+    if geom.is_empty:
+        return "empty geometry"
+    if shapely.has_z(geom):
+        return "has 3-D coordinates (x, y, z); this layer stores 2-D (lon, lat) only"
+    coords = shapely.get_coordinates(geom)
+    if not np.isfinite(coords).all():
+        return "has NaN or infinite coordinates"
+    if len(coords) > MAX_VERTICES:
+        return f"has {len(coords):,} vertices; the limit is {MAX_VERTICES:,} per geometry"
+    if _coerce_type(layer.geometry_type, geom) is None:
+        return f"is a {geom.geom_type}; {layer.id} holds {layer.geometry_type} geometries"
+    if not is_valid:
+        return f"is not valid: {shapely.is_valid_reason(geom)}"
+    return None
+
+
+def _coerce_type(target: str, geom):
+    """Return geom as the target type (Polygon→MultiPolygon and the like), or None if it cannot be."""
+    kind = geom.geom_type
+    if kind == target:
+        return geom
+    if target == "MultiPolygon" and kind == "Polygon":
+        return shapely.MultiPolygon([geom])
+    if target == "MultiLineString" and kind == "LineString":
+        return shapely.MultiLineString([geom])
+    if target == "LineString" and kind == "MultiLineString" and len(geom.geoms) == 1:
+        return geom.geoms[0]
+    if target == "Point" and kind == "MultiPoint" and len(geom.geoms) == 1:
+        return geom.geoms[0]
+    return None
+
+
+def _outside_message(geom, county_area) -> str:
+    swapped = shapely.transform(geom, lambda xy: xy[:, ::-1])
+    if county_area.covers(swapped):
+        return "lies outside the county, but would lie inside with longitude and latitude swapped: " \
+               "write coordinates as lon, lat"
+    x, y = shapely.get_coordinates(geom)[0]
+    minx, miny, maxx, maxy = county_area.bounds
+    return (f"lies outside the county (first vertex at {x:.6f}, {y:.6f}; the county spans lon {minx:.3f}–{maxx:.3f}, "
+            f"lat {miny:.3f}–{maxy:.3f}); check the coordinate reference system (--crs)")
+
+
+# -- attributes --------------------------------------------------------------------------------
+
+def _validate_ids(frame, row_numbers, context, problems) -> list:
+    ids: list = []
+    seen: set[int] = set()
+    for value, n in zip(frame["id"].tolist(), row_numbers):
+        if _is_missing(value):
+            ids.append(None)
+            continue
+        try:
+            ident = _to_int(value)
+        except ValueError:
+            problems.append(RowProblem(int(n), "id", f"{value!r} is not a whole number"))
+            ids.append(None)
+            continue
+        if ident <= 0:
+            problems.append(RowProblem(int(n), "id", "must be a positive whole number"))
+        elif ident in seen:
+            problems.append(RowProblem(int(n), "id", f"id {ident} appears twice in the file"))
+        elif ident in context.existing_ids:
+            problems.append(RowProblem(int(n), "id", f"id {ident} is already used in the layer"))
+        seen.add(ident)
+        ids.append(ident)
+    return ids
+
+
+def _check_value(spec: Field, value, row: int, problems: list[RowProblem]):
+    if _is_missing(value):
+        if spec.default is not None:
+            return list(spec.default) if spec.type == "text_list" else spec.default
+        if spec.required:
+            problems.append(RowProblem(row, spec.name, "is required but empty"))
+        return [] if spec.type == "text_list" else None
+    try:
+        value = _CONVERTERS[spec.type](value)
+    except (ValueError, TypeError) as exc:
+        problems.append(RowProblem(row, spec.name, f"{_short(value)} is not {_TYPE_WORDS[spec.type]}"
+                                   + (f" ({exc})" if str(exc) else "")))
+        return None
+    message = _rule_problem(spec, value)
+    if message:
+        problems.append(RowProblem(row, spec.name, message))
+        return None
+    return value
+
+
+def _rule_problem(spec: Field, value) -> str | None:
+    if spec.enum is not None and value not in spec.enum:
+        return f"{_short(value)} is not one of: {', '.join(spec.enum)}"
+    if spec.pattern is not None and not re.fullmatch(spec.pattern.strip("^$"), value):
+        return f"{_short(value)} does not have the form {spec.pattern}"
+    if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
+        return f"is {len(value)} characters long; at most {spec.max_length} are allowed"
+    if spec.type == "text" and isinstance(value, str) and _CONTROL.search(value):
+        return "contains control characters"
+    if spec.minimum is not None and value < spec.minimum:
+        return f"{value} is below the minimum {spec.minimum:g}"
+    if spec.maximum is not None and value > spec.maximum:
+        return f"{value} is above the maximum {spec.maximum:g}"
+    return None
+
+
+def _check_cross_row_rules(layer: Layer, rows: pd.DataFrame, row_numbers, context: ValidationContext,
+                           problems: list[RowProblem]) -> None:
+    current = rows["valid_to"].isna().to_numpy() if "valid_to" in rows else np.ones(len(rows), bool)
+    for spec in layer.writable_fields:
+        values = rows[spec.name].tolist()
+        if spec.unique:
+            taken = context.taken.get(spec.name, set())
+            seen: dict = {}
+            for value, n, is_current in zip(values, row_numbers, current):
+                if value is None or not is_current:
+                    continue
+                if value in seen:
+                    problems.append(RowProblem(int(n), spec.name, f"{value} appears twice (also row {seen[value]})"))
+                elif value in taken:
+                    problems.append(RowProblem(int(n), spec.name, f"{value} is already in {layer.id}"))
+                seen.setdefault(value, int(n))
+        if spec.references == "division":
+            known = set(context.division_codes)
+            if layer.id == "admin_divisions":
+                known |= {c for c, is_current in zip(rows["code"], current) if c is not None and is_current}
+            for value, n in zip(values, row_numbers):
+                if value is not None and value not in known:
+                    problems.append(RowProblem(int(n), spec.name,
+                                               f"{value} is not the code of a current administrative division"))
+    if layer.id == "boundary_markers":
+        for line_code, number, marker_type, n in zip(rows["line_code"], rows["number"], rows["marker_type"],
+                                                     row_numbers):
+            if line_code is not None and line_code not in context.line_codes:
+                problems.append(RowProblem(int(n), "line_code", f"{line_code} is not the code of a boundary line"))
+            elif None not in (line_code, number, marker_type) and not re.fullmatch(
+                    re.escape(line_code) + r"-[0-9]{3}" + marker_type, number):
+                problems.append(RowProblem(int(n), "number", f"{number} does not follow <line code>-<3-digit "
+                                           f"sequence><type>, i.e. {line_code}-001{marker_type}"))
+    if layer.id == "place_names":
+        known_ids = context.place_name_ids | {i for i in rows["id"] if i is not None}
+        for successor, status, n in zip(rows["successor_id"], rows["status"], row_numbers):
+            if successor is None:
+                continue
+            if successor not in known_ids:
+                problems.append(RowProblem(int(n), "successor_id", f"no place name has id {successor}"))
+            elif status == "current":
+                problems.append(RowProblem(int(n), "successor_id", "only historical or cancelled names have a "
+                                           "successor"))
+    if layer.id == "elder_care":
+        for beds, nursing, n in zip(rows["beds"], rows["nursing_beds"], row_numbers):
+            if beds is not None and nursing is not None and nursing > beds:
+                problems.append(RowProblem(int(n), "nursing_beds", f"{nursing} nursing beds exceed {beds} beds"))
+    if layer.id == "cemeteries":
+        for capacity, used, n in zip(rows["capacity"], rows["graves_used"], row_numbers):
+            if capacity is not None and used is not None and used > capacity:
+                problems.append(RowProblem(int(n), "graves_used", f"{used} graves used exceed the capacity "
+                                           f"{capacity}"))
+    if layer.id == "admin_divisions":
+        for valid_from, valid_to, n in zip(rows["valid_from"], rows["valid_to"], row_numbers):
+            if valid_from is not None and valid_to is not None and valid_to <= valid_from:
+                problems.append(RowProblem(int(n), "valid_to", f"{valid_to} is not after valid_from {valid_from}"))
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str) and value.strip() == "":
+        return True
+    return False
+
+
+def _to_text(value) -> str:
+    if isinstance(value, bool):
+        raise ValueError("")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    if not isinstance(value, str):
+        raise TypeError("")
+    return value.strip()
+
+
+def _to_int(value) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError("")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not value.is_integer():
+            raise ValueError("")
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.0*)?\s*", value):
+        return int(float(value))
+    raise ValueError("")
+
+
+def _to_number(value) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError("")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("not finite")
+    return number
+
+
+def _to_bool(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("")
+
+
+def _to_date(value) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value.strip()[:10])
+    raise ValueError("")
+
+
+def _to_text_list(value) -> list[str]:
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            value = json.loads(text)
+        else:
+            return [part.strip() for part in re.split(r"[;；]", text) if part.strip()]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = [_to_text(v) for v in value if not _is_missing(v)]
+        return items
+    raise ValueError("")
+
+
+_CONVERTERS = {"text": _to_text, "integer": _to_int, "number": _to_number, "boolean": _to_bool,
+               "date": _to_date, "text_list": _to_text_list}
+_TYPE_WORDS = {"text": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+               "date": "a date (YYYY-MM-DD)", "text_list": "a list of names (separated by ';')"}
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def problems_by_row(problems: Iterable[RowProblem]) -> dict[int | None, list[RowProblem]]:
+    grouped: dict[int | None, list[RowProblem]] = {}
+    for problem in problems:
+        grouped.setdefault(problem.row, []).append(problem)
+    return grouped

@@ -1,0 +1,37 @@
+"""Administrative divisions (行政区划): county, townships (乡镇街道), villages and communities (村/社区)."""
+
+import datetime as dt
+
+from gis_service.layers.base import DIVISION_CODE_PATTERN, Field, Layer, data_source_field
+
+admin_divisions = Layer(
+    id="admin_divisions",
+    table="admin_divisions",
+    title="Administrative divisions",
+    title_zh="行政区划",
+    description="County, township-level (乡/镇/街道) and village-level (村/社区) units with their 12-digit "
+    "statistical codes, population and households. Earlier versions of a unit are kept with valid_to set.",
+    geometry_type="MultiPolygon",
+    fields=(
+        Field("code", "text", "12-digit statistical division code (统计用区划代码).", title_zh="区划代码",
+              required=True, pattern=DIVISION_CODE_PATTERN, unique=True),
+        Field("name", "text", "Standard name.", title_zh="名称", required=True, max_length=100),
+        Field("short_name", "text", "Name without the generic suffix (镇/乡/街道, 村/社区).", title_zh="简称",
+              max_length=100),
+        Field("level", "text", "county, township or village.", title_zh="层级", required=True,
+              enum=("county", "township", "village")),
+        Field("kind", "text", "县, 街道, 镇, 乡, 社区 or 村.", title_zh="类型", required=True,
+              enum=("县", "街道", "镇", "乡", "社区", "村")),
+        Field("parent_code", "text", "Code of the unit it belongs to (none for the county).", title_zh="上级代码",
+              pattern=DIVISION_CODE_PATTERN, references="division"),
+        Field("households", "integer", "Households (户).", title_zh="户数", minimum=0),
+        Field("population", "integer", "Resident population.", title_zh="人口", minimum=0),
+        Field("urban_rural", "text", "urban or rural.", title_zh="城乡分类", enum=("urban", "rural")),
+        Field("valid_from", "date", "First day this version of the unit was in force (default 1949-10-01).",
+              title_zh="生效日期", default=dt.date(1949, 10, 1)),
+        Field("valid_to", "date", "Day this version was replaced; empty while current.", title_zh="失效日期"),
+        data_source_field(),
+    ),
+    temporal=("valid_from", "valid_to"),
+    current_condition="valid_to IS NULL",
+)

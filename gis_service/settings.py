@@ -1,0 +1,67 @@
+"""Configuration, read from the environment (prefix ``GIS_``) or a ``.env`` file.
+
+Nothing here runs at import time: call :func:`get_settings` (the app and the CLI do it once).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Storage CRS: CGCS2000 geographic.
+STORAGE_SRID = 4490
+#: CRS of served GeoJSON (RFC 7946).
+SERVE_SRID = 4326
+
+
+def default_data_dir() -> Path:
+    """The folder that holds the embedded cluster and caches.
+
+    The user's data directory, except for root: PostgreSQL refuses to run as root, so the
+    cluster runs as the ``postgres`` user, which cannot enter ``/root``; root gets ``/var/lib/gis-service``.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/gis-service")
+    return Path(platformdirs.user_data_dir("gis-service"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GIS_", env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql+psycopg:// URL of an existing PostGIS server. Unset: run an embedded cluster.",
+    )
+    data_dir: Path = Field(default_factory=default_data_dir, description="Folder of the embedded cluster.")
+    pg_bin_dir: Path | None = Field(default=None, description="Folder of initdb/pg_ctl; found when unset.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    county_code: str = Field(default="500241", description="6-digit code of the county the service holds.")
+    measure_srid: int = Field(default=4545, description="Projected CRS for lengths, areas and distances.")
+    load_demo: bool = Field(default=True, description="Load the demo county when the database is empty.")
+    demo_scale: int = Field(default=1, ge=1, le=100)
+    demo_seed: int = 20261129
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("GIS_DATABASE_URL must be a postgresql+psycopg:// URL, e.g. postgresql+psycopg://user@host/db")
+        return "postgresql+psycopg://" + value.split("://", 1)[1]
+
+    @cached_property
+    def embedded(self) -> bool:
+        """True when the service runs its own cluster (no database URL configured)."""
+        return self.database_url is None
+
+
+def get_settings(**overrides) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,106 @@
+"""Test fixtures: a real PostGIS database (a throwaway embedded cluster, or GIS_TEST_DATABASE_URL), migrated and
+holding the demo county, and per-test transactions that are rolled back.
+
+There is no skipping: if PostgreSQL or PostGIS is missing, the session fails with the setup message.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from gis_service.api.deps import get_connection
+from gis_service.app import create_app
+from gis_service.db import migrate
+from gis_service.db.cluster import EmbeddedCluster
+from gis_service.db.engine import check_server, create_db_engine
+from gis_service.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cluster_dir() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="gis-test-"))
+    folder.chmod(0o755)  # as root the cluster runs as postgres, which must be able to enter the folder
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(cluster_dir: Path) -> Iterator[str]:
+    """URL of an empty, migrated test database. GIS_TEST_DATABASE_URL must name a throwaway database."""
+    external = os.environ.get("GIS_TEST_DATABASE_URL")
+    if external:
+        check_server(external)
+        migrate.downgrade(external, "base")
+        migrate.upgrade(external)
+        yield external
+        return
+    cluster = EmbeddedCluster(cluster_dir / "data")
+    cluster.start()
+    try:
+        migrate.upgrade(cluster.url())
+        yield cluster.url()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(cluster_dir: Path, database_url: str) -> Settings:
+    return Settings(database_url=database_url, data_dir=cluster_dir / "data", load_demo=False, _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def demo_frames(settings: Settings) -> dict:
+    from gis_service.demo.build import build_demo
+
+    return build_demo(scale=1, seed=settings.demo_seed)
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str, settings: Settings, demo_frames: dict) -> Iterator[sa.Engine]:
+    """The test database holding the demo county (scale 1), loaded once per session."""
+    from gis_service.io.load_demo import load_frames
+
+    engine = create_db_engine(database_url)
+    load_frames(engine, demo_frames, county_code=settings.county_code, measure_srid=settings.measure_srid,
+                replace=True)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def conn(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection inside a transaction that is rolled back after the test: tests never leave data behind."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()
+
+
+@pytest.fixture()
+def client(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> Iterator[TestClient]:
+    """The API, answering from the test's own transaction (rolled back afterwards)."""
+    app = create_app(settings, engine)
+
+    def same_connection() -> Iterator[sa.Connection]:
+        savepoint = conn.begin_nested()
+        try:
+            yield conn
+        finally:
+            if savepoint.is_active:
+                savepoint.rollback()
+
+    app.dependency_overrides[get_connection] = same_connection
+    with TestClient(app) as test_client:
+        yield test_client

@@ -51,11 +51,9 @@ class ImportRejected(InvalidInputError):
         self.total_rows = total_rows
         shown = "\n".join(f"  {p}" for p in problems[:200])
         more = f"\n  ... and {len(problems) - 200} more" if len(problems) > 200 else ""
-        bad_rows = len({p.row for p in problems})
-        super().__init__(
-            f"import into {layer_id} rejected: {bad_rows} of {total_rows} rows have problems; nothing was written.\n"
-            f"{shown}{more}"
-        )
+        bad_rows = len({p.row for p in problems if p.row is not None})
+        what = f"{bad_rows} of {total_rows} rows have problems" if bad_rows else "the file has problems"
+        super().__init__(f"import into {layer_id} rejected: {what}; nothing was written.\n{shown}{more}")
 
 
 class RowProblem:

@@ -17,39 +17,22 @@ character), corrected by a short table of readings that place names and surnames
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin
 
 __all__ = ["romanize", "toneless", "initials", "split_generic"]
 
-# Generic parts (通名), longest first so that 街道 wins over 道 and 大道 over 路.
-GENERICS: tuple[str, ...] = (
-    "土家族苗族自治县",
-    "自治县",
-    "街道",
-    "社区",
-    "大道",
-    "村道",
-    "便道",
-    "支路",
-    "小区",
-    "大桥",
-    "公墓",
-    "县",
-    "镇",
-    "乡",
-    "村",
-    "路",
-    "街",
-    "巷",
-    "河",
-    "江",
-    "溪",
-    "湖",
-    "山",
-    "盖",
-    "桥",
-)
+# Generic parts (通名), longest first so that 街道 wins over 道, 大道 over 路 and 古镇 over 镇.
+# fmt: off
+_GENERIC_SET = {
+    "土家族苗族自治县", "自治县", "县", "街道", "镇", "乡", "社区", "村", "小区",  # divisions, settlements
+    "大道", "路", "街", "巷", "村道", "便道", "支路", "大桥", "桥",  # roads and bridges
+    "河", "江", "溪", "湖", "山", "盖",  # natural features (盖: a flat-topped mountain)
+    "古镇", "景区", "森林公园", "公园", "陵园", "山寨", "边城", "公墓", "站", "医院",  # places and facilities
+}
+# fmt: on
+GENERICS: tuple[str, ...] = tuple(sorted(_GENERIC_SET, key=lambda g: (-len(g), g)))
 
 _NUMBERED_GENERICS = {"桥", "巷", "街", "路"}
 _NUMERALS = set("一二三四五六七八九十")
@@ -102,10 +85,10 @@ def _strip_tones(syllable: str) -> str:
     return unicodedata.normalize("NFC", kept).replace("ü", "v")
 
 
-def _word(text: str) -> str:
+def _word(syllables: list[str]) -> str:
     """One capitalised word: syllables joined, with an apostrophe before a, o, e."""
     parts: list[str] = []
-    for i, syllable in enumerate(_syllables(text)):
+    for i, syllable in enumerate(syllables):
         if i > 0 and syllable[:1].lower() in _VOWEL_START:
             parts.append("'")
         parts.append(syllable)
@@ -127,6 +110,7 @@ def split_generic(name: str) -> tuple[str, str]:
     return name, ""
 
 
+@lru_cache(maxsize=65536)
 def romanize(name: str) -> str:
     """Hanyu Pinyin with tone marks, specific and generic as separate capitalised words.
 
@@ -137,10 +121,11 @@ def romanize(name: str) -> str:
         return ""
     if name in _SPECIAL:
         return _SPECIAL[name]
+    syllables = _syllables(name)
     specific, generic = split_generic(name)
-    if not generic or len(specific) < 2:
-        return _word(name)
-    return f"{_word(specific)} {_word(generic)}"
+    if not generic or len(specific) < 2 or len(syllables) != len(name):
+        return _word(syllables)
+    return f"{_word(syllables[: len(specific)])} {_word(syllables[len(specific) :])}"
 
 
 def toneless(name: str) -> str:

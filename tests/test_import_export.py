@@ -11,7 +11,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 
-from gis_service.errors import ImportRejected, InvalidInputError
+from gis_service.errors import ImportRejected, InvalidInputError, UnknownLayerError
 from gis_service.io.files import write_export
 from gis_service.io.layers_io import import_into, read_layer
 from gis_service.layers import get_layer
@@ -22,7 +22,7 @@ def _count(conn: sa.Connection, table: str) -> int:
     return conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
-def _settlements_file(conn: sa.Connection, path: Path, *, rows: int = 3000) -> gpd.GeoDataFrame:
+def _settlements_file(conn: sa.Connection, path: Path, *, rows: int = 2500) -> gpd.GeoDataFrame:
     frame = read_layer(conn, get_layer("settlements")).head(rows).drop(columns=["id"])
     frame["name"] = frame["name"] + "新区"
     write_export(frame, path, fmt="geojson", layer_name="settlements")
@@ -36,15 +36,15 @@ def test_one_invalid_feature_among_thousands_writes_nothing_and_is_named(
     document = json.loads(path.read_text())
     document["features"][1233]["geometry"] = {"type": "Polygon", "coordinates": [[
         [109.0, 28.4], [109.01, 28.41], [109.01, 28.4], [109.0, 28.41], [109.0, 28.4]]]}
-    document["features"][2500]["properties"]["households"] = -3
+    document["features"][2400]["properties"]["households"] = -3
     path.write_text(json.dumps(document, ensure_ascii=False))
     before = _count(conn, "settlements")
     with pytest.raises(ImportRejected) as caught:
         import_into(conn, settings, "settlements", path)
     message = str(caught.value)
-    assert "2 of 3000 rows have problems; nothing was written" in message
+    assert "2 of 2500 rows have problems; nothing was written" in message
     assert "row 1234, geometry: is a Polygon; settlements holds Point geometries" in message
-    assert "row 2501, households: -3 is below the minimum 0" in message
+    assert "row 2401, households: -3 is below the minimum 0" in message
     assert _count(conn, "settlements") == before
 
 
@@ -54,9 +54,9 @@ def test_a_good_file_is_written_whole_with_measured_lengths(
     _settlements_file(conn, path)
     before = _count(conn, "settlements")
     result, note = import_into(conn, settings, "settlements", path)
-    assert result.rows_written == 3000
+    assert result.rows_written == 2500
     assert "EPSG:4326" in note or "OGC:CRS84" in note
-    assert _count(conn, "settlements") == before + 3000
+    assert _count(conn, "settlements") == before + 2500
 
     roads = tmp_path / "roads.gpkg"
     frame = read_layer(conn, get_layer("roads")).head(50).drop(columns=["id"])
@@ -131,7 +131,7 @@ def test_malformed_and_unknown_inputs_are_refused_plainly(
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(InvalidInputError, match="not a readable zip"):
         import_into(conn, settings, "settlements", corrupt)
-    with pytest.raises(InvalidInputError, match="unknown layer 'graves'"):
+    with pytest.raises(UnknownLayerError, match="unknown layer 'graves'"):
         import_into(conn, settings, "graves", broken)
     with pytest.raises(InvalidInputError, match="unknown coordinate reference system"):
         import_into(conn, settings, "settlements", broken, crs="EPSG:99999999")

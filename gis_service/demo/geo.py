@@ -60,9 +60,7 @@ class StorageTransform:
         return shapely.transform(geom, self.coords)
 
 
-def sample_in_polygon(
-    polygon, n: int, rng: np.random.Generator, *, max_rounds: int = 200
-) -> np.ndarray:
+def sample_in_polygon(polygon, n: int, rng: np.random.Generator, *, max_rounds: int = 200) -> np.ndarray:
     """``n`` points drawn uniformly inside ``polygon`` (rejection sampling), as an (n, 2) array."""
     minx, miny, maxx, maxy = polygon.bounds
     shapely.prepare(polygon)
@@ -267,3 +265,19 @@ class Partition:
                 continue
             out.setdefault((min(ka, kb), max(ka, kb)), []).append((a, b))
         return out
+
+
+def near_line(xy: np.ndarray, line, distance: float) -> np.ndarray:
+    """Which points of an (n, 2) array lie within ``distance`` of ``line`` (fast for long lines)."""
+    if not len(xy):
+        return np.zeros(0, dtype=bool)
+    tree = shapely.STRtree(shapely.points(xy))
+    hits = tree.query(segments(np.asarray(line.coords)), predicate="dwithin", distance=distance)
+    out = np.zeros(len(xy), dtype=bool)
+    out[hits[1]] = True
+    return out
+
+
+def segments(coords: np.ndarray) -> np.ndarray:
+    """The straight segments of a coordinate sequence, as an array of 2-point LineStrings."""
+    return shapely.linestrings(np.stack([coords[:-1], coords[1:]], axis=1))

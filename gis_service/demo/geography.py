@@ -113,7 +113,9 @@ def urban_area_metric() -> shapely.Polygon:
     """The compact urban area shared by the five 街道 (a lobed disc around the county seat), EPSG:4545."""
     seat = county_seat_metric()
     theta = np.linspace(0, 2 * np.pi, 97)[:-1]
-    radius = URBAN_AREA_RADIUS_M * (1 + 0.10 * np.sin(2 * theta + 0.7) + 0.06 * np.sin(3 * theta + 2.1))
+    radius = URBAN_AREA_RADIUS_M * (
+        1 + 0.14 * np.sin(2 * theta + 0.7) + 0.09 * np.sin(3 * theta + 2.1) + 0.05 * np.sin(5 * theta + 0.4)
+    )
     ring = seat + np.column_stack([radius * np.cos(theta), radius * np.sin(theta)])
     return shapely.set_precision(shapely.Polygon(ring), geo.GRID_M)
 

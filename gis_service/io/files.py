@@ -58,6 +58,8 @@ def read_layer_file(path: Path, *, layer: Layer, crs: str | None = None) -> tupl
         frame = _read_csv(path)
     else:
         frame = _read_gdal(path, layer=layer, suffix=suffix)
+        if suffix in (".shp", ".zip"):
+            frame = _restore_shapefile_names(frame, layer)
     if declared is not None:
         frame = frame.set_crs(declared, allow_override=True)
         source = f"coordinates read as {declared.to_string()} (from --crs)"
@@ -96,6 +98,19 @@ def _read_gdal(path: Path, *, layer: Layer, suffix: str) -> gpd.GeoDataFrame:
 #: Limits on what a zip may expand to, against zip bombs.
 MAX_ZIP_MEMBERS = 1000
 MAX_ZIP_BYTES = 2 * 1024**3
+
+
+def _restore_shapefile_names(frame: gpd.GeoDataFrame, layer: Layer) -> gpd.GeoDataFrame:
+    """Shapefiles cut field names to 10 characters (nursing_beds → nursing_be): give back the layer's names
+    where exactly one field starts with the cut name."""
+    renames = {}
+    for column in frame.columns:
+        if column in layer.field_names or len(column) != 10:
+            continue
+        matches = [name for name in layer.field_names if name.startswith(column)]
+        if len(matches) == 1:
+            renames[column] = matches[0]
+    return frame.rename(columns=renames)
 
 
 def _check_zip(path: Path) -> None:

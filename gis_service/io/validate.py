@@ -80,7 +80,8 @@ def validate_frame(layer: Layer, frame: gpd.GeoDataFrame, context: ValidationCon
         values = frame[spec.name].tolist() if spec.name in frame.columns else [None] * len(frame)
         clean[spec.name] = [_check_value(spec, value, int(n), problems) for value, n in zip(values, row_numbers)]
     clean["geom"] = _validate_geometries(layer, frame.geometry.values, row_numbers, context, problems)
-    result = pd.DataFrame(clean)
+    # object columns keep None as None (pandas 3 would turn None into NaN in a str column)
+    result = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in clean.items()})
     _check_cross_row_rules(layer, result, row_numbers, context, problems)
     problems.sort(key=lambda p: (p.row or 0))
     return result, problems

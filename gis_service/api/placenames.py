@@ -1,0 +1,104 @@
+"""The place-name office's look-ups (地名查询): search, type-ahead, reverse look-up, duplicate check, one record.
+
+Thin: parameters are checked and handed to :mod:`gis_service.search.queries`. Answers are GeoJSON in
+EPSG:4326 (RFC 7946, lon/lat); bad parameters are 400 with a message saying what to send instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from gis_service.api.deps import ConnectionDep, SettingsDep
+from gis_service.errors import InvalidInputError
+from gis_service.search import queries
+from gis_service.search.normalize import MAX_QUERY_LENGTH
+
+router = APIRouter(prefix="/placenames", tags=["place names"])
+
+QueryText = Annotated[str | None, Query(
+    description="What the user typed: a standard name or its short form (石堤镇, 石堤), toneless pinyin with or "
+    "without spaces (shidi, shi di zhen; ü as v or u), pinyin initials (sdz), a name with one wrong, missing or "
+    f"extra character (including a homophone), or a former name (孝溪乡). At most {MAX_QUERY_LENGTH} characters.")]
+Limit = Annotated[int, Query(description="How many answers at most (1 to 100).")]
+
+
+@router.get("/search", summary="Find place names",
+            description="Place names matching q, best first, as a GeoJSON FeatureCollection (EPSG:4326). Each "
+            "feature has `score` (0..1) and `match`: exact, short_name, former_name, prefix, pinyin, initials, "
+            "pinyin_prefix, initials_prefix, typo or fuzzy. Exact matches come before prefixes before the rest; "
+            "among equals the higher administrative level, then the nearer (with `near`). A former name is "
+            "answered with the current name that replaced it, with `former_name` and a `note`.")
+def search(
+    conn: ConnectionDep,
+    settings: SettingsDep,
+    q: QueryText = None,
+    category: Annotated[str | None, Query(
+        description="Only this category: administrative (行政区划), settlement (居民点), road (道路街巷), natural "
+        "(自然地理实体), memorial (纪念地/名胜) or facility (设施).")] = None,
+    division: Annotated[str | None, Query(
+        description="Only names inside this administrative division and everything below it: its 6-, 9- or "
+        "12-digit statistical code, e.g. 500241107000 (石堤镇).")] = None,
+    near: Annotated[str | None, Query(
+        description="lon,lat in EPSG:4326: nearer names rank first among equally good matches, and each answer "
+        "carries distance_m.", examples=["108.99,28.45"])] = None,
+    radius_m: Annotated[float | None, Query(
+        description="With near: only names within this many metres of the point.")] = None,
+    status: Annotated[str | None, Query(
+        description="current (default: former names answer with their successor), historical (only names no "
+        "longer in use, as themselves) or all (every record as itself).")] = "current",
+    limit: Limit = 10,
+) -> dict:
+    filters = queries.check_filters(conn, category=category, division=division, near=near, radius_m=radius_m,
+                                    status=status)
+    return queries.search(conn, q, filters, measure_srid=settings.measure_srid, limit=queries.check_limit(limit))
+
+
+@router.get("/autocomplete", summary="Type-ahead suggestions",
+            description="Up to 10 current place names whose name, short name, pinyin or pinyin initials start "
+            "with q, best first (GeoJSON FeatureCollection with `score` and `match`).")
+def autocomplete(conn: ConnectionDep, settings: SettingsDep, q: QueryText = None,
+                 limit: Annotated[int, Query(description="How many suggestions at most (1 to 20).")] = 10) -> dict:
+    return queries.autocomplete(conn, q, measure_srid=settings.measure_srid,
+                                limit=queries.check_limit(limit, maximum=20))
+
+
+@router.get("/reverse", summary="What is here",
+            description="The county, township and village containing a point, the nearest named road with its "
+            "distance in metres (measured in the county's Gauss-Krüger zone), and the nearest current place names.")
+def reverse(
+    conn: ConnectionDep,
+    settings: SettingsDep,
+    lon: Annotated[float | None, Query(description="Longitude in EPSG:4326 (CGCS2000 is treated as the same).")] = None,
+    lat: Annotated[float | None, Query(description="Latitude in EPSG:4326.")] = None,
+    nearest: Annotated[int, Query(description="How many nearest place names (1 to 50).")] = 5,
+) -> dict:
+    if lon is None or lat is None:
+        raise InvalidInputError("reverse needs lon and lat in EPSG:4326, e.g. ?lon=108.99&lat=28.45")
+    return queries.reverse(conn, lon, lat, measure_srid=settings.measure_srid,
+                           nearest=queries.check_limit(nearest, maximum=50))
+
+
+@router.get("/check", summary="Would a new name clash",
+            description="Before naming a road or a settlement: the existing names in the county (current and "
+            "historical) that the proposed name would clash with: the same name, the same pinyin (同音), or one "
+            "character apart. `clear` is true when there are none.")
+def check(
+    conn: ConnectionDep,
+    name: Annotated[str | None, Query(description="The proposed standard name, in Chinese characters.")] = None,
+    division: Annotated[str | None, Query(
+        description="Code of the division the new name is for: clashes inside it are marked same_division and "
+        "listed first.")] = None,
+) -> dict:
+    return queries.check_name(conn, name, division=division)
+
+
+@router.get("/{place_name_id}", summary="One place name with its history",
+            description="The record with its meaning, origin and history, the former names that lead to it, its "
+            "successor when it is no longer current, and every recorded change (what, who, when).")
+def get_place_name(
+    conn: ConnectionDep,
+    place_name_id: Annotated[int, Path(description="Id of the place name.")],
+) -> dict:
+    return queries.place_name_detail(conn, place_name_id)

@@ -1,0 +1,113 @@
+"""The gazetteer export in the field order of the national place-name database (国家地名信息库).
+
+Fields, in order: standard name (标准名称), Roman-alphabet spelling (罗马字母拼写), category (类别),
+division (所属行政区划), location (地理位置), meaning (含义), origin (来历), history (历史沿革); then the
+service's own: status, heritage listing, former names, division code, lon, lat and id.
+CSV is UTF-8 with a byte-order mark (Excel opens it as UTF-8); GeoJSON is EPSG:4326 (RFC 7946).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from gis_service.errors import InvalidInputError
+
+EXPORT_FORMATS = ("csv", "geojson")
+
+#: (field, Chinese header of the national database) in the national order.
+NATIONAL_FIELDS: tuple[tuple[str, str], ...] = (
+    ("standard_name", "标准名称"),
+    ("roman_spelling", "罗马字母拼写"),
+    ("category", "类别"),
+    ("division", "所属行政区划"),
+    ("location", "地理位置"),
+    ("meaning", "含义"),
+    ("origin", "来历"),
+    ("history", "历史沿革"),
+)
+EXTRA_FIELDS: tuple[tuple[str, str], ...] = (
+    ("status", "状态"),
+    ("heritage_listed", "地名文化遗产"),
+    ("former_names", "曾用名"),
+    ("division_code", "区划代码"),
+    ("lon", "经度"),
+    ("lat", "纬度"),
+    ("id", "编号"),
+)
+CATEGORY_ZH = {"administrative": "行政区划", "settlement": "居民点", "road": "道路街巷", "natural": "自然地理实体",
+               "memorial": "纪念地/名胜", "facility": "设施"}
+STATUS_ZH = {"current": "现行", "historical": "历史", "cancelled": "注销"}
+
+# The division written out from the county down (秀山土家族苗族自治县石堤镇高桥村), from its code.
+_SQL = """
+SELECT p.id, p.name, coalesce(p.pinyin_manual, p.pinyin) AS spelling, p.category, p.division_code,
+       p.meaning, p.origin, p.history, p.status, p.heritage_listed,
+       concat_ws('', c.name, t.name, v.name) AS division,
+       (SELECT string_agg(f.name, '；' ORDER BY f.id) FROM place_names f WHERE f.successor_id = p.id) AS former_names,
+       ST_X(ST_Transform(p.geom, 4326)) AS lon, ST_Y(ST_Transform(p.geom, 4326)) AS lat
+FROM place_names p
+LEFT JOIN admin_divisions c ON c.code = left(p.division_code, 6) || '000000' AND c.valid_to IS NULL
+LEFT JOIN admin_divisions t ON t.code = left(p.division_code, 9) || '000' AND t.code <> c.code
+                             AND t.valid_to IS NULL
+LEFT JOIN admin_divisions v ON v.code = p.division_code AND v.code <> left(p.division_code, 9) || '000'
+                             AND v.valid_to IS NULL
+ORDER BY p.division_code NULLS LAST, p.category, p.name, p.id
+"""
+
+
+def place_name_records(conn: sa.Connection) -> list[dict]:
+    """Every place name (current, historical and cancelled) as a dict in the national field order, then extras."""
+    records = []
+    for row in conn.execute(sa.text(_SQL)):
+        lon, lat = round(row.lon, 7), round(row.lat, 7)
+        records.append({
+            "standard_name": row.name,
+            "roman_spelling": row.spelling or "",
+            "category": CATEGORY_ZH.get(row.category, row.category),
+            "division": row.division or "",
+            "location": f"{lon:.7f}, {lat:.7f}",
+            "meaning": row.meaning or "",
+            "origin": row.origin or "",
+            "history": row.history or "",
+            "status": STATUS_ZH.get(row.status, row.status),
+            "heritage_listed": "是" if row.heritage_listed else "否",
+            "former_names": row.former_names or "",
+            "division_code": row.division_code or "",
+            "lon": lon,
+            "lat": lat,
+            "id": row.id,
+        })
+    return records
+
+
+def export_place_names(engine: sa.Engine, path: Path, *, fmt: str) -> tuple[Path, int]:
+    """Write the gazetteer to ``path`` as CSV (Chinese headers, national order) or GeoJSON (EPSG:4326 points,
+    properties in the same order). Returns the path and the number of records."""
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInputError(f"place names export as {' or '.join(EXPORT_FORMATS)}; got --format {fmt}")
+    with engine.connect() as conn:
+        records = place_name_records(conn)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = NATIONAL_FIELDS + EXTRA_FIELDS
+    if fmt == "csv":
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([header for _, header in fields])
+            for record in records:
+                writer.writerow([record[name] for name, _ in fields])
+        return path, len(records)
+    features = [{
+        "type": "Feature",
+        "id": record["id"],
+        "geometry": {"type": "Point", "coordinates": [record["lon"], record["lat"]]},
+        "properties": {name: record[name] for name, _ in fields if name not in ("lon", "lat")},
+    } for record in records]
+    document = {"type": "FeatureCollection", "name": "place_names",
+                "field_titles_zh": {name: header for name, header in fields}, "features": features}
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=None), encoding="utf-8")
+    return path, len(records)

@@ -1,0 +1,238 @@
+"""Benchmark place-name search and type-ahead over real HTTP on a large gazetteer.
+
+    .venv/bin/python scripts/bench_search.py --scale 100
+
+Builds a throwaway embedded PostGIS cluster in a temporary folder (never the user's data), loads the demo
+county (``build_demo(scale=--demo-scale)``, 1 by default) and tops the gazetteer up with SYNTHETIC place names
+until it holds at least ``--scale`` x 1,000 names (100 -> 100,000): names made of real Xiushan name parts and
+common generics at random points in the county, labelled ``data_source = 'synthetic (bench_search.py)'``.
+(``build_demo(scale=100)`` would multiply the gazetteer too, but takes far longer to build; the search only
+sees names, keys and points, so synthetic names load the same indexes.) It then serves the app with uvicorn on
+127.0.0.1 in a subprocess, sends a mixed list of queries one at a time over a keep-alive HTTP connection, and
+prints p50/p95/p99 latency for /placenames/search and /placenames/autocomplete against the targets
+(search p95 <= 20 ms, autocomplete p95 <= 10 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SEARCH_TARGET_P95_MS = 20.0
+AUTOCOMPLETE_TARGET_P95_MS = 10.0
+SYNTHETIC = "synthetic (bench_search.py)"
+GENERICS = ("组", "寨", "湾", "坡", "沟", "坪", "坝", "院子", "新村", "小区", "路", "巷", "街", "桥", "河", "山", "岭",
+            "堡", "冲", "垭口", "大道", "水库", "小学", "卫生室")
+XIUSHAN_BBOX = (108.75, 28.20, 109.25, 28.85)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def synthetic_names(parts: list[str], count: int, *, seed: int) -> list[tuple[str, str, float, float]]:
+    """(name, category, lon, lat) for ``count`` synthetic place names built from real name parts."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        stem = rng.choice(parts)
+        if rng.random() < 0.5:
+            stem = stem[: rng.randint(1, max(1, len(stem)))] + rng.choice(parts)[:1]
+        generic = rng.choice(GENERICS)
+        category = "road" if generic in ("路", "巷", "街", "大道", "桥") else \
+            "natural" if generic in ("河", "山", "岭", "水库") else \
+            "facility" if generic in ("小学", "卫生室") else "settlement"
+        rows.append((stem + generic, category, rng.uniform(XIUSHAN_BBOX[0], XIUSHAN_BBOX[2]),
+                     rng.uniform(XIUSHAN_BBOX[1], XIUSHAN_BBOX[3])))
+    return rows
+
+
+def build_database(url: str, *, scale: int, demo_scale: int, seed: int) -> int:
+    """Migrate, load the demo county and top up the gazetteer; returns the number of place names."""
+    import sqlalchemy as sa
+
+    from gis_service.db import migrate
+    from gis_service.demo.build import build_demo
+    from gis_service.io.load_demo import load_frames
+
+    started = time.perf_counter()
+    migrate.upgrade(url)
+    engine = sa.create_engine(url)
+    frames = build_demo(scale=demo_scale, seed=seed)
+    load_frames(engine, frames, county_code="500241", measure_srid=4545, replace=True)
+    print(f"demo county (scale {demo_scale}) loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    with engine.begin() as conn:
+        have = conn.execute(sa.text("SELECT count(*) FROM place_names")).scalar_one()
+        parts = sorted({n for (n,) in conn.execute(sa.text(
+            "SELECT name_short FROM place_names WHERE category IN ('administrative', 'settlement')"))})
+        wanted = max(0, scale * 1000 - have)
+        rows = synthetic_names(parts, wanted, seed=seed)
+        raw = conn.connection.driver_connection
+        started = time.perf_counter()
+        with raw.cursor() as cursor, cursor.copy(
+                "COPY place_names (name, category, data_source, geom) FROM STDIN") as copy:
+            for name, category, lon, lat in rows:
+                copy.write_row((name, category, SYNTHETIC, f"SRID=4490;POINT({lon:.7f} {lat:.7f})"))
+        print(f"{len(rows):,} synthetic place names added in {time.perf_counter() - started:.0f} s", flush=True)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE place_names"))
+        total = conn.execute(sa.text("SELECT count(*) FROM place_names")).scalar_one()
+    engine.dispose()
+    return total
+
+
+def query_lists(url: str, *, seed: int) -> tuple[list[str], list[str]]:
+    """A mixed list of search queries (real and synthetic names typed every way) and of type-ahead prefixes."""
+    import sqlalchemy as sa
+
+    from gis_service.pinyin import toneless
+
+    rng = random.Random(seed)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        divisions = [n for (n,) in conn.execute(sa.text(
+            "SELECT name FROM place_names WHERE category = 'administrative' AND status = 'current' ORDER BY id"))]
+        others = [n for (n,) in conn.execute(sa.text(
+            "SELECT name FROM place_names WHERE category <> 'administrative' ORDER BY random() LIMIT 400"))]
+    engine.dispose()
+    search: list[str] = ["孝溪乡", "清溪场镇", "涌洞乡", "石堤镇高桥村", "秀山县中和街道", "qxc", "sdz"]
+    for name in rng.sample(divisions, 120) + rng.sample(others, 80):
+        syllables = toneless(name).split()
+        variants = [name, name[:-1] if len(name) > 2 else name, "".join(syllables), " ".join(syllables),
+                    "".join(s[0] for s in syllables)]
+        if len(name) >= 3:
+            i = rng.randrange(len(name) - 1)
+            variants.append(name[:i] + "甲" + name[i + 1:])  # one wrong character
+            variants.append(name[:i] + name[i + 1:])  # one missing
+        search.append(rng.choice(variants))
+    complete: list[str] = []
+    for name in rng.sample(divisions, 100) + rng.sample(others, 50):
+        key = "".join(toneless(name).split())
+        complete += [name[: rng.randint(1, max(1, len(name) - 1))], key[: rng.randint(1, max(1, len(key) - 1))]]
+    rng.shuffle(search)
+    rng.shuffle(complete)
+    return search, complete
+
+
+def measure(base: str, path: str, queries: list[str], *, rounds: int) -> list[float]:
+    import httpx
+
+    timings = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for q in queries[:20]:  # warm-up
+            client.get(path, params={"q": q}).raise_for_status()
+        for _ in range(rounds):
+            for q in queries:
+                started = time.perf_counter()
+                response = client.get(path, params={"q": q})
+                timings.append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+    return timings
+
+
+def summary(label: str, timings: list[float], target_p95: float) -> str:
+    ordered = sorted(timings)
+    p = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    verdict = "meets" if p(0.95) <= target_p95 else "MISSES"
+    return (f"{label:<13} n={len(ordered):>5}  p50 {p(0.50):6.1f} ms  p95 {p(0.95):6.1f} ms  p99 {p(0.99):6.1f} ms  "
+            f"mean {statistics.fmean(ordered):6.1f} ms  (target p95 <= {target_p95:.0f} ms: {verdict})")
+
+
+def serve(url: str, port: int) -> None:
+    """Subprocess mode: serve the app on 127.0.0.1:port from the database at url."""
+    import uvicorn
+
+    from gis_service.app import create_app
+    from gis_service.db.engine import create_db_engine
+    from gis_service.settings import Settings
+
+    settings = Settings(database_url=url, load_demo=False, _env_file=None)
+    engine = create_db_engine(url, pool_size=8)
+    uvicorn.run(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=int, default=100, help="Place names in thousands (100 -> 100,000).")
+    parser.add_argument("--demo-scale", type=int, default=1, help="Scale of build_demo before the top-up.")
+    parser.add_argument("--rounds", type=int, default=3, help="Times each query list is sent.")
+    parser.add_argument("--seed", type=int, default=20261129)
+    parser.add_argument("--url", help="Benchmark this existing (migrated, loaded) database instead of building one.")
+    parser.add_argument("--serve", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return
+
+    if args.url:
+        run(args.url, args, total=None)
+        return
+
+    from gis_service.db.cluster import EmbeddedCluster
+
+    folder = Path(tempfile.mkdtemp(prefix="gis-bench-"))
+    folder.chmod(0o755)  # as root the cluster runs as postgres, which must be able to enter the folder
+    try:
+        with EmbeddedCluster(folder / "data").running() as cluster:
+            url = cluster.url()
+            total = build_database(url, scale=args.scale, demo_scale=args.demo_scale, seed=args.seed)
+            run(url, args, total=total)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(url: str, args: argparse.Namespace, *, total: int | None) -> None:
+    """Serve the database at ``url`` in a subprocess and measure both endpoints over HTTP."""
+    import sqlalchemy as sa
+
+    if total is None:
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            total = conn.execute(sa.text("SELECT count(*) FROM place_names")).scalar_one()
+        engine.dispose()
+    search_queries, complete_queries = query_lists(url, seed=args.seed)
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--serve", url, str(port)],
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(base)
+        search_ms = measure(base, "/placenames/search", search_queries, rounds=args.rounds)
+        complete_ms = measure(base, "/placenames/autocomplete", complete_queries, rounds=args.rounds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    load = os.getloadavg()
+    print(f"\nplace names: {total:,}; HTTP on 127.0.0.1, one client, {os.cpu_count()} CPUs, "
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(summary("search", search_ms, SEARCH_TARGET_P95_MS))
+    print(summary("autocomplete", complete_ms, AUTOCOMPLETE_TARGET_P95_MS))
+
+
+def _wait_for(base: str, timeout_s: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/placenames/autocomplete", params={"q": "石"}, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the server at {base} did not answer within {timeout_s:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

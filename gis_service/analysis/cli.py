@@ -1,0 +1,227 @@
+"""``gis-service analyse coverage|service-areas|facility-area|indicators|site-suggestions ... --out FILE``.
+
+Each command prints a summary and writes the answer: ``.geojson`` (EPSG:4326 features: service-area polygons,
+unserved settlements, suggested sites), ``.csv`` (one row per unit, facility or indicator) or ``.json`` (the API's
+answer as is).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+analysis_app = typer.Typer(help="Coverage along the road network, service areas, floor area per 100 households, "
+                                "the plan's indicators and site suggestions.", no_args_is_help=True)
+
+LayerOption = Annotated[str, typer.Option(help="elder_care, community_centres or cemeteries.")]
+KindOption = Annotated[str | None, typer.Option(help="Facility kind within the layer (default: every kind).")]
+MinutesOption = Annotated[float, typer.Option(help="Travel time limit in minutes (0-120].")]
+ModeOption = Annotated[str, typer.Option(help="walk, cycle or drive.")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write the answer to FILE (.geojson, .csv or .json).")]
+
+FORMATS = (".geojson", ".csv", ".json")
+
+
+def _check_out(out: Path | None) -> None:
+    from gis_service.errors import InvalidInputError
+
+    if out is not None and out.suffix.lower() not in FORMATS:
+        raise InvalidInputError(f"--out must end in {', '.join(FORMATS)}; got {out.name}")
+
+
+def _run(task: str, compute, *, steps: int = 3):
+    """Run ``compute(conn, advance)`` against the service's database with a progress bar of ``steps`` steps."""
+    from gis_service.analysis.travel import AnalysisSettings
+    from gis_service.cli import database, get_settings, progress_bar
+
+    settings = get_settings()
+    with database(settings) as engine, progress_bar() as bar:
+        job = bar.add_task(task, total=steps)
+        bar.update(job, description=f"{task}: connecting")
+        with engine.connect() as conn:
+            bar.advance(job)
+            bar.update(job, description=f"{task}: network")
+            from gis_service.analysis.network import ensure_network
+
+            ensure_network(conn, measure_srid=settings.measure_srid, settings=AnalysisSettings())
+            bar.advance(job)
+            bar.update(job, description=f"{task}: computing")
+            answer = compute(conn, settings, AnalysisSettings(), bar, job)
+            conn.commit()
+            bar.update(job, completed=steps, description=f"{task}: done")
+    return answer
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+                             for k, v in row.items()})
+
+
+def _write_json(path: Path, body: dict) -> None:
+    path.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _points(rows: list[dict], parameters: dict) -> dict:
+    return {"type": "FeatureCollection", "parameters": parameters, "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+         "properties": {k: v for k, v in r.items() if k not in ("lon", "lat")}} for r in rows]}
+
+
+def _echo(text: str) -> None:
+    from gis_service.cli import out
+
+    out.print(text, highlight=False, soft_wrap=True)
+
+
+def _parameters(answer: dict) -> dict:
+    keys = ("method", "layer", "kind", "mode", "speed_kmh", "speeds_kmh_by_road_class", "minutes", "limit_s",
+            "limit_m", "group_by", "k")
+    return {k: answer[k] for k in keys if k in answer}
+
+
+@analysis_app.command("coverage")
+def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
+                     mode: ModeOption = "walk",
+                     group_by: Annotated[str, typer.Option(help="county, township or village.")] = "township",
+                     method: Annotated[str, typer.Option(help="network or euclidean.")] = "network",
+                     out: OutOption = None) -> None:
+    """Households served and not served per unit; .geojson writes the unserved settlements, .csv the units."""
+    from gis_service.analysis.coverage import coverage
+
+    _check_out(out)
+    answer = _run("coverage", lambda conn, s, a, bar, job: coverage(
+        conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
+        measure_srid=s.measure_srid, settings=a))
+    t = answer["totals"]
+    _echo(f"{answer['method']} coverage of {layer}{' / ' + kind if kind else ''} within {answer['minutes']:g} min "
+          f"{answer['mode']} ({answer['speed_kmh']} km/h, {answer['limit_m']:,.0f} m): "
+          f"{t['served_households']:,} of {t['households']:,} households ({t['coverage_percent']} %), "
+          f"{t['unserved_settlements']:,} settlements unserved")
+    if out is None:
+        return
+    if out.suffix.lower() == ".geojson":
+        _write_json(out, _points(answer["unserved"], _parameters(answer)))
+    elif out.suffix.lower() == ".csv":
+        _write_csv(out, [{**_parameters(answer), **row} for row in answer["units"]])
+    else:
+        _write_json(out, answer)
+    _echo(f"wrote {out}")
+
+
+@analysis_app.command("service-areas")
+def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
+                          mode: ModeOption = "walk",
+                          buffer_m: Annotated[float, typer.Option(help="Metres the reached roads are grown by.")] = 50,
+                          out: OutOption = None) -> None:
+    """One polygon per facility from the roads reachable in time; .csv writes the facilities' figures."""
+    from gis_service.analysis.service_areas import service_areas
+
+    _check_out(out)
+    answer = _run("service areas", lambda conn, s, a, bar, job: service_areas(
+        conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m, measure_srid=s.measure_srid,
+        settings=a))
+    _echo(f"{len(answer['features']):,} service areas ({answer['parameters']['minutes']:g} min "
+          f"{answer['parameters']['mode']}, {answer['parameters']['limit_m']:,.0f} m)")
+    if out is None:
+        return
+    if out.suffix.lower() == ".csv":
+        _write_csv(out, [{**answer["parameters"], **f["properties"]} for f in answer["features"]])
+    else:
+        _write_json(out, answer)
+    _echo(f"wrote {out}")
+
+
+@analysis_app.command("facility-area")
+def facility_area_command(level: Annotated[str, typer.Option(help="village, township or county.")] = "village",
+                          out: OutOption = None) -> None:
+    """Community service floor area per 100 households against the 30 m² target."""
+    from gis_service.analysis.facility_area import facility_area
+
+    _check_out(out)
+    answer = _run("facility area", lambda conn, s, a, bar, job: facility_area(conn, level=level))
+    t = answer["totals"]
+    _echo(f"{t['units_meeting_target']} of {t['units']} {level} units meet "
+          f"{answer['target_m2_per_100_households']:g} m² per 100 households; shortfall {t['shortfall_m2']:,.0f} m²")
+    if out is None:
+        return
+    if out.suffix.lower() == ".csv":
+        _write_csv(out, answer["units"])
+    elif out.suffix.lower() == ".geojson":
+        from gis_service.errors import InvalidInputError
+
+        raise InvalidInputError("facility-area writes .csv or .json")
+    else:
+        _write_json(out, answer)
+    _echo(f"wrote {out}")
+
+
+@analysis_app.command("indicators")
+def indicators_command(out: OutOption = None) -> None:
+    """The plan's indicators: value, target, met."""
+    from gis_service.analysis.indicators import indicators
+
+    _check_out(out)
+    answer = _run("indicators", lambda conn, s, a, bar, job: indicators(conn, measure_srid=s.measure_srid,
+                                                                         settings=a))
+    for item in answer["indicators"]:
+        mark = {True: "met", False: "NOT met", None: "n/a"}[item["met"]]
+        _echo(f"{item['title_zh']}: {item['value']} {item['unit']} (target {item['comparison']} {item['target']:g}) "
+              f"{mark}")
+    if out is None:
+        return
+    if out.suffix.lower() == ".csv":
+        _write_csv(out, answer["indicators"])
+    elif out.suffix.lower() == ".geojson":
+        from gis_service.errors import InvalidInputError
+
+        raise InvalidInputError("indicators writes .csv or .json")
+    else:
+        _write_json(out, answer)
+    _echo(f"wrote {out}")
+
+
+@analysis_app.command("site-suggestions")
+def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption = None,
+                             minutes: MinutesOption = 15, mode: ModeOption = "walk",
+                             k: Annotated[int, typer.Option(help="Number of new sites.")] = 3,
+                             max_candidates: Annotated[int, typer.Option(help="Candidate sites tried.")] = 3000,
+                             out: OutOption = None) -> None:
+    """k new sites that together serve the most unserved households (greedy maximal covering)."""
+    from gis_service.analysis.sites import site_suggestions
+
+    _check_out(out)
+
+    def compute(conn, s, a, bar, job):
+        sub = bar.add_task("candidate sites", total=None)
+        answer = site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k,
+                                  max_candidates=max_candidates, measure_srid=s.measure_srid, settings=a,
+                                  on_progress=lambda done, total: bar.update(sub, completed=done, total=total))
+        bar.update(sub, visible=False)
+        return answer
+
+    answer = _run("site suggestions", compute)
+    for site in answer["sites"]:
+        _echo(f"{site['rank']}. at {site['at_settlement_name']} ({site['lon']}, {site['lat']}): "
+              f"+{site['newly_served_households']:,} households")
+    _echo(f"{answer['newly_served_households']:,} of {answer['unserved_households_before']:,} unserved households "
+          f"newly served; {answer['bound']['guarantee']}; upper bound {answer['bound']['upper_bound_households']:,}")
+    if out is None:
+        return
+    if out.suffix.lower() == ".geojson":
+        _write_json(out, _points(answer["sites"], _parameters(answer)))
+    elif out.suffix.lower() == ".csv":
+        _write_csv(out, [{**_parameters(answer), **site} for site in answer["sites"]])
+    else:
+        _write_json(out, answer)
+    _echo(f"wrote {out}")

@@ -1,0 +1,224 @@
+"""Coverage (服务覆盖): which settlements, and how many households, are within reach of a facility.
+
+``method=network`` measures along the roads (the nearest point on the nearest road, connectors included);
+``method=euclidean`` draws the circle, for comparison. Every answer states the method, mode, speed, minutes and
+the distance limit in metres it used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from gis_service.analysis import network as net
+from gis_service.analysis.graph import Costs, euclidean_nearest, nearest_facility_costs
+from gis_service.analysis.travel import (
+    COST_TOLERANCE_S,
+    AnalysisSettings,
+    Travel,
+    check_facilities,
+    check_method,
+    make_travel,
+)
+from gis_service.errors import InvalidInputError
+
+GROUP_BY = ("county", "township", "village")
+
+
+def check_group_by(group_by: str) -> str:
+    if group_by not in GROUP_BY:
+        raise InvalidInputError(f"group_by must be one of {', '.join(GROUP_BY)}; got {group_by!r}")
+    return group_by
+
+
+@dataclass(frozen=True)
+class Served:
+    """Per settlement (in the order of ``settlements.frame``): cost or distance to the nearest facility, served."""
+
+    settlements: net.JoinedPoints
+    facilities: net.JoinedPoints
+    distance_m: np.ndarray  # network distance (walk/cycle) or straight line; nan where not meaningful
+    minutes: np.ndarray  # travel minutes along the network; nan for euclidean
+    nearest: np.ndarray  # position in facilities.frame, -1 when none reachable
+    served: np.ndarray  # bool
+
+
+def compute_served(conn: sa.Connection, network: net.Network, travel: Travel, *, layer: str, kind: str | None,
+                   method: str, engine: str = "scipy") -> Served:
+    """Who is served, measured ``method``-wise. ``engine="networkx"`` runs the same question through a plain
+    NetworkX multi-source Dijkstra (the benchmark's baseline); ``"networkx-cutoff"`` stops it at the limit, so
+    settlements beyond it get no distance."""
+    spec, kind = check_facilities(layer, kind)
+    people = net.settlements(conn, network)
+    sites = net.facilities(conn, network, spec, kind)
+    if method == "euclidean":
+        distance, nearest = euclidean_nearest(sites.xy, people.xy)
+        served = distance <= travel.limit_m + 1e-3
+        return Served(people, sites, distance, np.full(len(distance), np.nan), nearest, served)
+    graph = network.graph
+    s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
+    if engine == "networkx":  # the same answer: every settlement's distance to its nearest facility
+        costs = networkx_costs(graph, s_per_m, sites.points, people.points, limit_s=np.inf)
+    elif engine == "networkx-cutoff":  # served or not only: the search stops at the limit
+        costs = networkx_costs(graph, s_per_m, sites.points, people.points, limit_s=travel.limit_s)
+    else:
+        costs = nearest_facility_costs(graph, s_per_m, sites.points, people.points)
+    served = costs.cost_s <= travel.limit_s + COST_TOLERANCE_S
+    distance = costs.cost_s * travel.speed_kmh / 3.6 if travel.uniform_speed else np.full(len(costs.cost_s), np.nan)
+    return Served(people, sites, distance, costs.cost_s / 60.0, costs.facility, served)
+
+
+def networkx_costs(graph, s_per_m, facilities, points, *, limit_s: float) -> Costs:
+    """The benchmark's baseline: the same graph in NetworkX (built once per graph and speeds and kept), each
+    facility a virtual node joined to the ends of its edge, one ``multi_source_dijkstra_path_length`` (with
+    ``cutoff=limit_s`` when finite), then the same point formula. Points beyond a finite limit get inf; the nearest
+    facility is not tracked (-1)."""
+    import networkx as nx
+
+    from gis_service.analysis.graph import _endpoint_arcs, point_costs
+
+    n = graph.n_nodes
+    key = ("networkx", id(graph), float(np.sum(s_per_m)))
+    g = net.GRAPHS.get(key)
+    if g is None:
+        g = nx.Graph()
+        g.add_nodes_from(range(n))
+        w = graph.length_m * s_per_m
+        for u, v, c in zip(graph.source.tolist(), graph.target.tolist(), w.tolist()):
+            if u != v and (not g.has_edge(u, v) or g[u][v]["weight"] > c):
+                g.add_edge(u, v, weight=c)
+        net.GRAPHS.put(key, g)
+    to_source, to_target = _endpoint_arcs(graph, s_per_m, facilities)
+    virtual = [("facility", i) for i in range(len(facilities))]
+    try:
+        for i, node in enumerate(virtual):
+            e = facilities.edge[i]
+            g.add_edge(node, int(graph.source[e]), weight=float(to_source[i]))
+            g.add_edge(node, int(graph.target[e]), weight=float(to_target[i]))
+        cutoff = limit_s + COST_TOLERANCE_S if np.isfinite(limit_s) else None
+        dist = nx.multi_source_dijkstra_path_length(g, set(virtual), cutoff=cutoff)
+    finally:
+        g.remove_nodes_from(virtual)
+    node_cost = np.full(n, np.inf)
+    for node, cost in dist.items():
+        if not isinstance(node, tuple):
+            node_cost[node] = cost
+    costs = point_costs(graph, s_per_m, node_cost, np.full(n, -1, dtype=np.int64), facilities, points)
+    return Costs(np.where(costs.cost_s <= limit_s + COST_TOLERANCE_S, costs.cost_s, np.inf), costs.facility)
+
+
+def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
+             mode: str = "walk", group_by: str = "township", method: str = "network", measure_srid: int = 4545,
+             settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
+    """Households and settlements served and not served per unit of ``group_by``, with the coverage rate
+    (served households ÷ households), and every unserved settlement with its distance to the nearest facility.
+
+    Distances in metres in EPSG:``measure_srid``; ``limit_m`` is the distance ``minutes`` allow at ``speed_kmh``.
+    """
+    settings = settings or AnalysisSettings()
+    check_facilities(layer, kind)
+    check_method(method)
+    check_group_by(group_by)
+    travel = make_travel(settings, mode=mode, minutes=minutes)
+    network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
+    params = (layer, kind or None, travel.mode, travel.minutes, group_by, method, travel.speed_kmh,
+              tuple(sorted(travel.speeds_kmh_by_road_class.items())))
+    key = ("coverage", params) + network.key("roads", "settlements", "admin_divisions", layer)
+
+    def compute() -> dict:
+        started = time.perf_counter()
+        served = compute_served(conn, network, travel, layer=layer, kind=kind, method=method)
+        answer = summarise(conn, served, travel, group_by=group_by)
+        answer.update(layer=layer, kind=kind or None, method=method,
+                      data_versions={t: network.versions.get(t) for t in
+                                     ("roads", "settlements", "admin_divisions", layer)},
+                      network=network.state, computed_ms=round((time.perf_counter() - started) * 1000, 1))
+        return answer
+
+    if not use_cache:
+        return {**compute(), "cached": False}
+    return net.cached_result(key, compute)
+
+
+def _units(conn: sa.Connection, group_by: str) -> pd.DataFrame:
+    rows = conn.execute(sa.text(
+        "SELECT code, name, level, parent_code FROM admin_divisions WHERE valid_to IS NULL AND level = :level "
+        "ORDER BY code"), {"level": group_by}).mappings().all()
+    return pd.DataFrame(rows, columns=["code", "name", "level", "parent_code"])
+
+
+def summarise(conn: sa.Connection, served: Served, travel: Travel, *, group_by: str) -> dict:
+    """The answer's body: totals, per-unit rows, the unserved settlements (most households first)."""
+    frame = served.settlements.frame
+    households = frame["households"].to_numpy(dtype=np.int64) if len(frame) else np.zeros(0, dtype=np.int64)
+    is_served = np.asarray(served.served, dtype=bool)
+    units = _units(conn, group_by)
+    column = {"county": None, "township": "township_code", "village": "village_code"}[group_by]
+    if column is None:
+        unit_code = np.full(len(frame), units["code"].iloc[0] if len(units) else "", dtype=object)
+    else:
+        unit_code = frame[column].to_numpy(dtype=object) if len(frame) else np.zeros(0, dtype=object)
+    codes, where = np.unique(np.asarray([c if isinstance(c, str) else "" for c in unit_code], dtype=object),
+                             return_inverse=True)
+    sums = {
+        "households": np.bincount(where, weights=households, minlength=len(codes)),
+        "served_households": np.bincount(where, weights=households * is_served, minlength=len(codes)),
+        "settlements": np.bincount(where, minlength=len(codes)),
+        "served_settlements": np.bincount(where, weights=is_served, minlength=len(codes)),
+    }
+    position = {code: i for i, code in enumerate(codes)}
+    rows = []
+    for code, name, level in zip(units["code"], units["name"], units["level"]):
+        i = position.get(code)
+        counts = {k: v[i] for k, v in sums.items()} if i is not None else None
+        rows.append(_counts({"code": code, "name": name, "level": level}, counts))
+    totals = _counts({}, {k: v.sum() for k, v in sums.items()})
+    index = np.flatnonzero(~is_served)
+    ids = frame["id"].to_numpy(dtype=np.int64) if len(frame) else np.zeros(0, dtype=np.int64)
+    index = index[np.lexsort((ids[index], -households[index]))]
+    facility_ids = served.facilities.frame["id"].astype(int).tolist() if len(served.facilities.frame) else []
+    nearest = served.nearest[index]
+    columns = {name: frame[name].to_numpy()[index].tolist() if len(frame) else []
+               for name in ("name", "village_code", "township_code", "lon", "lat")}
+    distance = np.round(served.distance_m[index], 1)
+    minutes = np.round(served.minutes[index], 2)
+    unserved = [
+        {"id": i, "name": name, "households": h, "village_code": village, "township_code": township,
+         "distance_m": d if d == d and d != np.inf else None, "travel_minutes": m if m == m and m != np.inf else None,
+         "nearest_facility_id": facility_ids[f] if f >= 0 else None, "lon": lon, "lat": lat}
+        for i, name, h, village, township, d, m, f, lon, lat in zip(
+            ids[index].tolist(), columns["name"], households[index].tolist(), columns["village_code"],
+            columns["township_code"], distance.tolist(), minutes.tolist(), nearest.tolist(),
+            np.round(np.asarray(columns["lon"], dtype=float), 7).tolist(),
+            np.round(np.asarray(columns["lat"], dtype=float), 7).tolist())
+    ]
+    return {
+        **travel.describe(),
+        "group_by": group_by,
+        "facilities": len(served.facilities.frame),
+        "totals": totals,
+        "units": rows,
+        "unserved": unserved,
+        "distance_note": ("distance_m of an unserved settlement: along the network (connectors included) for "
+                          "method=network with a uniform speed, straight-line for method=euclidean; "
+                          "null when no facility can be reached"),
+    }
+
+
+def _counts(head: dict, counts) -> dict:
+    keys = ("households", "served_households", "settlements", "served_settlements")
+    values = {k: int(counts[k]) if counts is not None else 0 for k in keys}
+    values["unserved_households"] = values["households"] - values["served_households"]
+    values["unserved_settlements"] = values["settlements"] - values["served_settlements"]
+    rate = values["served_households"] / values["households"] if values["households"] else None
+    values["coverage_rate"] = round(rate, 6) if rate is not None else None
+    values["coverage_percent"] = round(rate * 100, 2) if rate is not None else None
+    return {**head, **values}
+
+
+def _finite(value: float, digits: int) -> float | None:
+    return round(float(value), digits) if np.isfinite(value) else None

@@ -1,0 +1,208 @@
+"""The plan's spatial indicators (民政事业发展"十四五"规划, 专栏1 and chapter 5), computed from the current data.
+
+Each indicator has its value, the 2025 target, whether it is met and the counts behind it. A facility lies in the
+township its ``division_code`` names (or whose village it names); without a code, in the township polygon that
+holds it. Only ``status = 'existing'`` facilities count.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from gis_service.analysis import network as net
+from gis_service.analysis.coverage import compute_served
+from gis_service.analysis.facility_area import TARGET_M2_PER_100_HOUSEHOLDS, area_table, read_inputs
+from gis_service.analysis.graph import nearest_facility_costs
+from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings, make_travel
+
+#: Elder-care institutions (养老机构) whose beds the bed indicators count.
+INSTITUTION_KINDS = ("welfare_institution", "township_home")
+#: Public-welfare burial facilities (公益性安葬(放)设施).
+BURIAL_KINDS = ("public_welfare_cemetery", "burial_point")
+#: A township without its own burial facility is served when more than half its households are this close by car.
+BURIAL_REACH_MINUTES = 30.0
+
+_TOWNSHIP_OF = """
+SELECT f.*, coalesce(
+    CASE d.level WHEN 'township' THEN d.code WHEN 'village' THEN d.parent_code END,
+    (SELECT t.code FROM admin_divisions t WHERE t.level = 'township' AND t.valid_to IS NULL
+       AND ST_Intersects(t.geom, f.geom) ORDER BY t.code LIMIT 1)) AS township_code
+FROM {table} f LEFT JOIN admin_divisions d ON d.code = f.division_code AND d.valid_to IS NULL
+WHERE f.status = 'existing'
+"""
+
+
+def _frame(conn: sa.Connection, sql: str) -> pd.DataFrame:
+    result = conn.execute(sa.text(sql))
+    return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+
+
+def share(numerator: float, denominator: float) -> float | None:
+    """numerator ÷ denominator in percent, or None when the denominator is 0."""
+    return round(numerator / denominator * 100.0, 2) if denominator else None
+
+
+def judge(value: float | None, target: float, comparison: str) -> bool | None:
+    if value is None:
+        return None
+    return value >= target - 1e-9 if comparison == ">=" else value <= target + 1e-9
+
+
+def indicator(id_: str, title: str, title_zh: str, value, unit: str, target: float, comparison: str,
+              counts: dict, method: str) -> dict:
+    return {"id": id_, "title": title, "title_zh": title_zh, "value": value, "unit": unit, "target": target,
+            "comparison": comparison, "met": judge(value, target, comparison), "counts": counts, "method": method}
+
+
+def indicators(conn: sa.Connection, *, measure_srid: int = 4545, settings: AnalysisSettings | None = None,
+               use_cache: bool = True) -> dict:
+    """Every spatial indicator of the plan listed in DOMAIN.md, in the plan's order."""
+    settings = settings or AnalysisSettings()
+    network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
+    key = ("indicators",) + network.key("roads", "settlements", "admin_divisions", *FACILITY_LAYERS)
+
+    def compute() -> dict:
+        started = time.perf_counter()
+        items = [
+            _floor_area(conn),
+            *_centre_shares(conn),
+            _burial(conn, network, settings),
+            *_elder_care(conn),
+            _fifteen_minutes(conn, network, settings),
+        ]
+        return {"indicators": items, "computed_ms": round((time.perf_counter() - started) * 1000, 1),
+                "data_versions": dict(network.versions)}
+
+    if not use_cache:
+        return {**compute(), "cached": False}
+    return net.cached_result(key, compute)
+
+
+def _townships(conn: sa.Connection) -> pd.DataFrame:
+    return _frame(conn, "SELECT code, name FROM admin_divisions WHERE level = 'township' AND valid_to IS NULL "
+                        "ORDER BY code")
+
+
+def _floor_area(conn: sa.Connection) -> dict:
+    divisions, centres, households = read_inputs(conn)
+    county = area_table(divisions, centres, households, level="county")
+    villages = area_table(divisions, centres, households, level="village")
+    row = county[0] if county else {"floor_area_m2": 0.0, "households": 0, "m2_per_100_households": None}
+    return indicator(
+        "community_floor_area_per_100_households", "Community service floor area per 100 households",
+        "每百户居民拥有的城乡社区综合服务设施面积", row["m2_per_100_households"], "m2", TARGET_M2_PER_100_HOUSEHOLDS,
+        ">=",
+        {"floor_area_m2": row["floor_area_m2"], "households": row["households"],
+         "villages": len(villages), "villages_meeting_target": sum(1 for r in villages if r["meets_target"])},
+        "county: Σ floor area of existing community service centres ÷ households × 100 (see /analysis/facility-area)")
+
+
+def _centre_shares(conn: sa.Connection) -> list[dict]:
+    centres = _frame(conn, _TOWNSHIP_OF.format(table="community_centres"))
+    townships = _townships(conn)
+    with_volunteers = int(centres["volunteer_point"].sum()) if len(centres) else 0
+    protected = set(centres.loc[centres["minor_protection_station"].astype(bool), "township_code"]) if len(
+        centres) else set()
+    covered = int(townships["code"].isin(protected).sum())
+    return [
+        indicator("volunteer_points_in_centres", "Community centres with a volunteer service point",
+                  "志愿服务站点在社区综合服务设施中的覆盖率", share(with_volunteers, len(centres)), "%", 80.0, ">=",
+                  {"centres": len(centres), "centres_with_volunteer_point": with_volunteers},
+                  "share of existing community service centres with a volunteer service point"),
+        indicator("townships_with_minor_protection_station", "Townships with a minor-protection work station",
+                  "乡镇(街道)未成年人保护工作站覆盖率", share(covered, len(townships)), "%", 45.0, ">=",
+                  {"townships": len(townships), "townships_with_station": covered},
+                  "share of township-level units with an existing centre holding a minor-protection work station"),
+    ]
+
+
+def _burial(conn: sa.Connection, network: net.Network, settings: AnalysisSettings) -> dict:
+    cemeteries = _frame(conn, _TOWNSHIP_OF.format(table="cemeteries"))
+    townships = _townships(conn)
+    public = cemeteries[cemeteries["kind"].isin(BURIAL_KINDS) & cemeteries["public_welfare"].astype(bool)] if len(
+        cemeteries) else cemeteries
+    own = set(public["township_code"]) if len(public) else set()
+    travel = make_travel(settings, mode="drive", minutes=BURIAL_REACH_MINUTES)
+    joined = net.facilities(conn, network, FACILITY_LAYERS["cemeteries"], None)
+    keep = joined.frame["id"].isin(public["id"]).to_numpy() if len(public) else np.zeros(len(joined.frame), bool)
+    sites = joined.subset(keep)
+    people = net.settlements(conn, network)
+    graph = network.graph
+    s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
+    costs = nearest_facility_costs(graph, s_per_m, sites.points, people.points, limit_s=travel.limit_s)
+    reached = costs.cost_s <= travel.limit_s
+    frame = people.frame.assign(reached=np.where(reached, people.frame["households"], 0))
+    by_township = frame.groupby("township_code")[["households", "reached"]].sum() if len(frame) else None
+    within_reach = set()
+    if by_township is not None:
+        majority = by_township["reached"] * 2 > by_township["households"]
+        within_reach = set(by_township.index[majority])
+    served_own = int(townships["code"].isin(own).sum())
+    served_reach = int((townships["code"].isin(within_reach) & ~townships["code"].isin(own)).sum())
+    unserved = townships[~townships["code"].isin(own | within_reach)]
+    return indicator(
+        "burial_facility_coverage", "County coverage of public-welfare burial facilities",
+        "城乡公益性安葬(放)设施县级覆盖率", share(served_own + served_reach, len(townships)), "%", 100.0, ">=",
+        {"townships": len(townships), "with_own_facility": served_own, "served_within_reach": served_reach,
+         "unserved_townships": unserved["code"].tolist(), "public_welfare_facilities": len(public),
+         "reach": travel.describe()},
+        f"share of township-level units with their own existing public-welfare cemetery or burial point, or with "
+        f"more than half their households within {BURIAL_REACH_MINUTES:g} minutes' drive of one (along roads)")
+
+
+def _elder_care(conn: sa.Connection) -> list[dict]:
+    homes = _frame(conn, _TOWNSHIP_OF.format(table="elder_care"))
+    townships = _townships(conn)
+    institutions = homes[homes["kind"].isin(INSTITUTION_KINDS)] if len(homes) else homes
+    beds = int(institutions["beds"].sum()) if len(institutions) else 0
+    nursing = int(institutions["nursing_beds"].sum()) if len(institutions) else 0
+    government = int(institutions.loc[institutions["operator"] == "government", "beds"].sum()) if len(
+        institutions) else 0
+    comprehensive = set(homes.loc[homes["comprehensive"].astype(bool), "township_code"]) if len(homes) else set()
+    with_comprehensive = int(townships["code"].isin(comprehensive).sum())
+    kinds = ", ".join(INSTITUTION_KINDS)
+    return [
+        indicator("nursing_beds_share", "Nursing-type beds in elder-care institutions", "养老机构护理型床位占比",
+                  share(nursing, beds), "%", 60.0, ">=",
+                  {"institutions": len(institutions), "beds": beds, "nursing_beds": nursing},
+                  f"Σ nursing-type beds ÷ Σ beds of existing institutions ({kinds}); the plan's table prints ≤60, "
+                  f"its text says 不低于 (at least), which is used"),
+        indicator("government_operated_beds_share", "Government-operated beds", "政府运营床位占比",
+                  share(government, beds), "%", 40.0, "<=",
+                  {"institutions": len(institutions), "beds": beds, "government_operated_beds": government},
+                  f"Σ beds of government-run existing institutions ({kinds}) ÷ Σ their beds"),
+        indicator("townships_with_comprehensive_elder_care",
+                  "Townships with a comprehensive elder-care institution", "乡镇(街道)具备综合功能的养老服务机构覆盖率",
+                  share(with_comprehensive, len(townships)), "%", 90.0, ">=",
+                  {"townships": len(townships), "townships_with_comprehensive": with_comprehensive},
+                  "share of township-level units with an existing elder-care facility with comprehensive functions"),
+    ]
+
+
+def _fifteen_minutes(conn: sa.Connection, network: net.Network, settings: AnalysisSettings) -> dict:
+    travel = make_travel(settings, mode="walk", minutes=15)
+    served = compute_served(conn, network, travel, layer="elder_care", kind=None, method="network")
+    frame = served.settlements.frame.assign(served=served.served)
+    communities = _frame(conn, "SELECT code FROM admin_divisions WHERE level = 'village' AND kind = '社区' "
+                               "AND valid_to IS NULL")
+    in_community = frame["village_code"].isin(communities["code"]) if len(frame) else pd.Series(dtype=bool)
+    urban = frame[in_community]
+    households = int(urban["households"].sum()) if len(urban) else 0
+    served_households = int(urban.loc[urban["served"], "households"].sum()) if len(urban) else 0
+    fully = urban.groupby("village_code")["served"].all() if len(urban) else pd.Series(dtype=bool)
+    county_households = int(frame["households"].sum()) if len(frame) else 0
+    county_served = int(frame.loc[frame["served"], "households"].sum()) if len(frame) else 0
+    return indicator(
+        "fifteen_minute_elder_care_circle", "15-minute community elder-care circle",
+        "15分钟社区养老服务圈", share(served_households, households), "%", 100.0, ">=",
+        {"communities": len(communities), "communities_with_settlements": int(len(fully)),
+         "communities_fully_covered": int(fully.sum()), "community_households": households,
+         "community_households_served": served_households, "county_households": county_households,
+         "county_households_served": county_served, "county_percent": share(county_served, county_households),
+         "travel": travel.describe()},
+        "share of households in urban communities (社区) within 15 minutes' walk of an existing elder-care facility "
+        "along roads; every community covered means 100 %")

@@ -1,0 +1,285 @@
+"""The routable network in the database, built with pgRouting, and the in-process caches keyed by data versions.
+
+``ensure_network(conn)`` returns the graph for the data ``conn`` sees. ``network_state`` records the ``roads``
+version, SRID and speeds the ``network_edges``/``network_nodes`` tables were built from; when they differ from the
+current ones the tables are rebuilt:
+
+- in a transaction of their own (committed, under an advisory lock) when ``conn`` sees the committed roads;
+- inside ``conn``'s transaction when it holds uncommitted road changes (a test, an import being checked).
+
+Versions come from ``data_versions`` (bumped by statement-level triggers, values from a sequence, so never
+reused), so a cached graph, point join or answer can never outlive the data it was computed from.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from gis_service.analysis.graph import EdgePoints, RoadGraph
+from gis_service.analysis.travel import AnalysisSettings, FacilityLayer
+from gis_service.errors import GisServiceError
+from gis_service.layers import get_layer
+
+_ADVISORY_LOCK = 0x6E6574776F726B  # "network"
+
+
+class NoNetworkError(GisServiceError):
+    """The roads layer is empty: nothing to measure along."""
+
+    status_code = 409
+
+
+class LRU:
+    """A small thread-safe least-recently-used cache."""
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable):
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Hashable, value) -> None:
+        if self.maxsize <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+GRAPHS = LRU(4)
+POINTS = LRU(32)
+RESULTS = LRU(32)
+
+
+def clear_caches() -> None:
+    """Forget every cached graph, point join and answer (the benchmark uses it to time cold runs)."""
+    for cache in (GRAPHS, POINTS, RESULTS):
+        cache.clear()
+
+
+@dataclass(frozen=True)
+class Network:
+    """The graph for one state of the data. ``versions``: data version per table as ``conn`` saw them."""
+
+    instance: str
+    versions: dict[str, int]
+    srid: int
+    graph: RoadGraph
+    state: dict
+
+    def key(self, *tables: str) -> tuple:
+        """Cache key naming this database and the versions of ``tables``."""
+        return (self.instance, self.srid) + tuple((t, self.versions.get(t)) for t in sorted(tables))
+
+
+def data_versions(conn: sa.Connection) -> dict[str, int]:
+    return dict(conn.execute(sa.text("SELECT table_name, version FROM data_versions")).all())
+
+
+def _state(conn: sa.Connection) -> dict:
+    row = conn.execute(sa.text(
+        "SELECT instance_id::text AS instance, roads_version, measure_srid, speeds, edges, nodes, components, "
+        "built_at, build_seconds FROM network_state")).mappings().one()
+    return dict(row)
+
+
+def _fresh(state: dict, roads_version: int, srid: int, speeds: dict) -> bool:
+    return state["roads_version"] == roads_version and state["measure_srid"] == srid and state["speeds"] == speeds
+
+
+def ensure_network(conn: sa.Connection, *, measure_srid: int, settings: AnalysisSettings) -> Network:
+    """The network for the data ``conn`` sees, rebuilding the tables if roads, SRID or speeds changed."""
+    versions = data_versions(conn)
+    speeds = settings.fingerprint()
+    state = _state(conn)
+    roads_version = versions["roads"]
+    if not _fresh(state, roads_version, measure_srid, speeds):
+        if _committed_roads_version(conn) == roads_version:
+            engine = conn.engine
+            with engine.begin() as own:
+                own.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
+                own_versions = data_versions(own)
+                if own_versions["roads"] == roads_version and not _fresh(_state(own), roads_version,
+                                                                        measure_srid, speeds):
+                    rebuild_network(own, measure_srid=measure_srid, settings=settings)
+        if not _fresh(_state(conn), roads_version, measure_srid, speeds):
+            rebuild_network(conn, measure_srid=measure_srid, settings=settings)
+        state = _state(conn)
+    key = (state["instance"], roads_version, measure_srid, json.dumps(speeds, sort_keys=True))
+    graph = GRAPHS.get(key)
+    if graph is None:
+        graph = load_graph(conn)
+        GRAPHS.put(key, graph)
+    if graph.n_edges == 0:
+        raise NoNetworkError("the roads layer is empty: there is no network to measure along; import roads first")
+    return Network(instance=state["instance"], versions=versions, srid=measure_srid, graph=graph,
+                   state={k: state[k] for k in ("edges", "nodes", "components", "build_seconds")}
+                   | {"built_at": state["built_at"].isoformat() if state["built_at"] else None})
+
+
+def _committed_roads_version(conn: sa.Connection) -> int | None:
+    """The roads version a fresh connection sees (the committed one)."""
+    with conn.engine.connect() as other:
+        return other.execute(sa.text("SELECT version FROM data_versions WHERE table_name = 'roads'")).scalar()
+
+
+def rebuild_network(conn: sa.Connection, *, measure_srid: int, settings: AnalysisSettings) -> float:
+    """Rebuild ``network_edges`` and ``network_nodes`` from ``roads`` in ``conn``'s transaction; return seconds.
+
+    Edges are the road segments in EPSG:``measure_srid`` with their length in metres and travel time per mode;
+    vertices come from pgRouting's ``pgr_extractVertices`` (segments meet only at shared end points, so equal end
+    points are one vertex), components from ``pgr_connectedComponents``.
+    """
+    started = time.perf_counter()
+    speeds = settings.fingerprint()
+    conn.execute(sa.text("DELETE FROM network_edges"))
+    conn.execute(sa.text("DELETE FROM network_nodes"))
+    conn.execute(sa.text("""
+        INSERT INTO network_edges (id, road_id, road_class, is_bridge, length_m, cost_walk_s, cost_cycle_s,
+                                   cost_drive_s, geom)
+        SELECT r.id, r.id, r.road_class, r.is_bridge, ST_Length(g.geom),
+               ST_Length(g.geom) / ((CAST(:speeds AS jsonb) -> 'walk' ->> r.road_class)::float8 / 3.6),
+               ST_Length(g.geom) / ((CAST(:speeds AS jsonb) -> 'cycle' ->> r.road_class)::float8 / 3.6),
+               ST_Length(g.geom) / ((CAST(:speeds AS jsonb) -> 'drive' ->> r.road_class)::float8 / 3.6),
+               g.geom
+        FROM roads r CROSS JOIN LATERAL (SELECT ST_Transform(r.geom, :srid) AS geom) g
+        WHERE ST_Length(g.geom) > 0
+    """), {"speeds": json.dumps(speeds), "srid": measure_srid})
+    conn.execute(sa.text("""
+        WITH v AS MATERIALIZED (
+            SELECT id, in_edges, out_edges, geom
+            FROM pgr_extractVertices('SELECT id, geom FROM network_edges ORDER BY id')
+        ),
+        nodes AS (INSERT INTO network_nodes (id, geom) SELECT id, geom FROM v),
+        starts AS (SELECT id AS vid, unnest(out_edges) AS eid FROM v),
+        ends AS (SELECT id AS vid, unnest(in_edges) AS eid FROM v)
+        UPDATE network_edges e SET source = starts.vid, target = ends.vid
+        FROM starts, ends WHERE starts.eid = e.id AND ends.eid = e.id
+    """))
+    conn.execute(sa.text("""
+        UPDATE network_nodes n SET component = c.component
+        FROM pgr_connectedComponents(
+            'SELECT id, source, target, length_m AS cost, length_m AS reverse_cost FROM network_edges') c
+        WHERE c.node = n.id
+    """))
+    seconds = time.perf_counter() - started
+    conn.execute(sa.text("""
+        UPDATE network_state SET
+            roads_version = (SELECT version FROM data_versions WHERE table_name = 'roads'),
+            measure_srid = :srid, speeds = CAST(:speeds AS jsonb),
+            edges = (SELECT count(*) FROM network_edges), nodes = (SELECT count(*) FROM network_nodes),
+            components = (SELECT count(DISTINCT component) FROM network_nodes),
+            built_at = now(), build_seconds = :seconds
+    """), {"srid": measure_srid, "speeds": json.dumps(speeds), "seconds": seconds})
+    return seconds
+
+
+def load_graph(conn: sa.Connection) -> RoadGraph:
+    """The graph as the ``network_edges`` table holds it, with the edges' geometry (measure CRS)."""
+    import shapely
+
+    rows = conn.exec_driver_sql(
+        "SELECT id, source, target, length_m, road_class, ST_AsBinary(geom) FROM network_edges ORDER BY id").fetchall()
+    if not rows:
+        return RoadGraph.from_edges([], [], [], [], [], [])
+    ids, source, target, length, road_class, wkb = zip(*rows)
+    return RoadGraph.from_edges(ids, source, target, length, road_class, shapely.from_wkb([bytes(w) for w in wkb]))
+
+
+# -- points joined to the network ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JoinedPoints:
+    """Features of one layer with their join to the network. ``frame``: one row per feature (id, attributes,
+    ``x``/``y`` in the measure CRS, ``lon``/``lat`` in EPSG:4326); ``points``: their :class:`EdgePoints`."""
+
+    frame: pd.DataFrame
+    points: EdgePoints
+
+    def subset(self, mask: np.ndarray) -> JoinedPoints:
+        index = np.flatnonzero(np.asarray(mask))
+        return JoinedPoints(self.frame.iloc[index].reset_index(drop=True), self.points.take(index))
+
+    @property
+    def xy(self) -> np.ndarray:
+        return self.frame[["x", "y"]].to_numpy(dtype=float)
+
+
+_POINTS_SQL = """
+SELECT {columns}, ST_X(p.g) AS x, ST_Y(p.g) AS y,
+       ST_X(ST_Transform(f.geom, 4326)) AS lon, ST_Y(ST_Transform(f.geom, 4326)) AS lat
+FROM {table} f
+CROSS JOIN LATERAL (SELECT ST_Transform(f.geom, :srid) AS g) p
+{joins}
+{where}
+ORDER BY f.id
+"""
+
+SETTLEMENT_COLUMNS = ("f.id", "f.name", "f.households", "f.village_code", "v.parent_code AS township_code")
+FACILITY_COLUMNS = {
+    "elder_care": ("f.id", "f.name", "f.kind", "f.division_code"),
+    "community_centres": ("f.id", "f.name", "NULL::text AS kind", "f.division_code"),
+    "cemeteries": ("f.id", "f.name", "f.kind", "f.division_code"),
+}
+
+
+def _join(conn: sa.Connection, network: Network, key: tuple, sql: str) -> JoinedPoints:
+    """Read the features (coordinates in the measure CRS) and join them to the nearest point on the nearest
+    edge; kept per data versions."""
+    cached = POINTS.get(key)
+    if cached is not None:
+        return cached
+    result = conn.execute(sa.text(sql), {"srid": network.srid})
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    joined = JoinedPoints(frame, network.graph.join(frame[["x", "y"]].to_numpy(dtype=float)))
+    POINTS.put(key, joined)
+    return joined
+
+
+def settlements(conn: sa.Connection, network: Network) -> JoinedPoints:
+    """Every settlement joined to the network, with its households, village and township."""
+    sql = _POINTS_SQL.format(columns=", ".join(SETTLEMENT_COLUMNS), table="settlements",
+                           joins="LEFT JOIN admin_divisions v ON v.code = f.village_code AND v.valid_to IS NULL",
+                           where="")
+    return _join(conn, network, ("settlements",) + network.key("roads", "settlements", "admin_divisions"), sql)
+
+
+def facilities(conn: sa.Connection, network: Network, layer: FacilityLayer, kind: str | None) -> JoinedPoints:
+    """The existing facilities of ``layer`` (of ``kind`` when given) joined to the network."""
+    sql = _POINTS_SQL.format(columns=", ".join(FACILITY_COLUMNS[layer.id]), table=get_layer(layer.id).table, joins="",
+                           where="WHERE f.status = 'existing'")
+    joined = _join(conn, network, (layer.id,) + network.key("roads", layer.id), sql)
+    if kind is None:
+        return joined
+    return joined.subset(joined.frame["kind"].to_numpy() == kind)
+
+
+def cached_result(key: tuple, compute: Callable[[], dict]) -> dict:
+    """The answer for ``key`` from the result cache, or computed and kept; ``cached`` says which."""
+    hit = RESULTS.get(key)
+    if hit is not None:
+        return {**hit, "cached": True}
+    answer = compute()
+    RESULTS.put(key, answer)
+    return {**answer, "cached": False}

@@ -1,0 +1,120 @@
+"""Service areas (服务范围): for each facility, the stretch of road reachable within the time limit, as a polygon.
+
+The polygon is the reached road network grown by ``buffer_m`` on each side: whole edges, plus the reached part of
+partially reached edges (pgRouting's driving distance leaves those out; they are added here), plus the
+facility's connector and the stretch of its own edge. Ends are flat, so along a road the polygon stops where the
+reach stops. It is not a convex hull: a river without a bridge stays out.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from pyproj import Transformer
+
+from gis_service.analysis import network as net
+from gis_service.analysis.graph import reached_pieces, road_csr, single_source_node_costs, substrings
+from gis_service.analysis.travel import AnalysisSettings, check_facilities, make_travel
+from gis_service.errors import InvalidInputError
+
+MIN_BUFFER_M, MAX_BUFFER_M = 1.0, 500.0
+
+
+@functools.lru_cache(maxsize=4)
+def _to_wgs84(srid: int) -> Transformer:
+    return Transformer.from_crs(srid, 4326, always_xy=True)
+
+
+def to_lonlat(geometries: np.ndarray, srid: int) -> list[dict | None]:
+    """GeoJSON geometries in EPSG:4326 (lon, lat), 7 decimals, kept valid."""
+    transformer = _to_wgs84(srid)
+
+    def transform(xy: np.ndarray) -> np.ndarray:
+        lon, lat = transformer.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    simpler = shapely.simplify(geometries, 0.5)  # half a metre: far below what a map shows
+    lonlat = shapely.set_precision(shapely.transform(simpler, transform), 1e-7)
+    return [None if g is None or g.is_empty else json.loads(shapely.to_geojson(g)) for g in lonlat]
+
+
+def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
+                  mode: str = "walk", buffer_m: float = 50.0, measure_srid: int = 4545,
+                  settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
+    """A GeoJSON FeatureCollection (EPSG:4326): one feature per existing facility of ``layer`` (and ``kind``),
+    its geometry the reached roads grown by ``buffer_m`` metres, its properties the facility, the reached road
+    length in metres and the area in m² (both measured in EPSG:``measure_srid``)."""
+    settings = settings or AnalysisSettings()
+    spec, kind = check_facilities(layer, kind)
+    if not (MIN_BUFFER_M <= buffer_m <= MAX_BUFFER_M):
+        raise InvalidInputError(f"buffer_m must be between {MIN_BUFFER_M:g} and {MAX_BUFFER_M:g} metres; "
+                                f"got {buffer_m}")
+    travel = make_travel(settings, mode=mode, minutes=minutes)
+    network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
+    params = (layer, kind, travel.mode, travel.minutes, float(buffer_m),
+              tuple(sorted(travel.speeds_kmh_by_road_class.items())))
+    key = ("service_areas", params) + network.key("roads", layer)
+
+    def compute() -> dict:
+        started = time.perf_counter()
+        sites = net.facilities(conn, network, spec, kind)
+        graph = network.graph
+        s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
+        csr = road_csr(graph, s_per_m, sites.points)
+        ids = sites.frame["id"].to_numpy(dtype=np.int64) if len(sites.frame) else np.zeros(0, dtype=np.int64)
+        xy = sites.frame[["x", "y"]].to_numpy(dtype=float) if len(sites.frame) else np.zeros((0, 2))
+        owner, edge, start, end, reached = [], [], [], [], {}
+        for lo in range(0, len(sites.points), 64):
+            index = np.arange(lo, min(lo + 64, len(sites.points)))
+            node_costs = single_source_node_costs(csr, graph.n_nodes, graph.n_nodes + index, travel.limit_s)
+            for row, i in zip(node_costs, index):
+                e, a, b = reached_pieces(graph, s_per_m, row, travel.limit_s, sites.points.take([i]))
+                owner.append(np.full(len(e), i))
+                edge.append(e)
+                start.append(a)
+                end.append(b)
+                reached[int(ids[i])] = (len(np.unique(e)), float(np.sum((b - a) * graph.length_m[e])))
+        owner, edge = np.concatenate(owner or [[]]).astype(np.int64), np.concatenate(edge or [[]]).astype(np.int64)
+        pieces = substrings(graph.geoms[edge], np.concatenate(start or [[]]), np.concatenate(end or [[]]))
+        feet = shapely.line_interpolate_point(graph.geoms[sites.points.edge], sites.points.frac, normalized=True)
+        connectors = shapely.linestrings(np.stack([xy, shapely.get_coordinates(feet).reshape(-1, 2)], axis=1))
+        with_connector = sites.points.connector_m > 0
+        parts = np.concatenate([pieces, connectors[with_connector]])
+        part_of = np.concatenate([owner, np.flatnonzero(with_connector)])
+        order = np.argsort(part_of, kind="stable")
+        present, dense = np.unique(part_of[order], return_inverse=True)
+        merged = np.full(len(ids), None, dtype=object)
+        if len(parts):
+            merged[present] = shapely.line_merge(shapely.multilinestrings(parts[order], indices=dense))
+        areas = shapely.buffer(merged, buffer_m, quad_segs=2, cap_style="flat")
+        polygons = dict(zip(ids.tolist(), zip(shapely.area(areas).tolist(), to_lonlat(areas, network.srid))))
+        features = []
+        for i, row in enumerate(sites.frame.itertuples(index=False)):
+            area_m2, geometry = polygons.get(int(row.id), (0.0, None))
+            edges_reached, length_m = reached.get(int(row.id), (0, 0.0))
+            features.append({
+                "type": "Feature", "id": int(row.id),
+                "geometry": geometry,
+                "properties": {
+                    "facility_id": int(row.id), "name": row.name, "kind": row.kind, "layer": layer,
+                    "division_code": row.division_code, "edges_reached": edges_reached,
+                    "reached_road_m": round(length_m, 1), "area_m2": round(area_m2, 1),
+                    "connector_m": round(float(sites.points.connector_m[i]), 1),
+                },
+            })
+        return {
+            "type": "FeatureCollection",
+            "features": features,
+            "parameters": {**travel.describe(), "layer": layer, "kind": kind, "buffer_m": float(buffer_m),
+                           "method": "network", "crs_measured": f"EPSG:{network.srid}"},
+            "computed_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+
+    if not use_cache:
+        return {**compute(), "cached": False}
+    return net.cached_result(key, compute)

@@ -1,0 +1,126 @@
+"""``/analysis/...``: coverage along the road network, service areas, floor area per 100 households, the plan's
+indicators and site suggestions. Thin: parameters are checked and answered by :mod:`gis_service.analysis`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+
+from gis_service.analysis.coverage import coverage
+from gis_service.analysis.facility_area import facility_area
+from gis_service.analysis.indicators import indicators
+from gis_service.analysis.service_areas import service_areas
+from gis_service.analysis.sites import site_suggestions
+from gis_service.analysis.travel import AnalysisSettings
+from gis_service.api.deps import ConnectionDep, SettingsDep
+
+
+class PlainErrorRoute(APIRoute):
+    """A parameter of the wrong type (``minutes=abc``) is a 400 with a plain message, like every other bad
+    parameter of these endpoints, rather than FastAPI's 422 list."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
+                                     for e in exc.errors())
+                return JSONResponse(status_code=400, content={"code": "InvalidInputError", "description": problems})
+
+        return route
+
+
+router = APIRouter(prefix="/analysis", tags=["analysis"], route_class=PlainErrorRoute)
+
+
+def get_analysis_settings(request: Request) -> AnalysisSettings:
+    """Travel speeds, read from the environment once per app."""
+    settings = getattr(request.app.state, "analysis_settings", None)
+    if settings is None:
+        settings = request.app.state.analysis_settings = AnalysisSettings()
+    return settings
+
+
+AnalysisSettingsDep = Annotated[AnalysisSettings, Depends(get_analysis_settings)]
+
+LayerQuery = Annotated[str, Query(description="Facility layer: elder_care, community_centres or cemeteries. "
+                                               "Only facilities with status 'existing' count.")]
+KindQuery = Annotated[str | None, Query(description="Facility kind within the layer, e.g. rural_happiness_home for "
+                                                    "elder_care or public_welfare_cemetery for cemeteries; empty: "
+                                                    "every kind.")]
+MinutesQuery = Annotated[float, Query(description="Travel time limit in minutes, more than 0 and at most 120.")]
+ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min = 1,200 m), cycle (12 km/h) or "
+                                             "drive (speed by road class). Speeds are settings (GIS_WALK_SPEED_KMH, "
+                                             "GIS_CYCLE_SPEED_KMH, GIS_DRIVE_SPEEDS_KMH).")]
+
+
+@router.get("/service-areas", summary="Service area of each facility along the roads",
+            description="One polygon per facility (GeoJSON, EPSG:4326): the roads reachable within the time limit, "
+            "including the reached part of partially reached roads and the connector from the facility to the road, "
+            "grown by buffer_m metres. Not a convex hull: a river without a bridge is not crossed.",
+            response_class=JSONResponse)
+def get_service_areas(
+    conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
+    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
+    buffer_m: Annotated[float, Query(description="Metres the reached roads are grown by on each side "
+                                                 "(1 to 500).")] = 50,
+) -> JSONResponse:
+    body = service_areas(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m,
+                         measure_srid=settings.measure_srid, settings=analysis_settings)
+    return JSONResponse(body, media_type="application/geo+json")
+
+
+@router.get("/coverage", summary="Households and settlements served, per county, township or village",
+            description="For each unit: households and settlements served and not served, and the coverage rate "
+            "(served households ÷ households); then every unserved settlement with its distance to the nearest "
+            "facility. Settlements and facilities join the roads at the nearest point on the nearest road; the "
+            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.")
+def get_coverage(
+    conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
+    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
+    group_by: Annotated[str, Query(description="county, township or village.")] = "township",
+    method: Annotated[str, Query(description="network (along the roads) or euclidean (straight line, "
+                                             "for comparison).")] = "network",
+) -> dict:
+    return coverage(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
+                    measure_srid=settings.measure_srid, settings=analysis_settings)
+
+
+@router.get("/facility-area", summary="Community service floor area per 100 households",
+            description="Σ floor area of existing community service centres ÷ households × 100 per unit, against "
+            "the plan's 30 m² target, with the shortfall in m² of each unit below it.")
+def get_facility_area(
+    conn: ConnectionDep,
+    level: Annotated[str, Query(description="village, township or county.")] = "village",
+) -> dict:
+    return facility_area(conn, level=level)
+
+
+@router.get("/indicators", summary="The plan's spatial indicators",
+            description="Every spatial indicator of the civil-affairs plan (专栏1 and chapter 5): value, 2025 "
+            "target, met or not, and the counts behind it, computed from the current data.")
+def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep) -> dict:
+    return indicators(conn, measure_srid=settings.measure_srid, settings=analysis_settings)
+
+
+@router.get("/site-suggestions", summary="Where k new facilities would serve the most unserved households",
+            description="Maximal covering location, solved greedily (at least 1-(1-1/k)^k of the optimum; the answer "
+            "also gives an upper bound for this instance). Candidate sites are the unserved settlements.")
+def get_site_suggestions(
+    conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
+    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
+    k: Annotated[int, Query(description="Number of new sites, 1 to 50.")] = 3,
+    max_candidates: Annotated[int, Query(description="Largest unserved settlements (by households) tried as "
+                                                     "sites, 1 to 20000.")] = 3000,
+) -> dict:
+    return site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k,
+                            max_candidates=max_candidates, measure_srid=settings.measure_srid,
+                            settings=analysis_settings)

@@ -1,0 +1,166 @@
+"""Benchmark: whole-county coverage of every elder-care facility at 15 minutes' walk, scipy vs NetworkX.
+
+For the demo county at scale 1 and at ``--scale`` (default 10), each in a throwaway embedded cluster:
+
+- network rebuild: ``network_edges``/``network_nodes`` from ``roads`` with pgRouting (pgr_extractVertices,
+  pgr_connectedComponents), in the database;
+- coverage, cold: a new process's first question (graph read from the database, settlements and facilities joined
+  to the nearest road, then the answer), result cache off;
+- coverage, warm: graph and joins held in the process (keyed by data versions), result cache off: the time a
+  repeated question with other parameters takes;
+- the same coverage with the shortest paths done by a plain NetworkX multi-source Dijkstra on the same graph
+  (built once, not timed): without a cutoff (the same answer: every settlement's distance to its nearest
+  facility) and with ``cutoff`` at the limit (served or not only); the answers compared;
+- a cached answer; service areas for all facilities of each elder-care kind.
+
+Run: ``.venv/bin/python scripts/bench_coverage.py [--scale 10] [--repeat 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+from gis_service.analysis import network as net
+from gis_service.analysis.coverage import compute_served, coverage
+from gis_service.analysis.service_areas import service_areas
+from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings, make_travel
+from gis_service.db import migrate
+from gis_service.db.cluster import EmbeddedCluster
+from gis_service.demo.build import build_demo
+from gis_service.io.load_demo import load_frames
+
+COUNTY = "500241"
+SRID = 4545
+
+
+def timed(fn, repeat: int = 1) -> tuple[float, object]:
+    """Best (least) seconds of ``repeat`` runs, and the last result: on a shared machine the least is the
+    figure least disturbed by other processes."""
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def bench_scale(scale: int, repeat: int) -> dict:
+    settings = AnalysisSettings(_env_file=None)
+    with tempfile.TemporaryDirectory(prefix="gis-bench-") as folder:
+        Path(folder).chmod(0o755)  # as root the cluster runs as postgres, which must enter the folder
+        with EmbeddedCluster(Path(folder) / "data").running() as cluster:
+            url = cluster.url()
+            migrate.upgrade(url)
+            engine = sa.create_engine(url)
+            started = time.perf_counter()
+            frames = build_demo(scale=scale)
+            load_frames(engine, frames, county_code=COUNTY, measure_srid=SRID)
+            loaded_s = time.perf_counter() - started
+            try:
+                return run(engine, settings, scale, repeat, loaded_s)
+            finally:
+                engine.dispose()
+
+
+def run(engine: sa.Engine, settings: AnalysisSettings, scale: int, repeat: int, loaded_s: float) -> dict:
+    figures: dict = {"scale": scale, "build_and_load_s": loaded_s, "repeat": repeat}
+    with engine.begin() as conn:
+        figures["rebuild_s"] = net.rebuild_network(conn, measure_srid=SRID, settings=settings)
+        state = conn.execute(sa.text("SELECT edges, nodes, components FROM network_state")).one()
+        figures.update(edges=state.edges, nodes=state.nodes, components=state.components)
+        figures["settlements"] = conn.execute(sa.text("SELECT count(*) FROM settlements")).scalar()
+        figures["facilities"] = conn.execute(sa.text(
+            "SELECT count(*) FROM elder_care WHERE status = 'existing'")).scalar()
+    with engine.connect() as conn:
+        def county() -> dict:
+            return coverage(conn, layer="elder_care", minutes=15, mode="walk", group_by="township",
+                            measure_srid=SRID, settings=settings, use_cache=False)
+
+        net.clear_caches()
+        figures["coverage_cold_s"], answer = timed(county)
+        figures["coverage_warm_s"], answer = timed(county, repeat)
+        figures["coverage_percent"] = answer["totals"]["coverage_percent"]
+        figures["limit_m"] = answer["limit_m"]
+        coverage(conn, group_by="township", measure_srid=SRID, settings=settings)
+        figures["coverage_cached_s"], _ = timed(lambda: coverage(conn, group_by="township", measure_srid=SRID,
+                                                                 settings=settings), repeat)
+
+        network = net.ensure_network(conn, measure_srid=SRID, settings=settings)
+        travel = make_travel(settings, mode="walk", minutes=15)
+
+        def served(engine_name: str):
+            return compute_served(conn, network, travel, layer="elder_care", kind=None, method="network",
+                                  engine=engine_name)
+
+        figures["paths_scipy_s"], ours = timed(lambda: served("scipy"), repeat)
+        started = time.perf_counter()
+        served("networkx-cutoff")  # builds and keeps the NetworkX graph
+        figures["networkx_graph_build_s"] = time.perf_counter() - started
+        figures["paths_networkx_s"], theirs = timed(lambda: served("networkx"), repeat)
+        figures["paths_networkx_cutoff_s"], cut = timed(lambda: served("networkx-cutoff"), repeat)
+        figures["answers_agree"] = bool(np.array_equal(ours.served, theirs.served)
+                                        and np.array_equal(ours.served, cut.served))
+        figures["max_cost_difference_s"] = float(np.max(np.abs(ours.minutes - theirs.minutes)[
+            np.isfinite(ours.minutes)], initial=0.0) * 60)
+        figures["service_areas"] = {}
+        for kind in FACILITY_LAYERS["elder_care"].kinds:
+            seconds, body = timed(lambda kind=kind: service_areas(conn, layer="elder_care", kind=kind, minutes=15,
+                                                                  mode="walk", measure_srid=SRID, settings=settings,
+                                                                  use_cache=False))
+            figures["service_areas"][kind] = (len(body["features"]), seconds)
+    return figures
+
+
+def report(results: list[dict]) -> None:
+    def row(label: str, key, fmt: str = "{:.3f}") -> None:
+        values = [key(r) if callable(key) else r[key] for r in results]
+        print(f"{label:<58}" + "".join(f"{fmt.format(v):>16}" for v in values))
+
+    print(f"{'':<58}" + "".join(f"{'scale ' + str(r['scale']):>16}" for r in results))
+    row("road edges / nodes / components", lambda r: f"{r['edges']:,}/{r['nodes']:,}/{r['components']}", "{}")
+    row("settlements / existing elder-care facilities", lambda r: f"{r['settlements']:,}/{r['facilities']}", "{}")
+    row("network rebuild in PostGIS + pgRouting (s)", "rebuild_s")
+    row("coverage, 15 min walk (limit m)", "limit_m", "{:.0f}")
+    row("county coverage, households (%)", "coverage_percent", "{:.2f}")
+    row("coverage, cold: graph load + point joins + answer (s)", "coverage_cold_s")
+    row("coverage, warm: full answer, result cache off (s)", "coverage_warm_s")
+    row("  shortest paths + served, scipy Dijkstra (s)", "paths_scipy_s", "{:.4f}")
+    row("  same with NetworkX multi-source Dijkstra (s)", "paths_networkx_s", "{:.4f}")
+    row("  same with NetworkX, cutoff at the limit (s)", "paths_networkx_cutoff_s", "{:.4f}")
+    row("  NetworkX / scipy (same answer)", lambda r: r["paths_networkx_s"] / r["paths_scipy_s"], "{:.1f}x")
+    row("  NetworkX with cutoff / scipy", lambda r: r["paths_networkx_cutoff_s"] / r["paths_scipy_s"], "{:.1f}x")
+    row("  NetworkX paths alone / full warm answer", lambda r: r["paths_networkx_s"] / r["coverage_warm_s"],
+        "{:.1f}x")
+    row("  same served settlements in all three", "answers_agree", "{}")
+    row("  largest travel-time difference scipy vs NetworkX (s)", "max_cost_difference_s", "{:.2g}")
+    row("coverage, cached answer (s)", "coverage_cached_s", "{:.5f}")
+    for kind in FACILITY_LAYERS["elder_care"].kinds:
+        row(f"service areas, {kind} (n, s)",
+            lambda r, kind=kind: f"{r['service_areas'][kind][0]}: {r['service_areas'][kind][1]:.2f}", "{}")
+    row("(demo build + load, not timed above) (s)", "build_and_load_s", "{:.1f}")
+    print(f"warm figures: best of {results[0]['repeat']} runs; load average at the end: "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=int, default=10, help="The larger demo scale to compare with scale 1.")
+    parser.add_argument("--repeat", type=int, default=5, help="Runs per warm timing (the best is shown).")
+    args = parser.parse_args()
+    scales = [1] if args.scale == 1 else [1, args.scale]
+    results = []
+    for scale in scales:
+        print(f"scale {scale}: building and loading the demo county ...", flush=True)
+        results.append(bench_scale(scale, args.repeat))
+    report(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Revision 0003_network can be applied, undone and applied again; its triggers bump the data versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from gis_service.db import migrate
+
+NETWORK_TABLES = {"network_edges", "network_nodes", "network_state", "data_versions"}
+
+
+@pytest.fixture()
+def scratch_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
+    """An empty database beside the test database, dropped afterwards."""
+    name = "gis_network_migration_test"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def _inspect(url: str) -> tuple[set[str], set[str]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            triggers = set(conn.execute(sa.text(
+                "SELECT tgname FROM pg_trigger WHERE tgname LIKE '%_data_version'")).scalars())
+        return tables, triggers
+    finally:
+        engine.dispose()
+
+
+def test_the_network_revision_upgrades_downgrades_and_upgrades_again(scratch_url: str) -> None:
+    migrate.upgrade(scratch_url, "0003_network")
+    tables, triggers = _inspect(scratch_url)
+    assert NETWORK_TABLES <= tables
+    assert "roads_data_version" in triggers and "settlements_data_version" in triggers
+    migrate.downgrade(scratch_url, "0002_placename_search")
+    tables, triggers = _inspect(scratch_url)
+    assert not NETWORK_TABLES & tables and not triggers
+    assert "roads" in tables
+    migrate.upgrade(scratch_url)
+    assert NETWORK_TABLES <= _inspect(scratch_url)[0]
+
+
+def test_every_change_to_a_layer_takes_a_new_version(conn: sa.Connection) -> None:
+    def version() -> int:
+        return conn.execute(sa.text("SELECT version FROM data_versions WHERE table_name = 'elder_care'")).scalar()
+
+    first = version()
+    conn.execute(sa.text("UPDATE elder_care SET beds = beds WHERE id = (SELECT min(id) FROM elder_care)"))
+    second = version()
+    conn.execute(sa.text("DELETE FROM elder_care WHERE id = (SELECT min(id) FROM elder_care)"))
+    third = version()
+    assert first < second < third
+    roads = conn.execute(sa.text("SELECT version FROM data_versions WHERE table_name = 'roads'")).scalar()
+    assert roads not in (first, second, third)

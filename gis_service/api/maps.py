@@ -1,0 +1,92 @@
+"""``/maps``: the web maps for planners (an index, one page per map) and the files they need (``/maps/static``).
+
+Pages link Leaflet relative to themselves (``static/...``), so they work behind any path prefix, and nothing is
+loaded from the internet. Building a page is :func:`gis_service.maps.builders.build_map`, the same call
+``gis-service map build`` makes.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from html import escape
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, HTMLResponse
+
+from gis_service.api.analysis import AnalysisSettingsDep
+from gis_service.api.deps import ConnectionDep, SettingsDep
+from gis_service.errors import NotFoundError
+from gis_service.maps.recipes import MAP_NAMES, load_recipe
+from gis_service.maps.render import STATIC_DIR
+
+router = APIRouter(prefix="/maps", tags=["maps"])
+
+_INDEX = """<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>专题地图</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif;
+  margin: 2em auto; max-width: 760px; color: #222; padding: 0 1em; }}
+li {{ margin: .8em 0; }} a {{ font-size: 1.1em; }} p.d {{ margin: .2em 0; color: #555; }}
+form {{ margin-top: .4em; font-size: .9em; }} label {{ margin-right: .8em; }}
+</style></head><body>
+<h1>专题地图</h1>
+<p>各图均由本服务提供，不访问互联网；也可用 <code>gis-service map build 名称 --out 文件.html</code> 导出为单个文件。</p>
+<ul>{items}</ul>
+</body></html>"""
+
+_COVERAGE_FORM = """<form action="{href}" method="get">
+<label>设施类型 <select name="kind"><option value="">全部养老服务设施</option>
+<option value="welfare_institution">社会福利机构</option><option value="township_home">敬老院</option>
+<option value="community_station">社区养老服务站</option><option value="rural_happiness_home">农村幸福院</option>
+<option value="public_welfare_cemetery">公益性公墓</option></select></label>
+<label>分钟 <input name="minutes" type="number" min="1" max="120" value="15" style="width:4em"></label>
+<label>方式 <select name="mode"><option value="walk">步行</option><option value="cycle">骑行</option>
+<option value="drive">驾车</option></select></label><button type="submit">打开</button></form>"""
+
+
+@router.get("", response_class=HTMLResponse, summary="Index of the web maps")
+def maps_index() -> HTMLResponse:
+    items = []
+    for name in MAP_NAMES:
+        recipe = load_recipe(name)
+        href = f"maps/{name}"
+        form = _COVERAGE_FORM.format(href=href) if name == "coverage" else ""
+        items.append(f'<li><a href="{href}">{escape(recipe.title_zh)}</a><p class="d">'
+                     f"{escape(recipe.description_zh)}</p>{form}</li>")
+    return HTMLResponse(_INDEX.format(items="".join(items)))
+
+
+@router.get("/static/{asset_path:path}", summary="Scripts, style sheets and images the maps use",
+            response_class=FileResponse)
+def maps_static(asset_path: str) -> FileResponse:
+    root = STATIC_DIR.resolve()
+    path = (root / asset_path).resolve()
+    if not path.is_file() or root not in path.parents:
+        raise NotFoundError(f"no map asset {asset_path!r}")
+    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+
+
+@router.get("/{name}", response_class=HTMLResponse, summary="One web map",
+            description="overview, coverage, facility_area, boundaries or site_suggestions. The coverage and "
+            "site-suggestion maps take the analysis parameters; the others ignore them.")
+def get_map(
+    name: str, conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
+    kind: Annotated[str | None, Query(description="Facility kind, e.g. rural_happiness_home; the layer follows "
+                                                  "from it.")] = None,
+    minutes: Annotated[float | None, Query(description="Travel time limit in minutes (default 15).")] = None,
+    mode: Annotated[str | None, Query(description="walk, cycle or drive (default walk).")] = None,
+    layer: Annotated[str | None, Query(description="elder_care, community_centres or cemeteries.")] = None,
+    k: Annotated[int | None, Query(description="Site suggestions: number of new sites (default 5).")] = None,
+) -> HTMLResponse:
+    from gis_service.maps.builders import MapParameters, build_map
+
+    load_recipe(name)  # 404 before any work for a name that is not a map
+    html = build_map(conn, name, params=MapParameters(layer=layer, kind=kind or None, minutes=minutes, mode=mode,
+                                                       k=k),
+                     measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
+                     basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served",
+                     static_url="static", service_url="..")
+    return HTMLResponse(html)

@@ -1,0 +1,295 @@
+"""The five maps: each builder reads the data and analyses its recipe names and hands them to the renderer.
+
+``build_map(conn, name, ...)`` is what ``/maps/{name}`` and ``gis-service map build`` both call, so the served page
+and the built file show the same thing; only where Leaflet comes from differs (served or inlined). The analyses
+are the ones of :mod:`gis_service.analysis` (same parameters, same answers as ``/analysis/...``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+
+from gis_service.analysis import network as net
+from gis_service.analysis.network import LRU
+from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings
+from gis_service.errors import InvalidInputError
+from gis_service.maps import data
+from gis_service.maps.recipes import MapRecipe, load_recipe, recipes_dir
+from gis_service.maps.render import MapContent, fmt, render
+
+#: Service areas are drawn simplified by this many metres (they are roads grown by 50 m: 20 m hardly shows).
+SERVICE_AREA_TOLERANCE_M = 20.0
+
+
+@dataclass(frozen=True)
+class MapParameters:
+    """The analysis parameters of the coverage and site-suggestion maps (ignored by the others)."""
+
+    layer: str | None = None
+    kind: str | None = None
+    minutes: float | None = None
+    mode: str | None = None
+    k: int | None = None
+
+    def resolved(self, recipe: MapRecipe) -> MapParameters:
+        """Missing values from the recipe's defaults; the layer follows from the kind when only a kind is
+        given (rural_happiness_home → elder_care)."""
+        defaults = recipe.parameters
+        kind = self.kind or None
+        layer = self.layer
+        if layer is None and kind:
+            layer = next((lid for lid, spec in FACILITY_LAYERS.items() if kind in spec.kinds), None)
+            if layer is None:
+                known = sorted(k for spec in FACILITY_LAYERS.values() for k in spec.kinds)
+                raise InvalidInputError(f"kind must be one of {', '.join(known)}; got {kind!r}")
+        if layer is None:
+            layer = defaults.get("layer", "elder_care")
+            kind = kind or defaults.get("kind") or None
+        return MapParameters(layer=layer, kind=kind, minutes=float(self.minutes or defaults.get("minutes", 15)),
+                             mode=self.mode or defaults.get("mode", "walk"), k=int(self.k or defaults.get("k", 5)))
+
+
+def _common(conn: sa.Connection, measure_srid: int) -> dict[str, list[dict]]:
+    return {"county": data.divisions(conn, level="county", measure_srid=measure_srid),
+            "townships": data.divisions(conn, level="township", measure_srid=measure_srid)}
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}%"
+
+
+def _travel_zh(params: MapParameters, answer: dict) -> str:
+    what = data.label_zh("facility_layer", params.layer)
+    if params.kind:
+        what += "·" + data.label_zh(f"{params.layer}.kind", params.kind)
+    return (f"{what}；{data.label_zh('mode', answer['mode'])} {fmt(answer['minutes'])} 分钟"
+            f"（{fmt(answer['speed_kmh'])} 千米/时，约 {fmt(round(answer['limit_m']))} 米，沿道路计）")
+
+
+# -- the builders ---------------------------------------------------------------------------------------------
+
+def overview(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
+             analysis_settings: AnalysisSettings) -> MapContent:
+    sources = _common(conn, measure_srid)
+    sources.update(villages=data.divisions(conn, level="village", measure_srid=measure_srid),
+                   roads=data.roads(conn, measure_srid=measure_srid), elder_care=data.elder_care(conn),
+                   community_centres=data.community_centres(conn), cemeteries=data.cemeteries(conn))
+    county = sources["county"][0]["properties"] if sources["county"] else {}
+    notes = {"townships": [f"{len(sources['townships'])} 个乡镇（街道），{len(sources['villages'])} 个村（社区）；"
+                           f"全县 {fmt(county.get('households'))} 户，{fmt(county.get('population'))} 人"]}
+    return MapContent(sources=sources, legend_notes=notes)
+
+
+def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
+                 analysis_settings: AnalysisSettings) -> MapContent:
+    from gis_service.analysis.coverage import coverage
+    from gis_service.analysis.service_areas import service_areas
+
+    p = params.resolved(recipe)
+    common = dict(layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, measure_srid=measure_srid,
+                  settings=analysis_settings)
+    areas = service_areas(conn, **common)
+    by_township = coverage(conn, group_by="township", **common)
+    unserved = {row["id"]: row for row in by_township["unserved"]}
+    sources = _common(conn, measure_srid)
+    rates = {row["code"]: row for row in by_township["units"]}
+    for feature in sources["townships"]:
+        row = rates.get(feature["properties"]["code"], {})
+        feature["properties"].update(
+            coverage_percent=row.get("coverage_percent"), served_households=row.get("served_households"),
+            unserved_households=row.get("unserved_households"), settlement_households=row.get("households"))
+    settlements = data.settlements(conn)
+    for feature in settlements:
+        props = feature["properties"]
+        miss = unserved.get(props["id"])
+        props["served"] = "unserved" if miss else "served"
+        if miss:
+            props["distance_m"] = miss["distance_m"]
+            props["travel_minutes"] = miss["travel_minutes"]
+    sources["settlements"] = settlements
+    sources["service_areas"] = data.simplify_lonlat(
+        [{"type": "Feature", "id": i, "geometry": f["geometry"],
+          "properties": {k: v for k, v in f["properties"].items() if isinstance(v, (str, int, float, type(None)))}}
+         for i, f in enumerate(areas["features"]) if f.get("geometry")],
+        tolerance_m=SERVICE_AREA_TOLERANCE_M, measure_srid=measure_srid, preserve_topology=False)
+    sources["facilities"] = [f for f in getattr(data, p.layer)(conn)
+                             if f["properties"].get("status") == "existing"
+                             and (p.kind is None or f["properties"].get("kind") == p.kind)]
+    for feature in sources["facilities"]:
+        props = feature["properties"]
+        props["kind_zh"] = data.label_zh(f"{p.layer}.kind", props.get("kind")) or data.label_zh(
+            "facility_layer", p.layer)
+    totals = by_township["totals"]
+    notes = {
+        "settlements": [f"已覆盖 {fmt(totals['served_households'])} 户，"
+                        f"未覆盖 {fmt(totals['unserved_households'])} 户；"
+                        f"户数覆盖率 {_pct(totals['coverage_percent'])}",
+                        "圆点大小表示户数；距离沿道路计算（含接入道路的连接段），不是直线距离"],
+        "service_areas": [f"{fmt(len(sources['service_areas']))} 处设施沿道路 {fmt(p.minutes)} 分钟可达的道路，"
+                          f"两侧各 {fmt(areas['parameters']['buffer_m'])} 米；河流无桥处不跨越"],
+    }
+    rows = [["乡镇（街道）", "户数", "已覆盖户", "覆盖率"]]
+    for row in sorted(by_township["units"], key=lambda r: (r["coverage_percent"] is None,
+                                                           r["coverage_percent"] or 0)):
+        rows.append([row["name"], fmt(row["households"]), fmt(row["served_households"]),
+                     _pct(row["coverage_percent"])])
+    rows.append(["全县", fmt(totals["households"]), fmt(totals["served_households"]),
+                 _pct(totals["coverage_percent"])])
+    return MapContent(sources=sources, legend_notes=notes, tables=[("各乡镇覆盖情况（覆盖率由低到高）", rows)],
+                      subtitle_zh=_travel_zh(p, by_township))
+
+
+def facility_area_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
+                      analysis_settings: AnalysisSettings) -> MapContent:
+    from gis_service.analysis.facility_area import facility_area
+
+    answer = facility_area(conn, level="village")
+    target = answer["target_m2_per_100_households"]
+    by_code = {row["code"]: row for row in answer["units"]}
+    sources = _common(conn, measure_srid)
+    villages = data.divisions(conn, level="village", measure_srid=measure_srid)
+    for feature in villages:
+        row = by_code.get(feature["properties"]["code"], {})
+        feature["properties"].update({k: row.get(k) for k in ("floor_area_m2", "m2_per_100_households",
+                                                              "shortfall_m2", "meets_target", "centres")})
+        feature["properties"]["households"] = row.get("households", feature["properties"].get("households"))
+    sources["villages"] = villages
+    sources["community_centres"] = [f for f in data.community_centres(conn)
+                                    if f["properties"].get("status") == "existing"]
+    totals = answer["totals"]
+    notes = {"villages": [f"目标：每百户不少于 {fmt(target)} 平方米（“十四五”规划专栏1）",
+                          f"达标 {totals['units_meeting_target']} 个，未达标 {totals['units_below_target']} 个；"
+                          f"缺口合计 {fmt(totals['shortfall_m2'])} 平方米"]}
+    worst = sorted((r for r in answer["units"] if r.get("meets_target") is False),
+                   key=lambda r: -(r.get("shortfall_m2") or 0))[:30]
+    rows = [["村（社区）", "户数", "每百户（平方米）", "缺口（平方米）"]]
+    rows += [[r["name"], fmt(r.get("households")), fmt(r.get("m2_per_100_households")), fmt(r.get("shortfall_m2"))]
+             for r in worst]
+    return MapContent(sources=sources, legend_notes=notes, tables=[("缺口最大的村（社区）", rows)])
+
+
+def boundaries_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
+                   analysis_settings: AnalysisSettings, service_url: str = "") -> MapContent:
+    sources = _common(conn, measure_srid)
+    lines = data.boundary_lines(conn, measure_srid=measure_srid)
+    base = service_url.rstrip("/")
+
+    def export_links(line_code: str) -> str:
+        """Links to the inspectors' export of one line (its markers included), escaped."""
+        return " · ".join(
+            f'<a href="{escape(base)}/exports/boundaries?{escape(urlencode({"line": line_code, "format": f}))}" '
+            f'target="_blank" rel="noopener">{label}</a>'
+            for f, label in (("geojson", "GeoJSON"), ("kml", "KML"), ("gpx", "GPX")))
+
+    for feature in lines:
+        props = feature["properties"]
+        props["export_links"] = export_links(props["code"])
+        props["sides"] = f"{props['left_name']} — {props['right_name']}"
+    sources["county_lines"] = [f for f in lines if f["properties"]["level"] == "county"]
+    sources["township_lines"] = [f for f in lines if f["properties"]["level"] == "township"]
+    markers = data.boundary_markers(conn)
+    for feature in markers:
+        feature["properties"]["export_links"] = export_links(feature["properties"]["line_code"])
+    sources["boundary_markers"] = markers
+    dates = sorted(str(f["properties"]["last_inspected"]) for f in markers if f["properties"]["last_inspected"])
+    bad = sum(1 for f in markers if f["properties"]["condition"] != "intact")
+    notes = {"boundary_markers": [f"界桩 {len(markers)} 个，其中需处理（损坏、缺失、移位）{bad} 个",
+                                  f"最近检查：{dates[0]} 至 {dates[-1]}" if dates else "尚无检查记录"],
+             "county_lines": [f"县级界线 {len(sources['county_lines'])} 段，共 "
+                              f"{fmt(sum(f['properties']['length_m'] or 0 for f in sources['county_lines']) / 1000)}"
+                              " 千米；点击界线可下载该段的 GeoJSON/KML/GPX"]}
+    return MapContent(sources=sources, legend_notes=notes)
+
+
+def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
+                         analysis_settings: AnalysisSettings) -> MapContent:
+    from gis_service.analysis.sites import site_suggestions
+
+    p = params.resolved(recipe)
+    answer = site_suggestions(conn, layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, k=p.k,
+                              measure_srid=measure_srid, settings=analysis_settings)
+    newly = {sid: site["rank"] for site in answer["sites"] for sid in site["newly_served_settlement_ids"]}
+    sources = _common(conn, measure_srid)
+    sites = []
+    for site in answer["sites"]:
+        sites.append({"type": "Feature", "id": site["rank"],
+                      "geometry": {"type": "Point", "coordinates": [site["lon"], site["lat"]]},
+                      "properties": {**{k: v for k, v in site.items() if k != "newly_served_settlement_ids"},
+                                     "rank_key": str(site["rank"]), "_label": str(site["rank"]), "_size": 24}})
+    from gis_service.analysis.coverage import coverage
+
+    before = coverage(conn, layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, group_by="county",
+                      measure_srid=measure_srid, settings=analysis_settings)
+    unserved_ids = {row["id"] for row in before["unserved"]}
+    settlements, still_unserved = [], []
+    for feature in data.settlements(conn):
+        sid = feature["properties"]["id"]
+        if sid in newly:
+            feature["properties"].update(rank=newly[sid], rank_key=str(newly[sid]))
+            settlements.append(feature)
+        elif sid in unserved_ids:
+            still_unserved.append(feature)
+    sources.update(sites=sites, newly_served=settlements, still_unserved=still_unserved)
+    notes = {"sites": [f"{p.k} 处建议新址（贪心最大覆盖选址）共可新覆盖 {fmt(answer['newly_served_households'])} 户；"
+                       f"未覆盖户数由 {fmt(answer['unserved_households_before'])} 降至 "
+                       f"{fmt(answer['unserved_households_after'])}",
+                       f"不低于最优解的 {answer['bound']['share_of_upper_bound'] * 100:.1f}%"
+                       f"（上界 {fmt(answer['bound']['upper_bound_households'])} 户）"]}
+    rows = [["序号", "建议位置", "新覆盖户", "新覆盖居民点", "累计户"]]
+    rows += [[str(s["rank"]), s["at_settlement_name"], fmt(s["newly_served_households"]),
+              fmt(s["newly_served_settlements"]), fmt(s["cumulative_households"])] for s in answer["sites"]]
+    return MapContent(sources=sources, legend_notes=notes, tables=[("建议新址", rows)],
+                      subtitle_zh=_travel_zh(p, answer), bounds_sources=("sites", "newly_served"))
+
+
+BUILDERS: dict[str, Callable[..., MapContent]] = {
+    "overview": overview,
+    "coverage": coverage_map,
+    "facility_area": facility_area_map,
+    "boundaries": boundaries_map,
+    "site_suggestions": site_suggestions_map,
+}
+
+
+#: Built pages by what they depend on: a page is built again only when a table it reads has changed.
+PAGES = LRU(16)
+
+
+def _data_state(conn: sa.Connection) -> tuple:
+    """Which database, and the state of every table a map reads (data versions come from a sequence, so a
+    rolled-back change never reuses a version; inspections are not versioned: their count and last id are)."""
+    database = conn.execute(sa.text("SELECT instance_id::text FROM network_state")).one()
+    versions = tuple(sorted(net.data_versions(conn).items()))
+    inspections = conn.execute(sa.text("SELECT count(*), max(id) FROM marker_inspections")).one()
+    return tuple(database), versions, tuple(inspections)
+
+
+def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = None, measure_srid: int = 4545,
+              analysis_settings: AnalysisSettings | None = None, basemap: str = "none",
+              tianditu_key: str | None = None, assets: str = "served", static_url: str = "/maps/static",
+              service_url: str = "", use_cache: bool = True) -> str:
+    """Map ``name`` as one HTML page (str). ``assets="inline"`` makes it self-contained (for a file);
+    ``service_url`` prefixes the export links of the boundaries map (empty: relative to the page's server)."""
+    recipe = load_recipe(name)
+    params = params or MapParameters()
+    analysis_settings = analysis_settings or AnalysisSettings()
+    key = None
+    if use_cache:
+        resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else None
+        key = (name, resolved, measure_srid, analysis_settings.model_dump_json(), basemap, tianditu_key, assets,
+               static_url, service_url, (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
+        page = PAGES.get(key)
+        if page is not None:
+            return page
+    extra = {"service_url": service_url} if name == "boundaries" else {}
+    content = BUILDERS[name](conn, recipe, params, measure_srid=measure_srid, analysis_settings=analysis_settings,
+                             **extra)
+    page = render(recipe, content, basemap=basemap, tianditu_key=tianditu_key, assets=assets, static_url=static_url)
+    if key is not None:
+        PAGES.put(key, page)
+    return page

@@ -1,0 +1,62 @@
+"""``gis-service map list | build NAME --out FILE.html``: the web maps as single, self-contained HTML files.
+
+The file holds Leaflet, its style sheet and images inline: it opens from a shared drive or an e-mail with no
+network at all (with the default basemap, none). Only typer is imported here; folium and the database are loaded
+by the command that needs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+map_app = typer.Typer(help="Web maps for planners: list them, or build one as a single HTML file.",
+                      no_args_is_help=True)
+
+
+@map_app.command("list")
+def list_command() -> None:
+    """The maps and what each shows."""
+    from gis_service.maps.recipes import MAP_NAMES, load_recipe
+
+    for name in MAP_NAMES:
+        recipe = load_recipe(name)
+        typer.echo(f"{name:18} {recipe.title_zh}：{recipe.description_zh}")
+
+
+@map_app.command("build")
+def build_command(
+    name: Annotated[str, typer.Argument(help="overview, coverage, facility_area, boundaries or site_suggestions.")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    kind: Annotated[str | None, typer.Option(help="Coverage/sites: facility kind (the layer follows).")] = None,
+    minutes: Annotated[float | None, typer.Option(help="Coverage/sites: time limit in minutes.")] = None,
+    mode: Annotated[str | None, typer.Option(help="Coverage/sites: walk, cycle or drive.")] = None,
+    layer: Annotated[str | None, typer.Option(help="Coverage/sites: elder_care, community_centres or "
+                                                    "cemeteries.")] = None,
+    k: Annotated[int | None, typer.Option(help="Sites: number of new sites.")] = None,
+    service_url: Annotated[str, typer.Option(help="Base URL of the service for the export links of the "
+                                                  "boundaries map, e.g. http://10.1.2.3:8000.")] = "",
+) -> None:
+    """Write map NAME as one self-contained HTML file (the same map as /maps/NAME)."""
+    from gis_service.analysis.travel import AnalysisSettings
+    from gis_service.cli import database, get_settings
+    from gis_service.errors import InvalidInputError
+    from gis_service.maps.builders import MapParameters, build_map
+    from gis_service.maps.recipes import load_recipe
+
+    load_recipe(name)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InvalidInputError(f"--out must end in .html; got {out.name}")
+    settings = get_settings()
+    base = service_url or f"http://{settings.host}:{settings.port}"
+    with database(settings) as engine, engine.connect() as conn:
+        html = build_map(conn, name, params=MapParameters(layer=layer, kind=kind, minutes=minutes, mode=mode, k=k),
+                         measure_srid=settings.measure_srid, analysis_settings=AnalysisSettings(),
+                         basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="inline",
+                         service_url=base)
+        conn.commit()  # the analyses may have (re)built the road network: keep it for the next command
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    typer.echo(f"wrote {out} ({len(html.encode('utf-8')):,} bytes)")

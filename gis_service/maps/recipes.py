@@ -1,0 +1,105 @@
+"""Map recipes: which layers a map draws, in which order and style, read from ``maps/<name>.toml``.
+
+A recipe is data, not code: the builders in :mod:`gis_service.maps.builders` compute the sources a recipe names
+(``townships``, ``settlements``, ``service_areas`` …) and :mod:`gis_service.maps.render` draws them as the recipe
+says. Editing a colour or a tooltip is a change to the recipe only.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gis_service.errors import GisServiceError, NotFoundError
+
+#: The maps, in the order the index lists them.
+MAP_NAMES = ("overview", "coverage", "facility_area", "boundaries", "site_suggestions")
+
+
+def recipes_dir() -> Path:
+    """The repository's ``maps/`` folder, beside the package."""
+    return Path(__file__).resolve().parents[2] / "maps"
+
+
+class UnknownMapError(NotFoundError):
+    def __init__(self, name: str):
+        super().__init__(f"unknown map {name!r}; the maps are: {', '.join(MAP_NAMES)}")
+
+
+class RecipeError(GisServiceError):
+    """A recipe file that cannot be used: a mistake in the repository, not in the request."""
+
+
+@dataclass(frozen=True)
+class LayerRecipe:
+    """One overlay (or one group of overlays, with ``split_by``) of a map."""
+
+    key: str
+    source: str
+    title_zh: str
+    geometry: str  # polygon, line or point
+    show: bool = True
+    style: dict = field(default_factory=dict)
+    #: point symbol: circle (an SVG circle marker) or icon (an inline-SVG shape in a div icon).
+    symbol: str = "circle"
+    shape: str = "circle"
+    size: int = 14
+    #: categorical or binned colours: {field, colors, labels_group | labels, bins, none_color, none_label}.
+    color_by: dict = field(default_factory=dict)
+    #: circle radius by a number: {field, min, max}; sqrt scale.
+    radius_by: dict = field(default_factory=dict)
+    #: one overlay per value of this field (titles from color_by's labels).
+    split_by: str | None = None
+    #: [[field, label_zh], ...]; values of fields in ``value_labels`` are shown by their Chinese label.
+    tooltip: tuple = ()
+    popup: tuple = ()
+    value_labels: dict = field(default_factory=dict)
+    #: a field whose sum per category the legend shows (e.g. households).
+    legend_sum: str | None = None
+    legend_unit_zh: str = ""
+    #: the measure word of the legend's counts: 个, 条 (lines), 处 (sites).
+    count_unit_zh: str = "个"
+
+
+@dataclass(frozen=True)
+class MapRecipe:
+    name: str
+    title_zh: str
+    description_zh: str
+    layers: tuple[LayerRecipe, ...]
+    parameters: dict = field(default_factory=dict)
+    note_zh: str = ""
+
+
+def _layer(raw: dict, path: Path) -> LayerRecipe:
+    try:
+        known = set(LayerRecipe.__dataclass_fields__)
+        unknown = set(raw) - known
+        if unknown:
+            raise RecipeError(f"{path}: unknown layer keys {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(raw)
+        for name in ("tooltip", "popup"):
+            values[name] = tuple(tuple(pair) for pair in values.get(name, ()))
+        layer = LayerRecipe(**values)
+    except TypeError as exc:
+        raise RecipeError(f"{path}: layer {raw.get('key')!r}: {exc}") from None
+    if layer.geometry not in ("polygon", "line", "point"):
+        raise RecipeError(f"{path}: layer {layer.key!r}: geometry must be polygon, line or point")
+    return layer
+
+
+def load_recipe(name: str, folder: Path | None = None) -> MapRecipe:
+    """The recipe of map ``name``; :class:`UnknownMapError` (404) for a name that is not a map."""
+    if name not in MAP_NAMES:
+        raise UnknownMapError(name)
+    path = (folder or recipes_dir()) / f"{name}.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"the recipe of map {name!r} is missing: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: {exc}") from None
+    return MapRecipe(name=name, title_zh=raw["title_zh"], description_zh=raw.get("description_zh", ""),
+                     layers=tuple(_layer(layer, path) for layer in raw.get("layers", ())),
+                     parameters=raw.get("parameters", {}), note_zh=raw.get("note_zh", ""))

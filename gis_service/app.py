@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from gis_service import __version__
-from gis_service.api import collections, health
+from gis_service.api import analysis, edits, exports, health, maps, ogc, placenames
 from gis_service.errors import GisServiceError
 from gis_service.settings import Settings
 
@@ -54,5 +54,10 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
                             content={"code": type(exc).__name__, "description": str(exc)})
 
     app.include_router(health.router)
-    app.include_router(collections.router)
+    app.include_router(ogc.router)
+    app.include_router(exports.router)
+    app.include_router(edits.router)
+    app.include_router(analysis.router)
+    app.include_router(placenames.router)
+    app.include_router(maps.router)
     return app

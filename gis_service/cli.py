@@ -7,9 +7,11 @@ starts it for the command's duration (or uses GIS_DATABASE_URL when set).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gis_service.analysis.cli import analysis_app
 from gis_service.errors import GisServiceError, ImportRejected
+from gis_service.maps.cli import map_app
 from gis_service.settings import Settings, get_settings
 
 app = typer.Typer(help="GIS service for a county civil-affairs bureau.", no_args_is_help=True,
@@ -29,6 +33,8 @@ db_app = typer.Typer(help="The embedded PostgreSQL cluster (or the configured se
 demo_app = typer.Typer(help="The Xiushan demo county.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(analysis_app, name="analyse")
+app.add_typer(map_app, name="map")
 
 console = Console(stderr=True)
 out = Console()
@@ -93,6 +99,10 @@ def serve(
         with engine.connect() as conn:
             counts = layer_counts(conn)
         console.print("Layers: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), highlight=False)
+        if counts["roads"]:
+            _prepare_network(engine, settings)
+        # folium takes a second or two to import: do it now, not when the first planner opens a map
+        threading.Thread(target=importlib.import_module, args=("folium",), daemon=True).start()
         where = "embedded cluster in " + str(settings.data_dir) if settings.embedded else "GIS_DATABASE_URL"
         console.print(f"Serving on http://{host or settings.host}:{port or settings.port} (database: {where})")
         # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
@@ -100,6 +110,16 @@ def serve(
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(create_app(settings, engine), host=host or settings.host, port=port or settings.port,
                     log_level=settings.log_level)
+
+
+def _prepare_network(engine: sa.Engine, settings: Settings) -> None:
+    """Build the routable network now, so that the first coverage request does not wait for it."""
+    from gis_service.analysis.network import ensure_network
+    from gis_service.analysis.travel import AnalysisSettings
+
+    with console.status("building the road network (pgRouting)"), engine.connect() as conn:
+        ensure_network(conn, measure_srid=settings.measure_srid, settings=AnalysisSettings())
+        conn.commit()
 
 
 # -- db ------------------------------------------------------------------------------------------------
@@ -271,19 +291,47 @@ def import_command(
 
 @app.command("export")
 def export_command(
-    layer: Annotated[str, typer.Argument(help="Layer id, e.g. boundary_markers.")],
-    fmt: Annotated[str, typer.Option("--format", help="geojson (EPSG:4326), gpkg (EPSG:4490) or csv.")] = "geojson",
+    layer: Annotated[str, typer.Argument(help="Layer id, e.g. boundary_markers; or `boundaries` for the "
+                                        "inspectors' field package (with --line, --township or --neighbour).")],
+    fmt: Annotated[str, typer.Option("--format", help="geojson (EPSG:4326), gpkg (EPSG:4490) or csv; for "
+                                     "boundaries also kml, gpx and shp.")] = "geojson",
     out_path: Annotated[Path | None, typer.Option("--out", help="Output file (default: LAYER.FORMAT).")] = None,
+    line: Annotated[str | None, typer.Option(help="boundaries: one line's code, e.g. 500241-500242.")] = None,
+    township: Annotated[str | None, typer.Option(help="boundaries: a township's code (its lines).")] = None,
+    neighbour: Annotated[str | None, typer.Option(help="boundaries: a neighbouring county's code.")] = None,
 ) -> None:
-    """Write everything a layer holds to a file."""
+    """Write everything a layer holds to a file, or the boundary lines and markers of one selection."""
     from gis_service.io.layers_io import export_layer
+    from gis_service.io.placenames_export import EXPORT_FORMATS, export_place_names
     from gis_service.layers import get_layer
 
+    if layer == "boundaries":
+        _export_boundaries(fmt, out_path, line=line, township=township, neighbour=neighbour)
+        return
+    layer = "place_names" if layer == "placenames" else layer
+    if layer == "place_names" and fmt in EXPORT_FORMATS:  # the gazetteer, in the national database's field order
+        with database(get_settings()) as engine:
+            written, count = export_place_names(engine, out_path or Path(f"{layer}.{fmt}"), fmt=fmt)
+        out.print(f"wrote {count:,} place names to {written}")
+        return
     get_layer(layer)
     path = out_path or Path(f"{layer}.{fmt}")
     with database(get_settings()) as engine:
         written, count = export_layer(engine, layer, path, fmt=fmt)
     out.print(f"wrote {count:,} features to {written}")
+
+
+def _export_boundaries(fmt: str, out_path: Path | None, **selection: str | None) -> None:
+    from gis_service.io.boundary_export import Selection, export_boundaries
+
+    chosen = Selection(**selection)
+    settings = get_settings()
+    with database(settings) as engine, engine.connect() as conn:
+        content, _, filename = export_boundaries(conn, chosen, fmt=fmt, measure_srid=settings.measure_srid)
+    path = out_path or Path(filename)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    out.print(f"wrote {path} ({len(content):,} bytes)")
 
 
 @app.command("layers")
@@ -298,6 +346,50 @@ def layers_command() -> None:
         out.print(f"{layer.id:<20} {layer.title_zh:<12} {layer.geometry_type:<16} {counts[layer.id]:>9,}",
                   highlight=False)
 
+
+
+# -- tokens ------------------------------------------------------------------------------------------------
+
+token_app = typer.Typer(help="Bearer tokens for writing through the API.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option(help="inspector, placename, planner or admin.")],
+    name: Annotated[str, typer.Option(help="Who holds the token (kept in the audit trail).")],
+    expires_days: Annotated[int | None, typer.Option(help="Days until the token expires (default: never).")] = None,
+) -> None:
+    """Create a token and print it once: only its hash is stored."""
+    from gis_service.auth import create_token
+
+    with database(get_settings()) as engine, engine.begin() as conn:
+        token_id, token = create_token(conn, role=role, name=name, expires_days=expires_days)
+    console.print(f"token {token_id} for {name} ({role}); it is shown only now:")
+    out.print(token, highlight=False)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """The tokens (never the tokens themselves): id, holder, role, created, expires, revoked, last used."""
+    from gis_service.auth import list_tokens
+
+    with database(get_settings()) as engine, engine.connect() as conn:
+        for row in list_tokens(conn):
+            state = "revoked" if row["revoked_at"] else "active"
+            out.print(f"{row['id']:>4}  {row['role']:<10} {state:<8} {row['name']}  "
+                      f"created {row['created_at']:%Y-%m-%d}  last used {row['last_used_at'] or 'never'}",
+                      highlight=False)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(help="Id from `gis-service token list`.")]) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    from gis_service.auth import revoke_token
+
+    with database(get_settings()) as engine, engine.begin() as conn:
+        revoke_token(conn, token_id)
+    out.print(f"token {token_id} revoked")
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -47,6 +48,12 @@ class Settings(BaseSettings):
     demo_scale: int = Field(default=1, ge=1, le=100)
     demo_seed: int = 20261129
     log_level: str = "info"
+    map_basemap: Literal["none", "tianditu", "osm", "amap"] = Field(
+        default="none",
+        description="Basemap under the web maps: none (a plain background: works on an offline intranet), tianditu "
+        "(needs GIS_TIANDITU_KEY), osm, or amap (overlays are then drawn in GCJ-02).",
+    )
+    tianditu_key: str | None = Field(default=None, description="Tianditu key (tk) for GIS_MAP_BASEMAP=tianditu.")
 
     @field_validator("database_url")
     @classmethod

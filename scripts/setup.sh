@@ -21,7 +21,7 @@ if [ -z "$PG_VERSION" ]; then
 fi
 packages=()
 for pkg in "postgresql-$PG_VERSION" "postgresql-$PG_VERSION-postgis-3" "postgresql-$PG_VERSION-pgrouting" \
-           postgresql-contrib python3-venv; do
+           postgresql-contrib python3-venv gdal-bin chromium fonts-wqy-microhei; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || packages+=("$pkg")
 done
 if [ "${#packages[@]}" -gt 0 ]; then

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
-from gis_service.api.deps import get_connection
+from gis_service.api.deps import get_session
 from gis_service.app import create_app
 from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
@@ -90,17 +91,14 @@ def conn(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 @pytest.fixture()
 def client(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> Iterator[TestClient]:
-    """The API, answering from the test's own transaction (rolled back afterwards)."""
+    """The API, answering from the test's own transaction: a request's commit only releases a savepoint, and
+    everything is rolled back after the test."""
     app = create_app(settings, engine)
 
-    def same_connection() -> Iterator[sa.Connection]:
-        savepoint = conn.begin_nested()
-        try:
-            yield conn
-        finally:
-            if savepoint.is_active:
-                savepoint.rollback()
+    def session_in_test_transaction() -> Iterator[Session]:
+        with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
+            yield session
 
-    app.dependency_overrides[get_connection] = same_connection
+    app.dependency_overrides[get_session] = session_in_test_transaction
     with TestClient(app) as test_client:
         yield test_client

@@ -105,6 +105,7 @@ def test_projected_coordinates_need_the_right_crs(conn: sa.Connection, settings:
     assert lon == pytest.approx(108.99, abs=1e-7) and lat == pytest.approx(28.45, abs=1e-7)
 
 
+@pytest.mark.filterwarnings("ignore:.*(truncated|Normalized/laundered).*")
 def test_shapefile_zip_round_trip(conn: sa.Connection, settings: Settings, tmp_path: Path) -> None:
     frame = read_layer(conn, get_layer("elder_care")).head(10).drop(columns=["id"])
     folder = tmp_path / "shp"
@@ -149,4 +150,4 @@ def test_export_then_import_gives_back_the_same_features(
     assert len(again) == len(original)
     assert sorted(again["name"]) == sorted(original["name"])
     assert again["former_names"].map(len).sum() == original["former_names"].map(len).sum()
-    assert again.geometry.length.sum() == pytest.approx(original.geometry.length.sum(), rel=1e-6)
+    assert again.to_crs(4545).length.sum() == pytest.approx(original.to_crs(4545).length.sum(), rel=1e-6)

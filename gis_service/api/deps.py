@@ -7,6 +7,7 @@ from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from gis_service.settings import Settings
 
@@ -15,11 +16,19 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_connection(request: Request) -> Iterator[sa.Connection]:
-    """A connection in a transaction that is rolled back at the end of a read-only request."""
-    engine: sa.Engine = request.app.state.engine
-    with engine.connect() as conn:
-        yield conn
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request. Writes call ``session.commit()`` before answering; anything not committed is
+    rolled back when the request ends. (Tests bind it to their own transaction with savepoints.)"""
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_connection(session: SessionDep) -> sa.Connection:
+    """The request's connection, inside the session's transaction."""
+    return session.connection()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -14,8 +14,11 @@ place_names = Layer(
     geometry_type="Point",
     fields=(
         name_field("Standard name (标准名称)."),
-        Field("pinyin", "text", "Roman-alphabet spelling: Hanyu Pinyin with tone marks.", title_zh="罗马字母拼写",
-              max_length=200),
+        Field("pinyin", "text", "Roman-alphabet spelling: Hanyu Pinyin with tone marks (generated from the name "
+              "when not given).", title_zh="罗马字母拼写", max_length=200),
+        Field("pinyin_manual", "text", "Pinyin set by the place-name office for a name with a polyphonic character "
+              "(多音字); searched besides the generated spelling.", title_zh="人工拼音", max_length=200,
+              pattern=r"^[A-Za-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüÜĀÁǍÀĒÉĚÈĪÍǏÌŌÓǑÒŪÚǓÙǕǗǙǛêÊ' \-]{1,200}$"),
         Field("category", "text", "administrative (行政区划), settlement (居民点), road (道路街巷), natural "
               "(自然地理实体), memorial (纪念地/名胜) or facility (设施).", title_zh="类别", required=True,
               enum=CATEGORIES),

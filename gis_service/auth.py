@@ -1,0 +1,127 @@
+"""Bearer tokens and roles: who may change which layer.
+
+A token is shown once, when it is created; the database keeps only its SHA-256 hash. Roles:
+
+- ``inspector``: boundary lines, boundary markers and their inspections;
+- ``placename``: place names and roads;
+- ``planner``: facilities, settlements, and the figures (households, population) of divisions;
+- ``admin``: everything, including tokens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
+
+ROLES = ("inspector", "placename", "planner", "admin")
+TOKEN_PREFIX = "gis_"
+
+#: Layers each role may change. Divisions are special: planners may change only their figures.
+ROLE_LAYERS: dict[str, frozenset[str]] = {
+    "inspector": frozenset({"boundary_lines", "boundary_markers"}),
+    "placename": frozenset({"place_names", "roads"}),
+    "planner": frozenset({"settlements", "cemeteries", "elder_care", "community_centres", "admin_divisions"}),
+}
+#: Fields of admin_divisions a planner may change.
+PLANNER_DIVISION_FIELDS = frozenset({"households", "population"})
+
+
+class AuthenticationRequired(GisServiceError):
+    status_code = 401
+
+    def __init__(self, message: str = "this request needs a bearer token: send 'Authorization: Bearer <token>' "
+                 "(create one with `gis-service token create --role ROLE --name NAME`)"):
+        super().__init__(message)
+
+
+class Forbidden(GisServiceError):
+    status_code = 403
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is making a request."""
+
+    token_id: int
+    name: str
+    role: str
+
+    def may_change(self, layer_id: str, fields: set[str] | None = None) -> bool:
+        if self.role == "admin":
+            return True
+        if layer_id not in ROLE_LAYERS.get(self.role, frozenset()):
+            return False
+        if layer_id == "admin_divisions":
+            return fields is not None and fields <= PLANNER_DIVISION_FIELDS
+        return True
+
+    def require(self, layer_id: str, fields: set[str] | None = None) -> None:
+        if not self.may_change(layer_id, fields):
+            if layer_id == "admin_divisions" and self.role == "planner":
+                raise Forbidden("role planner may change only the households and population of divisions")
+            allowed = ", ".join(sorted(ROLE_LAYERS.get(self.role, ()))) or "nothing"
+            raise Forbidden(f"role {self.role} may not change {layer_id}; it may change: {allowed}")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(conn: sa.Connection, *, role: str, name: str, expires_days: int | None = None) -> tuple[int, str]:
+    """Store a new token's hash; return its id and the token itself (shown once, never stored)."""
+    if role not in ROLES:
+        raise InvalidInputError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInputError("name must be 1 to 100 characters (who holds the token)")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires = None
+    if expires_days is not None:
+        if expires_days <= 0:
+            raise InvalidInputError("expires_days must be a positive number of days")
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days)
+    token_id = conn.execute(sa.text(
+        "INSERT INTO api_tokens (name, role, token_hash, expires_at) VALUES (:n, :r, :h, :e) RETURNING id"),
+        {"n": name, "r": role, "h": hash_token(token), "e": expires}).scalar_one()
+    return token_id, token
+
+
+def list_tokens(conn: sa.Connection) -> list[dict]:
+    rows = conn.execute(sa.text(
+        "SELECT id, name, role, created_at, expires_at, revoked_at, last_used_at FROM api_tokens ORDER BY id"))
+    return [dict(row._mapping) for row in rows]
+
+
+def revoke_token(conn: sa.Connection, token_id: int) -> None:
+    revoked = conn.execute(sa.text(
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL RETURNING id"),
+        {"id": token_id}).scalar()
+    if revoked is None:
+        exists = conn.execute(sa.text("SELECT 1 FROM api_tokens WHERE id = :id"), {"id": token_id}).scalar()
+        raise (InvalidInputError(f"token {token_id} is already revoked") if exists
+               else NotFoundError(f"no token has the id {token_id}"))
+
+
+def authenticate(conn: sa.Connection, authorization: str | None) -> Principal:
+    """The principal behind an ``Authorization: Bearer`` header; 401 if missing, unknown, expired or revoked."""
+    if not authorization:
+        raise AuthenticationRequired()
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationRequired("the Authorization header must be 'Bearer <token>'")
+    row = conn.execute(sa.text(
+        "UPDATE api_tokens SET last_used_at = now() WHERE token_hash = :h "
+        "RETURNING id, name, role, revoked_at, expires_at"), {"h": hash_token(token.strip())}).one_or_none()
+    if row is None:
+        raise AuthenticationRequired("the bearer token is not known")
+    if row.revoked_at is not None:
+        raise AuthenticationRequired("the bearer token has been revoked")
+    if row.expires_at is not None and row.expires_at <= dt.datetime.now(dt.UTC):
+        raise AuthenticationRequired("the bearer token has expired")
+    return Principal(token_id=row.id, name=row.name, role=row.role)

@@ -1,0 +1,334 @@
+"""Changing features one at a time: create, replace, patch, delete, and boundary-marker inspections.
+
+Every change is checked exactly as an import is (geometry valid, of the right type, inside the county; fields
+known and well-formed; codes existing), needs the feature's current ETag (``If-Match``) unless it creates one,
+and lands in ``audit_log`` in the same transaction, with the feature before and after.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+
+import geopandas as gpd
+import shapely
+import shapely.geometry
+import sqlalchemy as sa
+from pyproj import CRS
+
+from gis_service.auth import Principal
+from gis_service.errors import GisServiceError, ImportRejected, InvalidInputError, NotFoundError
+from gis_service.io.store import load_context
+from gis_service.io.validate import validate_frame
+from gis_service.layers.base import Layer
+from gis_service.pinyin import romanize
+from gis_service.settings import STORAGE_SRID, Settings
+
+CRS84 = CRS.from_user_input("OGC:CRS84")
+
+
+class PreconditionRequired(GisServiceError):
+    status_code = 428
+
+
+class PreconditionFailed(GisServiceError):
+    status_code = 412
+
+
+@dataclass(frozen=True)
+class Change:
+    """The outcome of a change: the feature's id, its new version and ETag (None after a delete)."""
+
+    feature_id: int
+    version: int | None
+
+    def etag(self, layer_id: str) -> str | None:
+        return None if self.version is None else make_etag(layer_id, self.feature_id, self.version)
+
+
+def make_etag(layer_id: str, feature_id: int, version: int) -> str:
+    return f'"{layer_id}.{feature_id}.v{version}"'
+
+
+# -- reading the body -----------------------------------------------------------------------------------
+
+def feature_frame(body: object, *, crs: CRS = CRS84, geometry_required: bool = True) -> gpd.GeoDataFrame:
+    """One GeoJSON Feature as a one-row GeoDataFrame in EPSG:4490. InvalidInputError says what is wrong."""
+    if not isinstance(body, dict) or body.get("type") != "Feature":
+        raise InvalidInputError('the body must be a GeoJSON Feature: {"type": "Feature", "geometry": {...}, '
+                                '"properties": {...}}')
+    properties = body.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise InvalidInputError("properties must be a JSON object")
+    geometry = body.get("geometry")
+    if geometry is None:
+        if geometry_required:
+            raise InvalidInputError("the feature has no geometry")
+        geom = None
+    else:
+        geom = _shape(geometry)
+    for name, value in properties.items():
+        if isinstance(value, dict):
+            raise InvalidInputError(f"property {name} is an object; properties must be text, numbers, true/false, "
+                                    "dates or lists of names")
+    frame = gpd.GeoDataFrame([properties] if properties else [{}], geometry=[geom], crs=crs)
+    if geom is not None and crs != CRS.from_epsg(STORAGE_SRID):
+        coords = shapely.get_coordinates(geom)
+        if coords.size and bool(abs(coords).max() < float("inf")):
+            frame = frame.to_crs(STORAGE_SRID)
+        else:
+            frame = frame.set_crs(STORAGE_SRID, allow_override=True)
+    return frame.set_crs(STORAGE_SRID, allow_override=True)
+
+
+def _shape(geometry: object):
+    if not isinstance(geometry, dict) or "type" not in geometry or "coordinates" not in geometry:
+        raise InvalidInputError("geometry must be a GeoJSON geometry object with type and coordinates")
+    try:
+        return shapely.geometry.shape(geometry)
+    except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.GEOSException) as exc:
+        detail = str(exc) or "coordinates do not fit the geometry type"
+        if geometry.get("type") == "Polygon":
+            detail += " (a polygon ring needs at least 4 positions, the last equal to the first)"
+        raise InvalidInputError(f"geometry is malformed: {detail}") from None
+
+
+# -- SQL helpers -------------------------------------------------------------------------------------------
+
+def snapshot(conn: sa.Connection, layer: Layer, feature_id: int, *, lock: bool = False) -> dict | None:
+    """The feature as stored (properties, version and GeoJSON geometry in EPSG:4326), or None."""
+    sql = (f"SELECT (to_jsonb(t) - 'geom') || jsonb_build_object('geometry', "
+           f"ST_AsGeoJSON(ST_Transform(t.geom, 4326), 7)::jsonb) FROM {layer.table} t WHERE t.id = :id")
+    row = conn.execute(sa.text(sql + (" FOR UPDATE" if lock else "")), {"id": feature_id}).scalar()
+    return row
+
+
+def _as_user(conn: sa.Connection, principal: Principal) -> None:
+    """Name the person in the transaction, for the database's own change logs (place_name_events)."""
+    conn.execute(sa.text("SELECT set_config('gis.user', :user, true)"), {"user": principal.name})
+
+
+def _audit(conn: sa.Connection, principal: Principal, layer: Layer, feature_id: int, action: str,
+           version: int | None, before: dict | None, after: dict | None, request_id: str | None) -> None:
+    conn.execute(sa.text(
+        "INSERT INTO audit_log (token_id, actor, role, layer, feature_id, action, version, before, after, "
+        "request_id) VALUES (:token, :actor, :role, :layer, :fid, :action, :version, "
+        "CAST(:before AS jsonb), CAST(:after AS jsonb), :rid)"),
+        {"token": principal.token_id, "actor": principal.name, "role": principal.role, "layer": layer.id,
+         "fid": feature_id, "action": action, "version": version,
+         "before": None if before is None else json.dumps(before, ensure_ascii=False, default=str),
+         "after": None if after is None else json.dumps(after, ensure_ascii=False, default=str),
+         "rid": request_id})
+
+
+def _checked_row(conn: sa.Connection, layer: Layer, frame: gpd.GeoDataFrame, settings: Settings,
+                 *, own_id: int | None) -> dict:
+    """Validate a one-row frame as an import would; the feature's own values do not clash with themselves."""
+    if "id" in frame.columns:
+        frame = frame.drop(columns=["id"])
+    context = load_context(conn, layer, county_code=settings.county_code, measure_srid=settings.measure_srid)
+    if own_id is not None:
+        own = conn.execute(sa.text(f"SELECT * FROM {layer.table} WHERE id = :id"), {"id": own_id}).mappings().one()
+        for name, taken in context.taken.items():
+            taken.discard(own[name])
+        context.existing_ids.discard(own_id)
+    rows, problems = validate_frame(layer, frame, context)
+    if problems:
+        raise ImportRejected(layer.id, problems, 1)
+    return rows.iloc[0].to_dict()
+
+
+def _write_params(layer: Layer, row: dict, settings: Settings) -> tuple[list[str], dict]:
+    names = [f.name for f in layer.writable_fields]
+    params = {name: row[name] for name in names}
+    params["geom"] = shapely.to_wkb(shapely.set_srid(row["geom"], STORAGE_SRID), include_srid=True)
+    if layer.get_field("length_m") is not None:
+        projected = gpd.GeoSeries([row["geom"]], crs=STORAGE_SRID).to_crs(settings.measure_srid)
+        params["length_m"] = round(float(projected.length.iloc[0]), 2)
+        names = [*names, "length_m"]
+    return names, params
+
+
+def _check_if_match(layer: Layer, feature_id: int, current_version: int, if_match: str | None) -> None:
+    if not if_match:
+        raise PreconditionRequired(f"changing {layer.id}/{feature_id} needs an If-Match header with the ETag "
+                                   "from your last GET of the feature")
+    expected = make_etag(layer.id, feature_id, current_version)
+    offered = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
+    if expected not in offered:
+        raise PreconditionFailed(f"{layer.id}/{feature_id} has changed since you read it (it is now at "
+                                 f"version {current_version}, ETag {expected}); GET it again and reapply your change")
+
+
+# -- the changes ---------------------------------------------------------------------------------------------
+
+def create_feature(conn: sa.Connection, layer: Layer, body: object, *, principal: Principal, settings: Settings,
+                   crs: CRS = CRS84, request_id: str | None = None) -> Change:
+    frame = feature_frame(body, crs=crs)
+    principal.require(layer.id, set(frame.columns) - {"geometry"})
+    row = _checked_row(conn, layer, frame, settings, own_id=None)
+    if layer.id in ("place_names", "roads") and row.get("pinyin") is None:
+        row["pinyin"] = romanize(row["name"])
+    _as_user(conn, principal)
+    names, params = _write_params(layer, row, settings)
+    values = ", ".join(f":{n}" for n in names)
+    feature_id, version = conn.execute(sa.text(
+        f"INSERT INTO {layer.table} ({', '.join(names)}, geom) VALUES ({values}, ST_GeomFromEWKB(:geom)) "
+        f"RETURNING id, version"), params).one()
+    conn.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
+    _audit(conn, principal, layer, feature_id, "create", version, None, snapshot(conn, layer, feature_id),
+           request_id)
+    return Change(feature_id, version)
+
+
+def update_feature(conn: sa.Connection, layer: Layer, feature_id: int, body: object, *, principal: Principal,
+                   settings: Settings, if_match: str | None, partial: bool, crs: CRS = CRS84,
+                   request_id: str | None = None) -> Change:
+    """PUT (``partial=False``: the body is the whole new feature) or PATCH (only the properties and geometry given
+    change)."""
+    frame = feature_frame(body, crs=crs, geometry_required=not partial)
+    given = set(frame.columns) - {"geometry"}
+    principal.require(layer.id, given | ({"geometry"} if frame.geometry.iloc[0] is not None else set()))
+    before = snapshot(conn, layer, feature_id, lock=True)
+    if before is None:
+        raise NotFoundError(f"{layer.id} has no feature {feature_id}")
+    _check_if_match(layer, feature_id, before["version"], if_match)
+    if partial:
+        stored = gpd.GeoDataFrame.from_postgis(sa.text(
+            f"SELECT {', '.join(f.name for f in layer.writable_fields)}, geom FROM {layer.table} WHERE id = :id"),
+            conn, geom_col="geom", params={"id": feature_id}, crs=STORAGE_SRID)
+        for name in given:
+            stored[name] = frame[name].values
+        if frame.geometry.iloc[0] is not None:
+            stored = stored.set_geometry(frame.geometry.values, crs=STORAGE_SRID)
+        frame = stored
+    row = _checked_row(conn, layer, frame, settings, own_id=feature_id)
+    _as_user(conn, principal)
+    renamed = layer.id in ("place_names", "roads") and row["name"] != before["name"]
+    if renamed and "pinyin" not in given:
+        row["pinyin"] = romanize(row["name"])  # the old spelling spelled the old name
+    if renamed and layer.id == "place_names":
+        if "pinyin_manual" not in given:
+            row["pinyin_manual"] = None
+        _keep_former_name(conn, principal, feature_id, before, row, request_id)
+    if renamed and layer.id == "roads" and before["name"] not in (row["former_names"] or []):
+        row["former_names"] = [*(row["former_names"] or []), before["name"]]
+    names, params = _write_params(layer, row, settings)
+    assignments = ", ".join(f"{n} = :{n}" for n in names)
+    params.update(id=feature_id, version=before["version"])
+    version = conn.execute(sa.text(
+        f"UPDATE {layer.table} SET {assignments}, geom = ST_GeomFromEWKB(:geom) "
+        f"WHERE id = :id AND version = :version RETURNING version"), params).scalar()
+    if version is None:  # cannot happen under the row lock, but never lose an update silently
+        raise PreconditionFailed(f"{layer.id}/{feature_id} changed while it was being written; GET it again")
+    conn.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
+    _audit(conn, principal, layer, feature_id, "update", version, before, snapshot(conn, layer, feature_id),
+           request_id)
+    return Change(feature_id, version)
+
+
+def _keep_former_name(conn: sa.Connection, principal: Principal, feature_id: int, before: dict, row: dict,
+                      request_id: str | None) -> None:
+    """A renamed place name keeps its id; its old name becomes a historical record pointing at it, and the
+    history says when. (地名更名: the old name stays findable and answers the new one.)"""
+    if before["status"] != "current":
+        return
+    former_id = conn.execute(sa.text(
+        "INSERT INTO place_names (name, pinyin, pinyin_manual, category, division_code, meaning, origin, history, "
+        "status, successor_id, heritage_listed, data_source, geom) "
+        "SELECT name, pinyin, pinyin_manual, category, division_code, meaning, origin, history, 'historical', id, "
+        "heritage_listed, data_source, geom FROM place_names WHERE id = :id RETURNING id"),
+        {"id": feature_id}).scalar_one()
+    layer = _place_names_layer()
+    _audit(conn, principal, layer, former_id, "create", 1, None, snapshot(conn, layer, former_id), request_id)
+    line = f"{dt.date.today().isoformat()} {before['name']}更名为{row['name']}"
+    if row.get("history") == before.get("history"):
+        row["history"] = f"{row['history']}；{line}" if row.get("history") else line
+
+
+def _place_names_layer() -> Layer:
+    from gis_service.layers import get_layer
+
+    return get_layer("place_names")
+
+
+def delete_feature(conn: sa.Connection, layer: Layer, feature_id: int, *, principal: Principal,
+                   if_match: str | None, request_id: str | None = None) -> Change:
+    principal.require(layer.id, None if layer.id == "admin_divisions" else set())
+    before = snapshot(conn, layer, feature_id, lock=True)
+    if before is None:
+        raise NotFoundError(f"{layer.id} has no feature {feature_id}")
+    _check_if_match(layer, feature_id, before["version"], if_match)
+    _as_user(conn, principal)
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text(f"DELETE FROM {layer.table} WHERE id = :id"), {"id": feature_id})
+            conn.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
+    except sa.exc.IntegrityError as exc:
+        raise InvalidInputError(f"{layer.id}/{feature_id} cannot be deleted while other features refer to it: "
+                                f"{exc.orig.diag.message_primary}") from None
+    _audit(conn, principal, layer, feature_id, "delete", None, before, None, request_id)
+    return Change(feature_id, None)
+
+
+def feature_history(conn: sa.Connection, layer: Layer, feature_id: int) -> list[dict]:
+    """Every recorded change of a feature, oldest first: who, when, what, and the feature before and after."""
+    rows = conn.execute(sa.text(
+        "SELECT id, changed_at, actor, role, action, version, before, after, request_id FROM audit_log "
+        "WHERE layer = :layer AND feature_id = :fid ORDER BY id"), {"layer": layer.id, "fid": feature_id})
+    history = [dict(r._mapping) for r in rows]
+    if not history and snapshot(conn, layer, feature_id) is None:
+        raise NotFoundError(f"{layer.id} has no feature {feature_id} and never had")
+    for entry in history:
+        entry["changed_at"] = entry["changed_at"].isoformat()
+    return history
+
+
+CONDITIONS = ("intact", "damaged", "missing", "displaced")
+
+
+def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, principal: Principal,
+                      request_id: str | None = None) -> dict:
+    """Record an inspection of a boundary marker and update its condition and last-inspected date, atomically."""
+    from gis_service.layers import get_layer
+
+    layer = get_layer("boundary_markers")
+    principal.require(layer.id, {"condition", "last_inspected"})
+    if not isinstance(body, dict):
+        raise InvalidInputError('the body must be a JSON object: {"inspected_on": "YYYY-MM-DD", '
+                                '"condition": "intact", "notes": "..."}')
+    unknown = set(body) - {"inspected_on", "condition", "notes"}
+    if unknown:
+        raise InvalidInputError(f"unknown fields {', '.join(sorted(unknown))}; an inspection has inspected_on, "
+                                "condition and notes (the inspector is the token's holder)")
+    condition = body.get("condition")
+    if condition not in CONDITIONS:
+        raise InvalidInputError(f"condition must be one of {', '.join(CONDITIONS)}; got {condition!r}")
+    try:
+        inspected_on = dt.date.fromisoformat(str(body.get("inspected_on") or dt.date.today().isoformat()))
+    except ValueError:
+        raise InvalidInputError("inspected_on must be a date written YYYY-MM-DD") from None
+    if inspected_on > dt.date.today():
+        raise InvalidInputError(f"inspected_on {inspected_on} is in the future")
+    notes = body.get("notes")
+    if notes is not None and (not isinstance(notes, str) or len(notes) > 2000 or re.search(r"[\x00-\x08]", notes)):
+        raise InvalidInputError("notes must be text of at most 2,000 characters")
+    before = snapshot(conn, layer, marker_id, lock=True)
+    if before is None:
+        raise NotFoundError(f"boundary_markers has no feature {marker_id}")
+    inspection_id = conn.execute(sa.text(
+        "INSERT INTO marker_inspections (marker_id, inspected_on, inspector, condition, notes) "
+        "VALUES (:m, :d, :who, :c, :n) RETURNING id"),
+        {"m": marker_id, "d": inspected_on, "who": principal.name, "c": condition, "n": notes}).scalar_one()
+    # An older inspection entered late does not overwrite a newer one's findings.
+    version = conn.execute(sa.text(
+        "UPDATE boundary_markers SET condition = CASE WHEN last_inspected IS NULL OR last_inspected <= :d "
+        "THEN :c ELSE condition END, last_inspected = GREATEST(last_inspected, :d) WHERE id = :m "
+        "RETURNING version"), {"m": marker_id, "d": inspected_on, "c": condition}).scalar_one()
+    _audit(conn, principal, layer, marker_id, "inspect", version, before, snapshot(conn, layer, marker_id),
+           request_id)
+    return {"id": inspection_id, "marker_id": marker_id, "inspected_on": inspected_on.isoformat(),
+            "inspector": principal.name, "condition": condition, "notes": notes,
+            "etag": make_etag(layer.id, marker_id, version)}

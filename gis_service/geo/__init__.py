@@ -1,0 +1,1 @@
+"""Pure coordinate computations (no database, no I/O)."""

@@ -1,0 +1,247 @@
+"""The boundary inspectors' field package: the lines of one selection and their markers, in one file.
+
+Selections: one line (its code), every line of a township (its township lines and the county lines along its
+border), or every line shared with a neighbouring county. Formats, all written by GDAL (pyogrio):
+
+- geojson: one FeatureCollection (EPSG:4326), lines then markers, ``feature_type`` telling them apart;
+- kml: folders ``boundary_lines`` and ``boundary_markers`` (LIBKML), placemarks named by line code and marker number;
+- gpx: markers as waypoints named by their number, lines as tracks (GPX 1.1, WGS84), for handheld GPS;
+- gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490;
+- shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import sqlalchemy as sa
+
+from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.settings import SERVE_SRID, STORAGE_SRID
+
+FORMATS = {
+    "geojson": ("application/geo+json", "geojson"),
+    "kml": ("application/vnd.google-earth.kml+xml", "kml"),
+    "gpx": ("application/gpx+xml", "gpx"),
+    "gpkg": ("application/geopackage+sqlite3", "gpkg"),
+    "shp": ("application/zip", "zip"),
+}
+CONDITION_ZH = {"intact": "完好", "damaged": "损坏", "missing": "缺失", "displaced": "移位"}
+TYPE_ZH = {"Q": "单立", "A": "同号双立", "B": "同号双立", "C": "同号三立", "D": "同号三立", "E": "同号三立"}
+#: Metres of shared border for a county line to count as one of a township's lines.
+TOWNSHIP_BORDER_MIN_M = 10.0
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which lines: exactly one of ``line``, ``township`` or ``neighbour`` (codes)."""
+
+    line: str | None = None
+    township: str | None = None
+    neighbour: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [name for name in ("line", "township", "neighbour") if getattr(self, name)]
+        if len(given) != 1:
+            raise InvalidInputError("name exactly one of line=CODE, township=CODE or neighbour=CODE "
+                                    f"(got {', '.join(given) or 'none'})")
+        value = getattr(self, given[0])
+        patterns = {"line": r"[0-9]{6,12}-[0-9]{6,12}", "township": r"[0-9]{9}([0-9]{3})?", "neighbour": r"[0-9]{6}"}
+        if not re.fullmatch(patterns[given[0]], value):
+            examples = {"line": "500241-500242", "township": "500241107 or 500241107000", "neighbour": "500242"}
+            raise InvalidInputError(f"{given[0]} must look like {examples[given[0]]}; got {value[:40]!r}")
+
+    @property
+    def slug(self) -> str:
+        kind = next(name for name in ("line", "township", "neighbour") if getattr(self, name))
+        return f"boundaries_{kind}_{getattr(self, kind)}"
+
+
+def select_lines_sql(selection: Selection) -> tuple[str, dict]:
+    """SQL condition on boundary_lines (alias l) for a selection, and its parameters."""
+    if selection.line:
+        return "l.code = :code", {"code": selection.line}
+    if selection.neighbour:
+        return "l.level = 'county' AND (l.right_code = :code OR l.left_code = :code)", {"code": selection.neighbour}
+    code12 = selection.township.ljust(12, "0")
+    return (
+        "((l.level = 'township' AND (l.left_code = :code9 OR l.right_code = :code9)) OR "
+        " (l.level = 'county' AND EXISTS (SELECT 1 FROM admin_divisions t WHERE t.code = :code12 "
+        "   AND t.valid_to IS NULL AND t.geom && l.geom AND ST_Length(ST_Transform(ST_Intersection("
+        "   ST_Boundary(t.geom), ST_Buffer(l.geom, 0.00001)), :measure_srid)) > :min_m)))",
+        {"code9": code12[:9], "code12": code12, "min_m": TOWNSHIP_BORDER_MIN_M},
+    )
+
+
+def read_selection(conn: sa.Connection, selection: Selection, *, measure_srid: int
+                   ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The selected lines and all their markers (EPSG:4490). NotFoundError if no line matches."""
+    condition, params = select_lines_sql(selection)
+    params["measure_srid"] = measure_srid
+    lines = gpd.read_postgis(sa.text(
+        f"SELECT l.code, l.name, l.level, l.left_code, l.left_name, l.right_code, l.right_name, "
+        f"round(l.length_m::numeric, 1)::float AS length_m, l.status, l.last_inspected, l.geom "
+        f"FROM boundary_lines l WHERE {condition} ORDER BY l.code"), conn, geom_col="geom", params=params,
+        crs=STORAGE_SRID)
+    if lines.empty:
+        raise NotFoundError(_nothing_found(conn, selection))
+    markers = gpd.read_postgis(sa.text(
+        "SELECT m.number, m.marker_type, m.line_code, m.material, m.set_on, m.condition, m.last_inspected, "
+        "(SELECT i.notes FROM marker_inspections i WHERE i.marker_id = m.id "
+        " ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1) AS last_notes, m.geom "
+        "FROM boundary_markers m WHERE m.line_code = ANY(:codes) ORDER BY m.number"),
+        conn, geom_col="geom", params={"codes": list(lines["code"])}, crs=STORAGE_SRID)
+    for frame in (lines, markers):
+        for column in ("last_inspected", "set_on"):
+            if column in frame:
+                frame[column] = frame[column].map(lambda d: d.isoformat() if pd.notna(d) and d else None)
+    return lines, markers
+
+
+def _nothing_found(conn: sa.Connection, selection: Selection) -> str:
+    if selection.line:
+        return f"no boundary line has the code {selection.line}"
+    if selection.neighbour:
+        neighbours = conn.execute(sa.text(
+            "SELECT DISTINCT right_code || ' ' || right_name FROM boundary_lines WHERE level = 'county' "
+            "ORDER BY 1")).scalars().all()
+        return f"no county line is shared with {selection.neighbour}; the neighbours are: {', '.join(neighbours)}"
+    return f"no boundary line belongs to township {selection.township}"
+
+
+def export_boundaries(conn: sa.Connection, selection: Selection, *, fmt: str, measure_srid: int
+                      ) -> tuple[bytes, str, str]:
+    """The field package as bytes, with its media type and a file name."""
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}; got {fmt[:40]!r}")
+    lines, markers = read_selection(conn, selection, measure_srid=measure_srid)
+    media_type, extension = FORMATS[fmt]
+    writer = {"geojson": _geojson, "kml": _kml, "gpx": _gpx, "gpkg": _gpkg, "shp": _shp}[fmt]
+    return writer(lines, markers), media_type, f"{selection.slug}.{extension}"
+
+
+# -- writers --------------------------------------------------------------------------------------------
+
+def _marker_description(row) -> str:
+    parts = [f"界桩 {row.number}", f"类型 {row.marker_type}（{TYPE_ZH[row.marker_type]}）",
+             f"状况 {CONDITION_ZH.get(row.condition, row.condition)}", f"所属界线 {row.line_code}",
+             f"最近检查 {row.last_inspected or '无记录'}"]
+    if row.last_notes:
+        parts.append(f"备注 {row.last_notes}")
+    return "；".join(parts)
+
+
+def _line_description(row) -> str:
+    return (f"{row.name}：{row.left_name}（{row.left_code}）与 {row.right_name}（{row.right_code}），"
+            f"长 {row.length_m / 1000:.2f} km，状态 {row.status}，最近检查 {row.last_inspected or '无记录'}")
+
+
+def _with_temp_dir(write) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="gis-export-") as folder:
+        return write(Path(folder))
+
+
+def _geojson(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+    def features(frame: gpd.GeoDataFrame, feature_type: str) -> list[dict]:
+        if frame.empty:
+            return []
+        frame = frame.to_crs(SERVE_SRID).assign(feature_type=feature_type)
+        return json.loads(frame.to_json(drop_id=True, to_wgs84=False))["features"]
+
+    return _with_temp_dir(lambda folder: _write_rfc7946(
+        folder, features(lines, "boundary_line") + features(markers, "boundary_marker")))
+
+
+def _write_rfc7946(folder: Path, features: list[dict]) -> bytes:
+    """Let GDAL write the collection with RFC7946=YES (right-hand winding, 7 decimals, no crs member)."""
+    source = folder / "in.geojson"
+    source.write_text(json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False))
+    frame = pyogrio.read_dataframe(source)
+    target = folder / "out.geojson"
+    pyogrio.write_dataframe(frame, target, driver="GeoJSON", RFC7946="YES", WRITE_BBOX="NO")
+    return target.read_bytes()
+
+
+def _kml(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+    def write(folder: Path) -> bytes:
+        path = folder / "boundaries.kml"
+        named_lines = lines.to_crs(SERVE_SRID).assign(
+            Name=lines["code"], Description=[_line_description(r) for r in lines.itertuples()])
+        pyogrio.write_dataframe(named_lines, path, layer="boundary_lines", driver="LIBKML")
+        if not markers.empty:
+            named_markers = markers.to_crs(SERVE_SRID).assign(
+                Name=markers["number"], Description=[_marker_description(r) for r in markers.itertuples()])
+            pyogrio.write_dataframe(named_markers, path, layer="boundary_markers", driver="LIBKML", append=True)
+        return path.read_bytes()
+
+    return _with_temp_dir(write)
+
+
+GPX_NS = "http://www.topografix.com/GPX/1/1"
+
+
+def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+    """GDAL writes one GPX layer per file: waypoints and tracks are written apart, then the tracks are moved
+    into the waypoint file after its waypoints (the order GPX 1.1 requires)."""
+    def write(folder: Path) -> bytes:
+        waypoints_path, tracks_path = folder / "waypoints.gpx", folder / "tracks.gpx"
+        waypoints = gpd.GeoDataFrame({
+            "name": markers["number"],
+            "desc": [_marker_description(r) for r in markers.itertuples()],
+            "sym": "Flag",
+            "type": markers["marker_type"],
+        }, geometry=markers.geometry.values, crs=STORAGE_SRID).to_crs(SERVE_SRID)
+        tracks = gpd.GeoDataFrame({
+            "name": lines["code"] + " " + lines["name"],
+            "desc": [_line_description(r) for r in lines.itertuples()],
+        }, geometry=lines.geometry.values, crs=STORAGE_SRID).to_crs(SERVE_SRID)
+        pyogrio.write_dataframe(tracks, tracks_path, layer="tracks", driver="GPX")
+        if waypoints.empty:
+            return tracks_path.read_bytes()
+        pyogrio.write_dataframe(waypoints, waypoints_path, layer="waypoints", driver="GPX")
+        ElementTree.register_namespace("", GPX_NS)
+        document = ElementTree.parse(waypoints_path)
+        for track in ElementTree.parse(tracks_path).getroot().findall(f"{{{GPX_NS}}}trk"):
+            document.getroot().append(track)
+        buffer = io.BytesIO()
+        document.write(buffer, encoding="utf-8", xml_declaration=True)
+        return buffer.getvalue()
+
+    return _with_temp_dir(write)
+
+
+def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+    def write(folder: Path) -> bytes:
+        path = folder / "boundaries.gpkg"
+        pyogrio.write_dataframe(lines, path, layer="boundary_lines", driver="GPKG")
+        pyogrio.write_dataframe(markers, path, layer="boundary_markers", driver="GPKG", append=not lines.empty)
+        return path.read_bytes()
+
+    return _with_temp_dir(write)
+
+
+def _shp(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+    def write(folder: Path) -> bytes:
+        # Shapefile field names are at most 10 characters.
+        pyogrio.write_dataframe(lines.rename(columns={"last_inspected": "last_insp"}),
+                                folder / "boundary_lines.shp", encoding="UTF-8")
+        pyogrio.write_dataframe(markers.rename(columns={"last_inspected": "last_insp", "marker_type": "type",
+                                                        "last_notes": "notes"}),
+                                folder / "boundary_markers.shp", encoding="UTF-8")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for member in sorted(folder.iterdir()):
+                archive.write(member, member.name)
+        return buffer.getvalue()
+
+    return _with_temp_dir(write)

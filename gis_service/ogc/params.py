@@ -1,0 +1,209 @@
+"""Query parameters of ``/collections/{id}/items``, checked early and turned into an :class:`ItemsQuery`.
+
+Every message names the parameter, says what was expected and shows what was sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gis_service.errors import InvalidInputError
+from gis_service.layers.base import Layer
+from gis_service.ogc.crs import ServedCrs, parse_crs
+from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES, parse_filter
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+#: Parameters of the items endpoint; any other name must be a queryable (a property filter).
+ITEMS_PARAMETERS = ("f", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "properties", "sortby",
+                    "filter", "filter-lang", "filter-crs")
+FORMATS = ("json", "geojson", "html")
+
+
+@dataclass
+class ItemsQuery:
+    """What a client asked of a collection's items, checked against the layer."""
+
+    layer: Layer
+    crs: ServedCrs
+    bbox: tuple[float, float, float, float] | None = None
+    bbox_crs: ServedCrs | None = None
+    #: Closed interval of dates; None at either end means open.
+    datetime: tuple[dt.date | None, dt.date | None] | None = None
+    property_filters: dict[str, object] = field(default_factory=dict)
+    filter: dict | None = None
+    filter_crs: ServedCrs | None = None
+    #: (field name, descending) in order of precedence; the id is always the last key.
+    sortby: list[tuple[str, bool]] = field(default_factory=list)
+    #: Fields to return; None: all.
+    properties: list[str] | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    f: str = "json"
+
+
+def parse_items_query(layer: Layer, params: Mapping[str, str], *, measure_srid: int) -> ItemsQuery:
+    """An :class:`ItemsQuery` from the request's query parameters; InvalidInputError (400) on any bad one."""
+    unknown = [name for name in params if name not in ITEMS_PARAMETERS and name not in layer.field_names
+               and name != "id"]
+    if unknown:
+        raise InvalidInputError(
+            f"unknown query parameter {unknown[0]!r}; the parameters are {', '.join(ITEMS_PARAMETERS)} and the "
+            f"queryables of {layer.id} as property filters: {', '.join(layer.field_names)}")
+    query = ItemsQuery(layer=layer, crs=parse_crs(params.get("crs"), parameter="crs", measure_srid=measure_srid))
+    query.f = parse_format(params.get("f"))
+    query.limit = parse_int(params.get("limit"), "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    query.offset = parse_int(params.get("offset"), "offset", default=0, low=0, high=None)
+    if params.get("bbox") is not None:
+        query.bbox_crs = parse_crs(params.get("bbox-crs"), parameter="bbox-crs", measure_srid=measure_srid)
+        query.bbox = parse_bbox(params["bbox"], query.bbox_crs)
+    elif params.get("bbox-crs") is not None:
+        raise InvalidInputError("bbox-crs was given without bbox")
+    if params.get("datetime") is not None:
+        if not layer.temporal:
+            raise InvalidInputError(f"{layer.id} has no dates, so datetime cannot be used on it")
+        query.datetime = parse_datetime(params["datetime"])
+    for name in layer.field_names:
+        if name in params:
+            query.property_filters[name] = parse_property_value(layer, name, params[name])
+    if "id" in params:
+        query.property_filters["id"] = parse_int(params["id"], "id", default=0, low=None, high=None)
+    if params.get("filter") is not None:
+        query.filter_crs = parse_crs(params.get("filter-crs"), parameter="filter-crs", measure_srid=measure_srid)
+        query.filter = parse_filter(params["filter"], params.get("filter-lang"))
+    elif params.get("filter-lang") is not None and params["filter-lang"] not in FILTER_LANGS:
+        raise InvalidInputError(f"filter-lang must be one of {', '.join(FILTER_LANGS)}; got {params['filter-lang']!r}")
+    if params.get("sortby"):
+        query.sortby = parse_sortby(layer, params["sortby"])
+    if params.get("properties") is not None:
+        query.properties = parse_properties(layer, params["properties"])
+    return query
+
+
+def parse_format(value: str | None) -> str:
+    if value is None or value == "":
+        return "json"
+    if value.lower() not in FORMATS:
+        raise InvalidInputError(f"f must be one of {', '.join(FORMATS)}; got {value!r}")
+    return "json" if value.lower() == "geojson" else value.lower()
+
+
+def parse_int(value: str | None, name: str, *, default: int, low: int | None, high: int | None) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a whole number; got {value!r}") from None
+    if (low is not None and number < low) or (high is not None and number > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise InvalidInputError(f"{name} must be {bounds}; got {number}")
+    return number
+
+
+def parse_bbox(value: str, crs: ServedCrs) -> tuple[float, float, float, float]:
+    """``minx,miny,maxx,maxy`` in ``crs``'s axis order (4 or 6 numbers), returned as x/y (east, north) order."""
+    order = "lat,lon" if crs.lat_first and crs.geographic else ("northing,easting" if crs.lat_first else "x,y")
+    hint = (f"bbox must be minx,miny,maxx,maxy (4 numbers, or 6 with heights) in {crs.uri} axis order ({order}); "
+            f"got {value!r}")
+    parts = [p.strip() for p in value.split(",")]
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError:
+        raise InvalidInputError(hint + ": not all are numbers") from None
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    if len(numbers) != 4:
+        raise InvalidInputError(hint + f": {len(parts)} values")
+    if not all(math.isfinite(n) for n in numbers):
+        raise InvalidInputError(hint + ": values must be finite")
+    a1, b1, a2, b2 = numbers
+    if a1 > a2 or b1 > b2:
+        raise InvalidInputError(hint + ": the minimum exceeds the maximum"
+                                + (" (minx > maxx)" if a1 > a2 else " (miny > maxy)"))
+    if crs.lat_first:
+        a1, b1, a2, b2 = b1, a1, b2, a2
+    if crs.geographic and (a1 < -180 or a2 > 180 or b1 < -90 or b2 > 90):
+        raise InvalidInputError(hint + ": longitude must be within -180..180 and latitude within -90..90")
+    return a1, b1, a2, b2
+
+
+def parse_datetime(value: str) -> tuple[dt.date | None, dt.date | None]:
+    """An RFC 3339 instant or interval (``a/b``, ``../b``, ``a/..``) as a closed interval of dates."""
+    def one(text: str, *, end: bool) -> dt.date | None:
+        text = text.strip()
+        if text in ("..", ""):
+            return None
+        try:
+            if len(text) == 10:
+                return dt.date.fromisoformat(text)
+            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date()
+        except ValueError:
+            raise InvalidInputError(
+                f"datetime must be a date or date-time (RFC 3339), or an interval start/end with '..' for an open "
+                f"end, e.g. 2021-01-01 or 2020-01-01/2021-12-31 or ../2021-12-31; got {value!r}") from None
+
+    if "/" in value:
+        start_text, end_text = value.split("/", 1)
+        start, end = one(start_text, end=False), one(end_text, end=True)
+        if start and end and start > end:
+            raise InvalidInputError(f"datetime interval starts after it ends: {value!r}")
+        if start is None and end is None:
+            raise InvalidInputError("datetime '../..' is not an interval; give at least one end")
+        return start, end
+    instant = one(value, end=False)
+    if instant is None:
+        raise InvalidInputError(f"datetime must not be empty; got {value!r}")
+    return instant, instant
+
+
+def parse_property_value(layer: Layer, name: str, value: str):
+    """The value of a property filter (``?kind=community_station``) as the field's type."""
+    spec = layer.get_field(name)
+    kind = spec.type
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+        if kind == "boolean":
+            lowered = value.lower()
+            if lowered not in ("true", "false"):
+                raise ValueError
+            return lowered == "true"
+        if kind == "date":
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        expected = {"integer": "a whole number", "number": "a number", "boolean": "true or false",
+                    "date": "a date YYYY-MM-DD"}[kind]
+        raise InvalidInputError(f"{name} must be {expected}; got {value!r}") from None
+    if spec.enum and value not in spec.enum:
+        raise InvalidInputError(f"{name} must be one of {', '.join(spec.enum)}; got {value!r}")
+    return value
+
+
+def parse_sortby(layer: Layer, value: str) -> list[tuple[str, bool]]:
+    keys = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        descending = item.startswith("-")
+        name = item.lstrip("+-").strip()
+        if name != "id" and layer.get_field(name) is None:
+            raise InvalidInputError(f"sortby: {layer.id} has no property {name!r}; sort by one of: "
+                                    f"id, {', '.join(layer.field_names)} (prefix - for descending)")
+        keys.append((name, descending))
+    return keys
+
+
+def parse_properties(layer: Layer, value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    for name in names:
+        if layer.get_field(name) is None and name not in GEOMETRY_NAMES:
+            raise InvalidInputError(f"properties: {layer.id} has no property {name!r}; choose from: "
+                                    f"{', '.join(layer.field_names)}")
+    return [n for n in names if n not in GEOMETRY_NAMES]

@@ -1,0 +1,106 @@
+"""Vector tiles: a tile over the county seat decodes to features with their properties; an empty tile is 204."""
+
+from __future__ import annotations
+
+import math
+
+import mapbox_vector_tile
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from .test_ogc_core import SEAT_LAT, SEAT_LON
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
+
+
+def test_a_tile_over_the_county_seat_holds_divisions_with_properties(client: TestClient,
+                                                                     conn: sa.Connection) -> None:
+    x, y = tile_of(SEAT_LON, SEAT_LAT, 12)
+    response = client.get(f"/collections/admin_divisions/tiles/WebMercatorQuad/12/{x}/{y}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    layer = mapbox_vector_tile.decode(response.content)["admin_divisions"]
+    codes = {f["properties"]["code"] for f in layer["features"]}
+    seat_units = set(conn.execute(sa.text(
+        "SELECT code FROM admin_divisions WHERE valid_to IS NULL AND "
+        "ST_Intersects(geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))"), {"lon": SEAT_LON, "lat": SEAT_LAT})
+        .scalars())
+    assert seat_units and seat_units <= codes  # the county, its township and its community
+    feature = next(f for f in layer["features"] if f["properties"]["level"] == "township")
+    assert feature["geometry"]["type"] in ("Polygon", "MultiPolygon") and feature["properties"]["name"]
+    assert layer["extent"] == 4096
+
+
+def test_point_tiles_carry_every_feature_inside_them(client: TestClient, conn: sa.Connection) -> None:
+    fid, lon, lat = conn.execute(sa.text(
+        "SELECT id, ST_X(geom), ST_Y(geom) FROM elder_care ORDER BY ST_Distance(geom, "
+        "ST_SetSRID(ST_MakePoint(:lon, :lat), 4490)) LIMIT 1"), {"lon": SEAT_LON, "lat": SEAT_LAT}).one()
+    x, y = tile_of(lon, lat, 14)
+    response = client.get(f"/collections/elder_care/tiles/WebMercatorQuad/14/{x}/{y}")
+    assert response.status_code == 200
+    features = mapbox_vector_tile.decode(response.content)["elder_care"]["features"]
+    by_id = {f["id"]: f["properties"] for f in features}
+    name, beds = conn.execute(sa.text("SELECT name, beds FROM elder_care WHERE id = :id"), {"id": fid}).one()
+    assert by_id[fid]["name"] == name and by_id[fid]["beds"] == beds
+
+
+def _vertices(coordinates) -> int:
+    if isinstance(coordinates[0], (int, float)):
+        return 1
+    return sum(_vertices(c) for c in coordinates)
+
+
+def test_lower_zooms_are_simplified(client: TestClient, conn: sa.Connection) -> None:
+    x, y = tile_of(SEAT_LON, SEAT_LAT, 8)
+    coarse = client.get(f"/collections/admin_divisions/tiles/WebMercatorQuad/8/{x}/{y}")
+    features = mapbox_vector_tile.decode(coarse.content)["admin_divisions"]["features"]
+    in_tile = sum(_vertices(f["geometry"]["coordinates"]) for f in features)
+    stored = conn.execute(sa.text(
+        "SELECT sum(ST_NPoints(geom)) FROM admin_divisions WHERE valid_to IS NULL AND id = ANY(:ids)"),
+        {"ids": [f["id"] for f in features]}).scalar()
+    touching = conn.execute(sa.text(
+        "SELECT count(*) FROM admin_divisions WHERE valid_to IS NULL AND "
+        "geom && ST_Transform(ST_TileEnvelope(8, :x, :y, margin => 64.0 / 4096), 4490)"), {"x": x, "y": y}).scalar()
+    # Every division of this tile is there (none is smaller than a pixel at z8), with fewer vertices.
+    assert len(features) == touching, (len(features), touching)
+    assert in_tile < 0.6 * stored, (in_tile, stored)
+
+
+def test_empty_tiles_are_204_and_bad_tiles_are_refused(client: TestClient) -> None:
+    assert client.get("/collections/elder_care/tiles/WebMercatorQuad/12/0/0").status_code == 204
+    x, y = tile_of(SEAT_LON, SEAT_LAT, 12)
+    assert client.get(f"/collections/elder_care/tiles/WebMercatorQuad/12/{x + 40}/{y}").status_code == 204
+    assert client.get("/collections/elder_care/tiles/WebMercatorQuad/3/8/0").status_code == 404
+    assert client.get("/collections/elder_care/tiles/WebMercatorQuad/30/0/0").status_code == 404
+    assert client.get("/collections/elder_care/tiles/WebMercatorQuad/a/0/0").status_code == 400
+    assert client.get("/collections/nowhere/tiles/WebMercatorQuad/12/0/0").status_code == 404
+
+
+def test_tilejson_describes_the_tiles(client: TestClient) -> None:
+    document = client.get("/collections/roads/tiles/WebMercatorQuad/tilejson.json").json()
+    assert document["tilejson"] == "3.0.0"
+    assert document["tiles"][0].endswith("/collections/roads/tiles/WebMercatorQuad/{z}/{x}/{y}")
+    minx, miny, maxx, maxy = document["bounds"]
+    assert minx < SEAT_LON < maxx and miny < SEAT_LAT < maxy
+    fields = document["vector_layers"][0]["fields"]
+    assert fields["name"] == "String" and fields["length_m"] == "Number"
+    assert client.get("/collections/roads/tiles/WebMercatorQuad").json() == document
+    tilesets = client.get("/collections/roads/tiles").json()["tilesets"]
+    assert tilesets[0]["tileMatrixSetURI"].endswith("WebMercatorQuad")
+
+
+def test_tiles_below_z12_carry_only_the_label_and_class_fields(client: TestClient) -> None:
+    x, y = tile_of(SEAT_LON, SEAT_LAT, 10)
+    response = client.get(f"/collections/roads/tiles/WebMercatorQuad/10/{x}/{y}")
+    assert response.status_code == 200
+    features = mapbox_vector_tile.decode(response.content)["roads"]["features"]
+    assert features
+    assert set().union(*(f["properties"] for f in features)) <= {"name", "road_class"}
+    x, y = tile_of(SEAT_LON, SEAT_LAT, 12)
+    detailed = mapbox_vector_tile.decode(client.get(f"/collections/roads/tiles/WebMercatorQuad/12/{x}/{y}").content)
+    assert "length_m" in set().union(*(f["properties"] for f in detailed["roads"]["features"]))

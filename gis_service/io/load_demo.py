@@ -60,6 +60,9 @@ def load_frames(engine: sa.Engine, frames: Mapping[str, pd.DataFrame], *, county
             written["marker_inspections"] = _copy_inspections(conn, inspections)
             if on_rows:
                 on_rows(len(inspections))
+        # fresh statistics, so that the first queries after a bulk load get good plans
+        for table in written:
+            conn.execute(sa.text(f"ANALYZE {table}"))
     return written
 
 

@@ -147,8 +147,9 @@ def _lookups(q: SearchQuery, *, autocomplete: bool) -> list[str]:
     if not autocomplete and q.pinyin_typo_variants:
         equal.append("p.py_typo_keys && CAST(:py_variants AS text[]) OR p.py_key = ANY(CAST(:py_deletes AS text[])) "
                      "OR p.py_short_key = ANY(CAST(:py_deletes AS text[]))")
-    # no LIMIT here: with one the planner may read the whole table in the hope of stopping early
-    parts.insert(0, f"({' OR '.join(equal)})")
+    # No LIMIT on these: with one the planner may read the whole table in the hope of stopping early. One
+    # look-up each: OR-ed together, the planner read the whole table and tested every typo array (40 ms).
+    parts[0:0] = [f"({condition})" for condition in equal]
     return parts
 
 

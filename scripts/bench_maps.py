@@ -19,11 +19,7 @@ Run: ``.venv/bin/python scripts/bench_maps.py [--rounds 3] [--database-url URL]`
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -36,6 +32,7 @@ import sqlalchemy as sa
 from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.demo.build import build_demo
+from gis_service.devserver import service
 from gis_service.io.load_demo import load_frames
 from gis_service.maps.browser import Chromium
 from gis_service.maps.builders import build_map
@@ -43,12 +40,6 @@ from gis_service.maps.recipes import MAP_NAMES, load_recipe
 from gis_service.maps.render import LEAFLET_DIR
 
 TARGET_MS = 3000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
@@ -70,30 +61,6 @@ def demo_database(database_url: str | None) -> Iterator[str]:
             yield url
 
 
-@contextmanager
-def service(database_url: str) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "GIS_DATABASE_URL": database_url, "GIS_LOAD_DEMO": "false", "GIS_MAP_BASEMAP": "none"}
-    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "gis_service.app:create_app", "--factory",
-                                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/maps", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start (exit code {process.poll()})")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def open_ms(page, url: str, name: str) -> float:
     """Milliseconds from navigation start to the layers drawn; fails if a layer of the recipe drew nothing."""
     ms = page.goto(url, timeout_s=300)
@@ -112,7 +79,8 @@ def main() -> None:
     args = parser.parse_args()
     leaflet_bytes = sum((LEAFLET_DIR / f).stat().st_size for f in ("leaflet.js", "leaflet.css"))
     rows = []
-    with demo_database(args.database_url) as url, service(url) as service_url, Chromium() as browser, \
+    with demo_database(args.database_url) as url, \
+            service(url, ready_path="/maps", GIS_MAP_BASEMAP="none") as service_url, Chromium() as browser, \
             tempfile.TemporaryDirectory(prefix="gis-maps-built-") as built_dir:
         page = browser.new_page()
         engine = sa.create_engine(url)

@@ -37,15 +37,12 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -57,6 +54,7 @@ import sqlalchemy as sa
 from gis_service.db import migrate
 from gis_service.db.cluster import DATABASE_NAME, PORT, SUPERUSER, EmbeddedCluster
 from gis_service.demo.build import build_demo
+from gis_service.devserver import uvicorn_server
 from gis_service.io.load_demo import load_frames
 from gis_service.layers import LAYERS
 
@@ -228,38 +226,6 @@ def tipg_environment(cluster: EmbeddedCluster) -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def uvicorn_server(python: Path | str, app: str, env: dict[str, str], *, ready_path: str,
-                   factory: bool = False) -> Iterator[str]:
-    """A uvicorn server (one worker) on a free loopback port; yields its base URL, stops it afterwards."""
-    port = free_port()
-    command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-               "--log-level", "warning", *(["--factory"] if factory else [])]
-    server = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir())  # cwd: no stray .env is read
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base_url + ready_path, timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{app} did not start (exit code {server.poll()})")
-            time.sleep(0.3)
-        yield base_url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def bench_scale(scale: int, *, clients: int, requests_per_client: int, rounds: int) -> dict:
     tipg = tipg_python()
     with tempfile.TemporaryDirectory(prefix="gis-bench-") as folder:
@@ -275,10 +241,9 @@ def bench_scale(scale: int, *, clients: int, requests_per_client: int, rounds: i
                 road_count = conn.execute(sa.text("SELECT count(*) FROM roads")).scalar_one()
             engine.dispose()
             ours_env = {**os.environ, "GIS_DATABASE_URL": url, "GIS_LOAD_DEMO": "false"}
-            with uvicorn_server(sys.executable, "gis_service.app:create_app", ours_env, ready_path="/conformance",
-                                factory=True) as ours_url, \
-                    uvicorn_server(tipg, "tipg.main:app", tipg_environment(cluster), ready_path="/collections") \
-                    as tipg_url:
+            with uvicorn_server("gis_service.app:create_app", env=ours_env, ready_path="/conformance") as ours_url, \
+                    uvicorn_server("tipg.main:app", env=tipg_environment(cluster), ready_path="/collections",
+                                   python=tipg, factory=False, timeout_s=120) as tipg_url:
                 urls = {"ours": ours_url, "tipg": tipg_url}
                 results = {kind.name: compare(kind, urls, clients=clients, requests_per_client=requests_per_client,
                                               rounds=rounds)

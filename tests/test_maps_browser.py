@@ -8,19 +8,14 @@ There is no skipping: without Chromium the tests fail and say to run scripts/set
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
+from gis_service.devserver import service
 from gis_service.errors import SetupError
 from gis_service.maps.browser import Chromium
 from gis_service.maps.builders import build_map
@@ -45,29 +40,8 @@ def chromium() -> Iterator[Chromium]:
 @pytest.fixture(scope="module")
 def server_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
     """The service in a subprocess on a free port, over the committed demo county."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "GIS_DATABASE_URL": database_url, "GIS_LOAD_DEMO": "false", "GIS_MAP_BASEMAP": "none"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gis_service.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/maps", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start (exit code {process.poll()})")
-            time.sleep(0.2)
+    with service(database_url, ready_path="/maps", GIS_MAP_BASEMAP="none") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")

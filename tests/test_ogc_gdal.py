@@ -6,11 +6,6 @@ a thread would not do: pyogrio holds the GIL while GDAL waits for the answer.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -18,34 +13,15 @@ import pyogrio
 import pytest
 import sqlalchemy as sa
 
+from gis_service.devserver import service
 from gis_service.layers import LAYERS
 
 
 @pytest.fixture(scope="module")
 def server_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "GIS_DATABASE_URL": database_url, "GIS_LOAD_DEMO": "false"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gis_service.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/conformance", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start (exit code {process.poll()})")
-            time.sleep(0.2)
+    """The service in a subprocess on a free port, over the committed demo county."""
+    with service(database_url, ready_path="/conformance") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def test_gdal_lists_every_collection(server_url: str) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import logging
+import threading
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
@@ -24,6 +27,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine is not None:
             app.state.engine = engine
+            _start_warm_up(engine, settings)
             yield
             return
         from gis_service.db import migrate
@@ -32,6 +36,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         with provisioned(settings) as url:
             migrate.upgrade(url)
             app.state.engine = create_db_engine(url)
+            _start_warm_up(app.state.engine, settings)
             try:
                 yield
             finally:
@@ -61,3 +66,24 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     app.include_router(placenames.router)
     app.include_router(maps.router)
     return app
+
+
+def _start_warm_up(engine: sa.Engine, settings: Settings) -> None:
+    """In the background: build the road network if roads changed and import folium, so that the first coverage
+    request or map a planner opens does not wait for them (seconds each). Off with GIS_WARM_UP=false."""
+    if settings.warm_up:
+        threading.Thread(target=_warm_up, args=(engine, settings), name="warm-up", daemon=True).start()
+
+
+def _warm_up(engine: sa.Engine, settings: Settings) -> None:
+    try:
+        importlib.import_module("folium")
+        from gis_service.analysis.network import ensure_network
+        from gis_service.analysis.travel import AnalysisSettings
+
+        with engine.connect() as conn:
+            if conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM roads)")).scalar():
+                ensure_network(conn, measure_srid=settings.measure_srid, settings=AnalysisSettings())
+                conn.commit()
+    except Exception:  # a warm-up must never take the service down; the first request will say what is wrong
+        logging.getLogger(__name__).exception("warm-up failed")

@@ -7,11 +7,9 @@ starts it for the command's duration (or uses GIS_DATABASE_URL when set).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,8 +99,6 @@ def serve(
         console.print("Layers: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), highlight=False)
         if counts["roads"]:
             _prepare_network(engine, settings)
-        # folium takes a second or two to import: do it now, not when the first planner opens a map
-        threading.Thread(target=importlib.import_module, args=("folium",), daemon=True).start()
         where = "embedded cluster in " + str(settings.data_dir) if settings.embedded else "GIS_DATABASE_URL"
         console.print(f"Serving on http://{host or settings.host}:{port or settings.port} (database: {where})")
         # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the

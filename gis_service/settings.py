@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     demo_scale: int = Field(default=1, ge=1, le=100)
     demo_seed: int = 20261129
     log_level: str = "info"
+    warm_up: bool = Field(default=True, description="At start-up, build the road network and import the map "
+                          "library in the background.")
     map_basemap: Literal["none", "tianditu", "osm", "amap"] = Field(
         default="none",
         description="Basemap under the web maps: none (a plain background: works on an offline intranet), tianditu "

@@ -56,7 +56,9 @@ def database_url(cluster_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(cluster_dir: Path, database_url: str) -> Settings:
-    return Settings(database_url=database_url, data_dir=cluster_dir / "data", load_demo=False, _env_file=None)
+    # no background warm-up: it would build the network beside the tests' own transactions
+    return Settings(database_url=database_url, data_dir=cluster_dir / "data", load_demo=False, warm_up=False,
+                    _env_file=None)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import threading
 from collections.abc import AsyncIterator
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from gis_service import __version__
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         description="Spatial data and service coverage for a county civil-affairs bureau: administrative divisions, "
         "boundary lines and markers, named roads, place names, settlements and facilities, in PostGIS.",
         lifespan=lifespan,
+        dependencies=[Depends(require_reader)],
     )
     app.state.settings = settings
     if engine is not None:
@@ -87,3 +89,18 @@ def _warm_up(engine: sa.Engine, settings: Settings) -> None:
                 conn.commit()
     except Exception:  # a warm-up must never take the service down; the first request will say what is wrong
         logging.getLogger(__name__).exception("warm-up failed")
+
+
+async def require_reader(request: Request) -> None:
+    """With GIS_READ_REQUIRES_TOKEN, every request but /health needs a valid bearer token (any role)."""
+    settings: Settings = request.app.state.settings
+    if not settings.read_requires_token or request.url.path == "/health":
+        return
+    await run_in_threadpool(_check_reader, request.app.state.engine, request.headers.get("authorization"))
+
+
+def _check_reader(engine: sa.Engine, authorization: str | None) -> None:
+    from gis_service.auth import authenticate
+
+    with engine.begin() as conn:
+        authenticate(conn, authorization)

@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     demo_scale: int = Field(default=1, ge=1, le=100)
     demo_seed: int = 20261129
     log_level: str = "info"
+    read_requires_token: bool = Field(default=False, description="Reading needs a bearer token too (any role); "
+                                      "by default reading is open and only writing needs one.")
     warm_up: bool = Field(default=True, description="At start-up, build the road network and import the map "
                           "library in the background.")
     map_basemap: Literal["none", "tianditu", "osm", "amap"] = Field(

@@ -168,3 +168,24 @@ def test_renaming_a_place_name_keeps_the_old_one_findable(client: TestClient, co
     assert found["properties"]["name"] == "凤鸣山" and found["properties"]["match"] == "former_name"
     assert client.patch(url, json={"type": "Feature", "properties": {"pinyin_manual": "凤鸣山"}},
                         headers=_auth(tokens["placename"], **{"If-Match": renamed.headers["ETag"]})).status_code == 422
+
+
+def test_reading_can_be_closed_to_holders_of_a_token(engine: sa.Engine, settings) -> None:
+    from gis_service.app import create_app
+
+    closed = create_app(settings.model_copy(update={"read_requires_token": True}), engine)
+    with engine.begin() as committed:
+        token_id, token = create_token(committed, role="inspector", name="只读测试")
+    try:
+        with TestClient(closed) as reader:
+            assert reader.get("/health").status_code == 200
+            refused = reader.get("/collections/roads/items", params={"limit": 1})
+            assert refused.status_code == 401 and "bearer token" in refused.text
+            allowed = reader.get("/collections/roads/items", params={"limit": 1},
+                                 headers={"Authorization": f"Bearer {token}"})
+            assert allowed.status_code == 200 and allowed.json()["numberReturned"] == 1
+    finally:
+        with engine.begin() as committed:
+            committed.execute(sa.text("DELETE FROM api_tokens WHERE id = :id"), {"id": token_id})
+    with TestClient(create_app(settings, engine)) as open_reader:
+        assert open_reader.get("/collections/roads/items", params={"limit": 1}).status_code == 200

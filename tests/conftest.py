@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from gis_service.api.deps import get_session
@@ -78,6 +79,18 @@ def engine(database_url: str, settings: Settings, demo_frames: dict) -> Iterator
                 replace=True)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture()
+def scratch_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
+    """An empty database beside the test database (for migration tests), dropped afterwards."""
+    name = "gis_scratch_test"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+        admin.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.execute(sa.text(f"CREATE DATABASE {name}"))
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+        admin.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 @pytest.fixture()

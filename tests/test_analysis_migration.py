@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from gis_service.db import migrate
 
 NETWORK_TABLES = {"network_edges", "network_nodes", "network_state", "data_versions"}
-
-
-@pytest.fixture()
-def scratch_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
-    """An empty database beside the test database, dropped afterwards."""
-    name = "gis_network_migration_test"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def _inspect(url: str) -> tuple[set[str], set[str]]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from gis_service.db import migrate
 from gis_service.layers import LAYERS
@@ -80,18 +77,6 @@ def test_every_layer_table_has_a_data_version_and_its_trigger(conn: sa.Connectio
         "AND action_timing = 'AFTER' AND action_orientation = 'STATEMENT'")).scalars())
     tables = {layer.table for layer in LAYERS.values()}
     assert tables <= versioned and tables <= triggers
-
-
-@pytest.fixture()
-def scratch_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
-    """An empty database beside the test database, dropped afterwards."""
-    name = "gis_layer_versions_test"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-        admin.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        admin.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-        admin.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 def test_the_layer_versions_migration_undoes_exactly_itself(scratch_url: str) -> None:

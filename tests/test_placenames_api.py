@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from gis_service.db import migrate
 from gis_service.io.placenames_export import NATIONAL_FIELDS, export_place_names
@@ -288,18 +286,6 @@ def test_export_writes_the_national_field_order(engine: sa.Engine, tmp_path: Pat
 
 
 # -- migration ---------------------------------------------------------------------------------------------------
-
-@pytest.fixture()
-def scratch_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
-    name = "gis_placenames_migration_test"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
 
 def test_upgrade_computes_keys_of_existing_names_and_downgrade_removes_them(scratch_url: str) -> None:
     migrate.upgrade(scratch_url, "0001_layers")

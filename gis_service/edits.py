@@ -128,7 +128,7 @@ def _checked_row(conn: sa.Connection, layer: Layer, frame: gpd.GeoDataFrame, set
     """Validate a one-row frame as an import would; the feature's own values do not clash with themselves."""
     if "id" in frame.columns:
         frame = frame.drop(columns=["id"])
-    context = load_context(conn, layer, county_code=settings.county_code, measure_srid=settings.measure_srid)
+    context = load_context(conn, layer, frame, county_code=settings.county_code, measure_srid=settings.measure_srid)
     if own_id is not None:
         own = conn.execute(sa.text(f"SELECT * FROM {layer.table} WHERE id = :id"), {"id": own_id}).mappings().one()
         for name, taken in context.taken.items():

@@ -151,3 +151,15 @@ def test_export_then_import_gives_back_the_same_features(
     assert sorted(again["name"]) == sorted(original["name"])
     assert again["former_names"].map(len).sum() == original["former_names"].map(len).sum()
     assert again.to_crs(4545).length.sum() == pytest.approx(original.to_crs(4545).length.sum(), rel=1e-6)
+
+
+def test_codes_already_taken_and_unknown_lines_are_named(conn: sa.Connection, settings: Settings,
+                                                         tmp_path: Path) -> None:
+    markers = read_layer(conn, get_layer("boundary_markers")).head(2).drop(columns=["id"])
+    markers.loc[1, "line_code"] = "500241-999999"
+    path = write_export(markers, tmp_path / "markers.geojson", fmt="geojson", layer_name="boundary_markers")
+    with pytest.raises(ImportRejected) as caught:
+        import_into(conn, settings, "boundary_markers", path)
+    message = str(caught.value)
+    assert f"row 1, number: {markers.loc[0, 'number']} is already in boundary_markers" in message
+    assert "row 2, line_code: 500241-999999 is not the code of a boundary line" in message

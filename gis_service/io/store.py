@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from shapely.geometry.base import BaseGeometry
 
 from gis_service.errors import ImportRejected, RowProblem
-from gis_service.io.validate import ValidationContext, validate_frame
+from gis_service.io.validate import ValidationContext, candidate_ints, candidate_texts, validate_frame
 from gis_service.layers.base import Layer
 from gis_service.settings import STORAGE_SRID
 
@@ -54,27 +54,44 @@ def county_area(conn: sa.Connection, *, county_code: str, measure_srid: int) -> 
     return outline.to_crs(measure_srid).buffer(COUNTY_TOLERANCE_M).to_crs(STORAGE_SRID).union_all()
 
 
-def load_context(conn: sa.Connection, layer: Layer, *, county_code: str, measure_srid: int) -> ValidationContext:
-    """Read what ``layer``'s rows may refer to or clash with (inside the caller's transaction)."""
+def load_context(conn: sa.Connection, layer: Layer, frame: pd.DataFrame, *, county_code: str,
+                 measure_srid: int) -> ValidationContext:
+    """Read what ``frame``'s rows may refer to or clash with (inside the caller's transaction).
+
+    Only the values the frame holds are looked up, so a one-feature write reads a few index entries, not every
+    code and id of the table."""
     context = ValidationContext(county_area=county_area(conn, county_code=county_code, measure_srid=measure_srid))
-    context.division_codes = set(conn.execute(sa.text(
-        "SELECT code FROM admin_divisions WHERE valid_to IS NULL")).scalars())
-    current = f" WHERE {layer.current_condition}" if layer.current_condition else ""
+    referenced = set().union(*(candidate_texts(frame, f.name) for f in layer.fields if f.references == "division"))
+    if layer.id == "admin_divisions":
+        referenced |= candidate_texts(frame, "code")
+    context.division_codes = _existing(conn, "SELECT code FROM admin_divisions WHERE valid_to IS NULL "
+                                             "AND code = ANY(:values)", referenced)
+    current = f"{layer.current_condition} AND " if layer.current_condition else ""
     for spec in layer.fields:
         if spec.unique:
-            context.taken[spec.name] = set(conn.execute(sa.text(
-                f"SELECT {spec.name} FROM {layer.table}{current}")).scalars())
-    context.existing_ids = set(conn.execute(sa.text(f"SELECT id FROM {layer.table}")).scalars())
+            context.taken[spec.name] = _existing(
+                conn, f"SELECT {spec.name} FROM {layer.table} WHERE {current}{spec.name} = ANY(:values)",
+                candidate_texts(frame, spec.name))
+    context.existing_ids = _existing(conn, f"SELECT id FROM {layer.table} WHERE id = ANY(:values)",
+                                     candidate_ints(frame, "id"))
     if layer.id == "boundary_markers":
-        context.line_codes = set(conn.execute(sa.text("SELECT code FROM boundary_lines")).scalars())
+        context.line_codes = _existing(conn, "SELECT code FROM boundary_lines WHERE code = ANY(:values)",
+                                       candidate_texts(frame, "line_code"))
     if layer.id == "place_names":
-        context.place_name_ids = context.existing_ids
+        context.place_name_ids = _existing(conn, "SELECT id FROM place_names WHERE id = ANY(:values)",
+                                           candidate_ints(frame, "successor_id"))
     return context
+
+
+def _existing(conn: sa.Connection, sql: str, values: set) -> set:
+    if not values:
+        return set()
+    return set(conn.execute(sa.text(sql), {"values": sorted(values)}).scalars())
 
 
 def check_frame(conn: sa.Connection, layer: Layer, frame: gpd.GeoDataFrame, *, county_code: str,
                 measure_srid: int) -> tuple[pd.DataFrame, list[RowProblem]]:
-    context = load_context(conn, layer, county_code=county_code, measure_srid=measure_srid)
+    context = load_context(conn, layer, frame, county_code=county_code, measure_srid=measure_srid)
     return validate_frame(layer, frame, context)
 
 

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -380,8 +379,25 @@ def _short(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def problems_by_row(problems: Iterable[RowProblem]) -> dict[int | None, list[RowProblem]]:
-    grouped: dict[int | None, list[RowProblem]] = {}
-    for problem in problems:
-        grouped.setdefault(problem.row, []).append(problem)
-    return grouped
+def candidate_texts(frame: pd.DataFrame, column: str) -> set[str]:
+    """The values of a column that read as text (the rest are reported by validation)."""
+    return _candidates(frame, column, _to_text)
+
+
+def candidate_ints(frame: pd.DataFrame, column: str) -> set[int]:
+    """The values of a column that read as whole numbers."""
+    return _candidates(frame, column, _to_int)
+
+
+def _candidates(frame: pd.DataFrame, column: str, convert) -> set:
+    if column not in frame.columns:
+        return set()
+    found = set()
+    for value in frame[column].tolist():
+        if _is_missing(value):
+            continue
+        try:
+            found.add(convert(value))
+        except (ValueError, TypeError):
+            pass
+    return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,8 +171,3 @@ def _database_message(exc: psycopg.Error) -> str:
         detail = diag.message_detail
         parts.append(detail if len(detail) <= 300 else detail[:300] + "...)")
     return "the database refused the rows: " + " ".join(parts)
-
-
-def frame_from_geojson(document: dict) -> gpd.GeoDataFrame:
-    """A GeoDataFrame (EPSG:4326 per RFC 7946) from a GeoJSON FeatureCollection held in memory."""
-    return gpd.read_file(json.dumps(document), engine="pyogrio")

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from gis_service import __version__
 from gis_service.api import analysis, edits, exports, health, maps, ogc, placenames
-from gis_service.errors import GisServiceError
+from gis_service.api.middleware import RequestContext, install_error_handlers
+from gis_service.api.ratelimit import WriteRateLimiter
 from gis_service.settings import Settings
 
 
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
 
         with provisioned(settings) as url:
             migrate.upgrade(url)
-            app.state.engine = create_db_engine(url)
+            app.state.engine = create_db_engine(url, statement_timeout_s=settings.statement_timeout_s)
             _start_warm_up(app.state.engine, settings)
             try:
                 yield
@@ -52,13 +52,11 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         dependencies=[Depends(require_reader)],
     )
     app.state.settings = settings
+    app.state.write_limiter = WriteRateLimiter(settings.write_rate_per_minute)
     if engine is not None:
         app.state.engine = engine
-
-    @app.exception_handler(GisServiceError)
-    async def _service_error(request: Request, exc: GisServiceError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code,
-                            content={"code": type(exc).__name__, "description": str(exc)})
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    install_error_handlers(app, statement_timeout_s=settings.statement_timeout_s)
 
     app.include_router(health.router)
     app.include_router(ogc.router)

@@ -82,7 +82,9 @@ def serve(
 
     from gis_service.app import create_app
     from gis_service.db.cluster import EmbeddedCluster
+    from gis_service.db.engine import create_db_engine
     from gis_service.io.load_demo import database_is_empty, layer_counts
+    from gis_service.logs import log_config
 
     settings = get_settings()
     lock = contextlib.nullcontext()
@@ -104,8 +106,15 @@ def serve(
         # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
         # with-blocks above stop the cluster this command started.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        uvicorn.run(create_app(settings, engine), host=host or settings.host, port=port or settings.port,
-                    log_level=settings.log_level)
+        # the service's own engine: its statements are stopped after GIS_STATEMENT_TIMEOUT_S (the set-up above
+        # and the CLI's imports are not)
+        served = create_db_engine(engine.url.render_as_string(hide_password=False),
+                                  statement_timeout_s=settings.statement_timeout_s)
+        try:
+            uvicorn.run(create_app(settings, served), host=host or settings.host, port=port or settings.port,
+                        log_level=settings.log_level, log_config=log_config(settings.log_level), access_log=False)
+        finally:
+            served.dispose()
 
 
 def _prepare_network(engine: sa.Engine, settings: Settings) -> None:

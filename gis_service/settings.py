@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     read_requires_token: bool = Field(default=False, description="Reading needs a bearer token too (any role); "
                                       "by default reading is open and only writing needs one.")
+    statement_timeout_s: float = Field(default=30, gt=0, le=3600, description="A request's database work is "
+                                       "stopped after this many seconds and answered 503 with a message.")
+    write_rate_per_minute: int = Field(default=300, ge=0, description="Changes one token may make per minute "
+                                       "(429 beyond); 0 turns the limit off.")
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
     warm_up: bool = Field(default=True, description="At start-up, build the road network and import the map "
                           "library in the background.")
     map_basemap: Literal["none", "tianditu", "osm", "amap"] = Field(

@@ -153,6 +153,8 @@ def rebuild_network(conn: sa.Connection, *, measure_srid: int, settings: Analysi
     """
     started = time.perf_counter()
     speeds = settings.fingerprint()
+    # bounded work (the whole road layer once), not a user's heavy query: the request timeout does not apply
+    conn.execute(sa.text("SET LOCAL statement_timeout = 0"))
     conn.execute(sa.text("DELETE FROM network_edges"))
     conn.execute(sa.text("DELETE FROM network_nodes"))
     conn.execute(sa.text("""

@@ -3,13 +3,10 @@ indicators and site suggestions. Thin: parameters are checked and answered by :m
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.responses import JSONResponse
 
 from gis_service.analysis.coverage import coverage
 from gis_service.analysis.facility_area import facility_area
@@ -19,26 +16,7 @@ from gis_service.analysis.sites import site_suggestions
 from gis_service.analysis.travel import AnalysisSettings
 from gis_service.api.deps import ConnectionDep, SettingsDep
 
-
-class PlainErrorRoute(APIRoute):
-    """A parameter of the wrong type (``minutes=abc``) is a 400 with a plain message, like every other bad
-    parameter of these endpoints, rather than FastAPI's 422 list."""
-
-    def get_route_handler(self) -> Callable:
-        handler = super().get_route_handler()
-
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'request'}: {e['msg']}"
-                                     for e in exc.errors())
-                return JSONResponse(status_code=400, content={"code": "InvalidInputError", "description": problems})
-
-        return route
-
-
-router = APIRouter(prefix="/analysis", tags=["analysis"], route_class=PlainErrorRoute)
+router = APIRouter(prefix="/analysis", tags=["analysis"])
 
 
 def get_analysis_settings(request: Request) -> AnalysisSettings:

@@ -17,6 +17,7 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from gis_service import edits
+from gis_service.api import middleware
 from gis_service.api.deps import ConnectionDep, SessionDep, SettingsDep
 from gis_service.auth import Principal, authenticate
 from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
@@ -25,22 +26,19 @@ from gis_service.layers.base import Layer
 
 router = APIRouter(tags=["edits"])
 
-#: Largest request body accepted for one feature.
-MAX_BODY_BYTES = 5 * 1024 * 1024
 JSON_TYPES = ("application/json", "application/geo+json")
-
-
-class PayloadTooLarge(GisServiceError):
-    status_code = 413
 
 
 class UnsupportedMediaType(GisServiceError):
     status_code = 415
 
 
-def principal(conn: ConnectionDep, authorization: Annotated[str | None, Header(
+def principal(request: Request, conn: ConnectionDep, authorization: Annotated[str | None, Header(
         description="Bearer token: `Bearer gis_...` (see `gis-service token create`).")] = None) -> Principal:
-    return authenticate(conn, authorization)
+    """The token's holder, once the token is checked and its write counted against the rate limit."""
+    who = authenticate(conn, authorization)
+    request.app.state.write_limiter.spend(who.token_id)
+    return who
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
@@ -49,8 +47,15 @@ FeatureId = Annotated[int, Path(description="Feature id (a positive whole number
 IfMatch = Annotated[str | None, Header(description="The ETag from your last GET of the feature.")]
 ContentCrs = Annotated[str | None, Header(description="CRS of the body's coordinates, e.g. "
                                           "<http://www.opengis.net/def/crs/EPSG/0/4490>; default CRS84 (lon, lat).")]
-RequestId = Annotated[str | None, Header(description="Your id for this request, kept in the audit trail.",
-                                         max_length=100)]
+
+
+def request_id(request: Request, x_request_id: Annotated[str | None, Header(
+        description="Your id for this request (letters, digits, . _ : -, at most 100), kept in the audit trail and "
+        "the log; one is made when absent. Answers carry it in X-Request-ID.")] = None) -> str:
+    return middleware.request_id(request)
+
+
+RequestId = Annotated[str, Depends(request_id)]
 
 
 async def json_body(request: Request) -> object:
@@ -58,12 +63,7 @@ async def json_body(request: Request) -> object:
     if media not in JSON_TYPES:
         raise UnsupportedMediaType(f"send the feature as application/geo+json or application/json; "
                                    f"got {media or 'no Content-Type'}")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is {int(declared):,} bytes; at most {MAX_BODY_BYTES:,} are accepted")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the body is {len(raw):,} bytes; at most {MAX_BODY_BYTES:,} are accepted")
+    raw = await request.body()  # at most GIS_MAX_BODY_BYTES: the middleware answers 413 beyond
     try:
         return json.loads(raw, parse_constant=_refuse_constant)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -107,12 +107,12 @@ def _feature_response(layer: Layer, snapshot: dict, *, status_code: int, etag: s
              description="Body: a GeoJSON Feature in CRS84 (or the CRS named by Content-Crs). It is checked as an "
              "import is; 201 with Location and ETag.")
 def create_item(request: Request, collectionId: CollectionId, body: BodyDep, session: SessionDep,
-                settings: SettingsDep, who: PrincipalDep, content_crs: ContentCrs = None,
-                x_request_id: RequestId = None) -> JSONResponse:
+                settings: SettingsDep, who: PrincipalDep, rid: RequestId,
+                content_crs: ContentCrs = None) -> JSONResponse:
     layer = writable_layer(collectionId)
     conn = session.connection()
     change = edits.create_feature(conn, layer, body, principal=who, settings=settings,
-                                  crs=parse_content_crs(content_crs), request_id=x_request_id)
+                                  crs=parse_content_crs(content_crs), request_id=rid)
     snapshot = edits.snapshot(conn, layer, change.feature_id)
     session.commit()
     return _feature_response(layer, snapshot, status_code=201, etag=change.etag(layer.id),
@@ -135,29 +135,29 @@ def _update(request: Request, collection_id: str, feature_id: int, body: object,
 @router.put("/collections/{collectionId}/items/{featureId}", summary="Replace a feature",
             description="Body: the whole new GeoJSON Feature. Needs If-Match with the feature's ETag.")
 def replace_item(request: Request, collectionId: CollectionId, featureId: FeatureId, body: BodyDep,
-                 session: SessionDep, settings: SettingsDep, who: PrincipalDep, if_match: IfMatch = None,
-                 content_crs: ContentCrs = None, x_request_id: RequestId = None) -> JSONResponse:
+                 session: SessionDep, settings: SettingsDep, who: PrincipalDep, rid: RequestId,
+                 if_match: IfMatch = None, content_crs: ContentCrs = None) -> JSONResponse:
     return _update(request, collectionId, featureId, body, session, settings, who, if_match, content_crs,
-                   x_request_id, partial=False)
+                   rid, partial=False)
 
 
 @router.patch("/collections/{collectionId}/items/{featureId}", summary="Change some properties of a feature",
               description="Body: a GeoJSON Feature with only the properties (and optionally the geometry) that "
               "change. Needs If-Match with the feature's ETag.")
 def patch_item(request: Request, collectionId: CollectionId, featureId: FeatureId, body: BodyDep,
-               session: SessionDep, settings: SettingsDep, who: PrincipalDep, if_match: IfMatch = None,
-               content_crs: ContentCrs = None, x_request_id: RequestId = None) -> JSONResponse:
+               session: SessionDep, settings: SettingsDep, who: PrincipalDep, rid: RequestId,
+               if_match: IfMatch = None, content_crs: ContentCrs = None) -> JSONResponse:
     return _update(request, collectionId, featureId, body, session, settings, who, if_match, content_crs,
-                   x_request_id, partial=True)
+                   rid, partial=True)
 
 
 @router.delete("/collections/{collectionId}/items/{featureId}", status_code=204, summary="Delete a feature",
                description="Needs If-Match with the feature's ETag. The audit trail keeps the deleted feature.")
 def delete_item(collectionId: CollectionId, featureId: FeatureId, session: SessionDep, who: PrincipalDep,
-                if_match: IfMatch = None, x_request_id: RequestId = None) -> Response:
+                rid: RequestId, if_match: IfMatch = None) -> Response:
     layer = writable_layer(collectionId)
     edits.delete_feature(session.connection(), layer, featureId, principal=who, if_match=if_match,
-                         request_id=x_request_id)
+                         request_id=rid)
     session.commit()
     return Response(status_code=204)
 
@@ -177,8 +177,8 @@ def item_history(collectionId: CollectionId, featureId: FeatureId, conn: Connect
              '"notes": "..."}; the inspector is the token\'s holder. Updates the marker\'s condition and '
              "last-inspected date in the same transaction.")
 def create_inspection(featureId: FeatureId, body: BodyDep, session: SessionDep, who: PrincipalDep,
-                      x_request_id: RequestId = None) -> JSONResponse:
-    record = edits.record_inspection(session.connection(), featureId, body, principal=who, request_id=x_request_id)
+                      rid: RequestId) -> JSONResponse:
+    record = edits.record_inspection(session.connection(), featureId, body, principal=who, request_id=rid)
     session.commit()
     return JSONResponse(record, status_code=201, headers={"ETag": record["etag"]})
 

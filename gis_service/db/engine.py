@@ -14,7 +14,12 @@ from gis_service.errors import SetupError
 from gis_service.settings import Settings
 
 
-def create_db_engine(url: str, **kwargs) -> Engine:
+def create_db_engine(url: str, *, statement_timeout_s: float | None = None, **kwargs) -> Engine:
+    """An engine for ``url``. With ``statement_timeout_s`` (the service's engine) PostgreSQL stops any statement
+    that runs longer, so that no request can hold a worker and a connection indefinitely."""
+    if statement_timeout_s:
+        options = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "options": options}
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 

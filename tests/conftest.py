@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -105,15 +105,30 @@ def conn(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 @pytest.fixture()
-def client(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> Iterator[TestClient]:
-    """The API, answering from the test's own transaction: a request's commit only releases a savepoint, and
-    everything is rolled back after the test."""
-    app = create_app(settings, engine)
+def client_with(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> Iterator[Callable[..., TestClient]]:
+    """``client_with(**settings)``: the API with some settings changed (``max_body_bytes=2048``), answering from
+    the test's own transaction: a request's commit only releases a savepoint, and everything is rolled back
+    after the test."""
+    started: list[TestClient] = []
 
     def session_in_test_transaction() -> Iterator[Session]:
         with Session(bind=conn, join_transaction_mode="create_savepoint") as session:
             yield session
 
-    app.dependency_overrides[get_session] = session_in_test_transaction
-    with TestClient(app) as test_client:
-        yield test_client
+    def make(**changed) -> TestClient:
+        app = create_app(settings.model_copy(update=changed), engine)
+        app.dependency_overrides[get_session] = session_in_test_transaction
+        test_client = TestClient(app)
+        test_client.__enter__()
+        started.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in started:
+        test_client.__exit__(None, None, None)
+
+
+@pytest.fixture()
+def client(client_with: Callable[..., TestClient]) -> TestClient:
+    """The API with the test settings, answering from the test's own transaction (see ``client_with``)."""
+    return client_with()

@@ -40,6 +40,7 @@ class SearchFilters:
     division_prefix: str | None = None
     near: tuple[float, float] | None = None
     radius_m: float | None = None
+    #: current, historical or all (as the API takes them), or current_only (type-ahead: no former names)
     status: str = "current"
 
 
@@ -249,6 +250,8 @@ def _status_condition(filters: SearchFilters, conditions: list[str]) -> str:
         return f"((p.status = 'current' AND {shown}) OR (p.status <> 'current' AND p.successor_id IS NOT NULL))"
     if filters.status == "historical":
         return f"(p.status <> 'current' AND {shown})"
+    if filters.status == "current_only":  # type-ahead: former names are not offered
+        return f"(p.status = 'current' AND {shown})"
     return f"({shown})"
 
 
@@ -299,9 +302,10 @@ def find_candidates(conn: sa.Connection, q: SearchQuery, filters: SearchFilters,
     """Place names that may match ``q``, with their search keys: found by the indexed look-ups, then the
     ``keep`` best by tier, administrative level, distance and length."""
     _, params = _filter_sql(filters)
+    # type-ahead offers prefixes only: the pinyin edit distances that rank typos are not needed
     sql = _with_display(f"SELECT * FROM ({_union(_lookups(q, autocomplete=autocomplete), filters)}) AS p "
                         f"ORDER BY {_coarse_tier_sql(q)}, {_LEVEL_SQL} DESC, p.distance_m, char_length(p.name), "
-                        f"p.id LIMIT :keep")
+                        f"p.id LIMIT :keep", distances=not autocomplete)
     rows = conn.execute(sa.text(sql), {**_params(q), **params, **_point_params(filters, measure_srid),
                                        "keep": keep})
     return [_candidate(row) for row in rows]
@@ -468,9 +472,10 @@ def search(conn: sa.Connection, q: str, filters: SearchFilters, *, measure_srid:
 def autocomplete(conn: sa.Connection, q: str, *, measure_srid: int, limit: int = 10) -> dict:
     """Current place names whose name, short name, pinyin or initials start with ``q``, best first."""
     query = normalize_query(q)
-    filters = SearchFilters(status="current")
-    candidates = [c for c in find_candidates(conn, query, filters, measure_srid=measure_srid, autocomplete=True,
-                                             keep=4 * limit) if c.status == "current"]
+    filters = SearchFilters(status="current_only")
+    # the database's coarse order already puts the best prefixes first: twice the limit leaves room for the
+    # exact ranking to reorder within a tier
+    candidates = find_candidates(conn, query, filters, measure_srid=measure_srid, autocomplete=True, keep=2 * limit)
     ranked = rank(query, candidates, resolve_former=False, limit=limit)
     return {"type": "FeatureCollection", "query": query.raw, "numberReturned": len(ranked),
             "features": _answers(conn, ranked)}

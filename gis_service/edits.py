@@ -86,6 +86,9 @@ def feature_frame(body: object, *, crs: CRS = CRS84, geometry_required: bool = T
 def _shape(geometry: object):
     if not isinstance(geometry, dict) or "type" not in geometry or "coordinates" not in geometry:
         raise InvalidInputError("geometry must be a GeoJSON geometry object with type and coordinates")
+    if _has_open_ring(geometry):
+        raise InvalidInputError("geometry is malformed: a polygon ring is not closed (a polygon ring needs at least "
+                                "4 positions, the last equal to the first)")
     try:
         return shapely.geometry.shape(geometry)
     except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.GEOSException) as exc:
@@ -93,6 +96,17 @@ def _shape(geometry: object):
         if geometry.get("type") == "Polygon":
             detail += " (a polygon ring needs at least 4 positions, the last equal to the first)"
         raise InvalidInputError(f"geometry is malformed: {detail}") from None
+
+
+def _has_open_ring(geometry: dict) -> bool:
+    """Whether a GeoJSON Polygon or MultiPolygon has a ring whose last position is not its first (RFC 7946
+    3.1.6). Shapely would close it silently, joining the last corner to the first with an edge nobody drew."""
+    try:
+        polygons = {"Polygon": [geometry["coordinates"]], "MultiPolygon": geometry["coordinates"]}.get(
+            geometry["type"], [])
+        return any(ring[0] != ring[-1] for polygon in polygons for ring in polygon)
+    except (TypeError, IndexError, KeyError):
+        return False  # malformed otherwise: shapely says how
 
 
 # -- SQL helpers -------------------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ from gis_service.layers.base import Field, Layer
 
 #: Largest number of vertices accepted in one geometry.
 MAX_VERTICES = 100_000
+#: Largest value of an integer field: its column is a PostgreSQL ``integer`` (successor_id is a ``bigint``, but no
+#: id comes near this).
+INTEGER_MAX = 2**31 - 1
 #: Identifier columns that files often carry and that are not layer fields.
 IGNORED_COLUMNS = {"fid", "ogc_fid", "objectid", "gid"}
 
@@ -219,6 +222,8 @@ def _rule_problem(spec: Field, value) -> str | None:
         return f"{value} is below the minimum {spec.minimum:g}"
     if spec.maximum is not None and value > spec.maximum:
         return f"{value} is above the maximum {spec.maximum:g}"
+    if spec.type == "integer" and value > INTEGER_MAX:
+        return f"{value} is above the maximum {INTEGER_MAX:,}"
     return None
 
 

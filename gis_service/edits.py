@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -21,7 +20,7 @@ from pyproj import CRS
 from gis_service.auth import Principal
 from gis_service.errors import GisServiceError, ImportRejected, InvalidInputError, NotFoundError
 from gis_service.io.store import load_context
-from gis_service.io.validate import validate_frame
+from gis_service.io.validate import CONTROL_CHARACTERS, validate_frame
 from gis_service.layers.base import Layer
 from gis_service.pinyin import romanize
 from gis_service.settings import STORAGE_SRID, Settings
@@ -327,8 +326,10 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     if inspected_on > dt.date.today():
         raise InvalidInputError(f"inspected_on {inspected_on} is in the future")
     notes = body.get("notes")
-    if notes is not None and (not isinstance(notes, str) or len(notes) > 2000 or re.search(r"[\x00-\x08]", notes)):
+    if notes is not None and (not isinstance(notes, str) or len(notes) > 2000):
         raise InvalidInputError("notes must be text of at most 2,000 characters")
+    if notes is not None and CONTROL_CHARACTERS.search(notes):
+        raise InvalidInputError("notes contains control characters; write the notes without them")
     before = snapshot(conn, layer, marker_id, lock=True)
     if before is None:
         raise NotFoundError(f"boundary_markers has no feature {marker_id}")

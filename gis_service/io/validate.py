@@ -216,7 +216,8 @@ def _rule_problem(spec: Field, value) -> str | None:
         return f"{_short(value)} does not have the form {spec.pattern}"
     if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
         return f"is {len(value)} characters long; at most {spec.max_length} are allowed"
-    if spec.type == "text" and isinstance(value, str) and _CONTROL.search(value):
+    texts = [value] if spec.type == "text" else value if spec.type == "text_list" else []
+    if any(CONTROL_CHARACTERS.search(text) for text in texts):
         return "contains control characters"
     if spec.minimum is not None and value < spec.minimum:
         return f"{value} is below the minimum {spec.minimum:g}"
@@ -287,7 +288,8 @@ def _check_cross_row_rules(layer: Layer, rows: pd.DataFrame, row_numbers, contex
 
 # -- conversions ---------------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Characters no text may hold: C0 controls but tab and line breaks, and DEL. (PostgreSQL refuses NUL outright.)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _is_missing(value) -> bool:

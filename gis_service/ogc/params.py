@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gis_service.errors import InvalidInputError
+from gis_service.io.validate import CONTROL_CHARACTERS
 from gis_service.layers.base import Layer
 from gis_service.ogc.crs import ServedCrs, parse_crs
 from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES, parse_filter
@@ -53,6 +54,9 @@ def parse_items_query(layer: Layer, params: Mapping[str, str], *, measure_srid: 
         raise InvalidInputError(
             f"unknown query parameter {unknown[0]!r}; the parameters are {', '.join(ITEMS_PARAMETERS)} and the "
             f"queryables of {layer.id} as property filters: {', '.join(layer.field_names)}")
+    for name, value in params.items():
+        if CONTROL_CHARACTERS.search(value):
+            raise InvalidInputError(f"{name} contains control characters; send it without them")
     query = ItemsQuery(layer=layer, crs=parse_crs(params.get("crs"), parameter="crs", measure_srid=measure_srid))
     query.f = parse_format(params.get("f"))
     query.limit = parse_int(params.get("limit"), "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)

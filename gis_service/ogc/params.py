@@ -18,6 +18,8 @@ from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES, parse_filter
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+#: Largest offset: PostgreSQL's OFFSET is a bigint.
+MAX_OFFSET = 2**63 - 1
 #: Parameters of the items endpoint; any other name must be a queryable (a property filter).
 ITEMS_PARAMETERS = ("f", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "properties", "sortby",
                     "filter", "filter-lang", "filter-crs")
@@ -61,6 +63,9 @@ def parse_items_query(layer: Layer, params: Mapping[str, str], *, measure_srid: 
     query.f = parse_format(params.get("f"))
     query.limit = parse_int(params.get("limit"), "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
     query.offset = parse_int(params.get("offset"), "offset", default=0, low=0, high=None)
+    if query.offset > MAX_OFFSET:
+        raise InvalidInputError(f"offset must be at most {MAX_OFFSET} (the database skips no more rows); "
+                                f"got {query.offset}")
     if params.get("bbox") is not None:
         query.bbox_crs = parse_crs(params.get("bbox-crs"), parameter="bbox-crs", measure_srid=measure_srid)
         query.bbox = parse_bbox(params["bbox"], query.bbox_crs)

@@ -160,7 +160,8 @@ def _outside_message(geom, county_area) -> str:
     x, y = shapely.get_coordinates(geom)[0]
     minx, miny, maxx, maxy = county_area.bounds
     return (f"lies outside the county (first vertex at {x:.6f}, {y:.6f}; the county spans lon {minx:.3f}–{maxx:.3f}, "
-            f"lat {miny:.3f}–{maxy:.3f}); check the coordinate reference system (--crs)")
+            f"lat {miny:.3f}–{maxy:.3f}); check the coordinate reference system (--crs of an import, "
+            "the Content-Crs header of a request)")
 
 
 # -- attributes --------------------------------------------------------------------------------

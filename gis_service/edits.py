@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -21,7 +20,7 @@ from pyproj import CRS
 from gis_service.auth import Principal
 from gis_service.errors import GisServiceError, ImportRejected, InvalidInputError, NotFoundError
 from gis_service.io.store import load_context
-from gis_service.io.validate import validate_frame
+from gis_service.io.validate import CONTROL_CHARACTERS, validate_frame
 from gis_service.layers.base import Layer
 from gis_service.pinyin import romanize
 from gis_service.settings import STORAGE_SRID, Settings
@@ -86,6 +85,9 @@ def feature_frame(body: object, *, crs: CRS = CRS84, geometry_required: bool = T
 def _shape(geometry: object):
     if not isinstance(geometry, dict) or "type" not in geometry or "coordinates" not in geometry:
         raise InvalidInputError("geometry must be a GeoJSON geometry object with type and coordinates")
+    if _has_open_ring(geometry):
+        raise InvalidInputError("geometry is malformed: a polygon ring is not closed (a polygon ring needs at least "
+                                "4 positions, the last equal to the first)")
     try:
         return shapely.geometry.shape(geometry)
     except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.GEOSException) as exc:
@@ -93,6 +95,17 @@ def _shape(geometry: object):
         if geometry.get("type") == "Polygon":
             detail += " (a polygon ring needs at least 4 positions, the last equal to the first)"
         raise InvalidInputError(f"geometry is malformed: {detail}") from None
+
+
+def _has_open_ring(geometry: dict) -> bool:
+    """Whether a GeoJSON Polygon or MultiPolygon has a ring whose last position is not its first (RFC 7946
+    3.1.6). Shapely would close it silently, joining the last corner to the first with an edge nobody drew."""
+    try:
+        polygons = {"Polygon": [geometry["coordinates"]], "MultiPolygon": geometry["coordinates"]}.get(
+            geometry["type"], [])
+        return any(ring[0] != ring[-1] for polygon in polygons for ring in polygon)
+    except (TypeError, IndexError, KeyError):
+        return False  # malformed otherwise: shapely says how
 
 
 # -- SQL helpers -------------------------------------------------------------------------------------------
@@ -313,8 +326,10 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     if inspected_on > dt.date.today():
         raise InvalidInputError(f"inspected_on {inspected_on} is in the future")
     notes = body.get("notes")
-    if notes is not None and (not isinstance(notes, str) or len(notes) > 2000 or re.search(r"[\x00-\x08]", notes)):
+    if notes is not None and (not isinstance(notes, str) or len(notes) > 2000):
         raise InvalidInputError("notes must be text of at most 2,000 characters")
+    if notes is not None and CONTROL_CHARACTERS.search(notes):
+        raise InvalidInputError("notes contains control characters; write the notes without them")
     before = snapshot(conn, layer, marker_id, lock=True)
     if before is None:
         raise NotFoundError(f"boundary_markers has no feature {marker_id}")

@@ -20,12 +20,15 @@ from sqlalchemy.orm import Session
 
 from gis_service.api.deps import get_session
 from gis_service.app import create_app
+from gis_service.auth import create_token
 from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import check_server, create_db_engine
 from gis_service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+NEAR_SEAT = [108.9930, 28.4490]  # inside 中和街道, near the county seat
+GEOJSON = {"Content-Type": "application/geo+json"}
 
 
 @pytest.fixture(scope="session")
@@ -132,3 +135,22 @@ def client_with(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> I
 def client(client_with: Callable[..., TestClient]) -> TestClient:
     """The API with the test settings, answering from the test's own transaction (see ``client_with``)."""
     return client_with()
+
+
+@pytest.fixture()
+def tokens(conn: sa.Connection) -> dict[str, str]:
+    """A bearer token of each role, made in the test's transaction."""
+    return {role: create_token(conn, role=role, name=f"测试{role}")[1]
+            for role in ("inspector", "placename", "planner", "admin")}
+
+
+def bearer(token: str, **extra: str) -> dict:
+    """Headers of a write: GeoJSON body, the bearer token, and any others (``**{"If-Match": etag}``)."""
+    return {**GEOJSON, "Authorization": f"Bearer {token}", **extra}
+
+
+def station(name: str = "测试养老服务站") -> dict:
+    """A valid new elder_care feature (a community station near the county seat), as a planner would send it."""
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": NEAR_SEAT},
+            "properties": {"name": name, "kind": "community_station", "beds": 20, "nursing_beds": 8,
+                           "operator": "public_private", "division_code": "500241001001"}}

@@ -8,24 +8,7 @@ from fastapi.testclient import TestClient
 
 from gis_service.auth import create_token, revoke_token
 
-NEAR_SEAT = [108.9930, 28.4490]  # inside 中和街道, near the county seat
-GEOJSON = {"Content-Type": "application/geo+json"}
-
-
-@pytest.fixture()
-def tokens(conn: sa.Connection) -> dict[str, str]:
-    return {role: create_token(conn, role=role, name=f"测试{role}")[1]
-            for role in ("inspector", "placename", "planner", "admin")}
-
-
-def _auth(token: str, **extra: str) -> dict:
-    return {**GEOJSON, "Authorization": f"Bearer {token}", **extra}
-
-
-def _station(name: str = "测试养老服务站") -> dict:
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": NEAR_SEAT},
-            "properties": {"name": name, "kind": "community_station", "beds": 20, "nursing_beds": 8,
-                           "operator": "public_private", "division_code": "500241001001"}}
+from .conftest import GEOJSON, NEAR_SEAT, bearer, station
 
 
 def _audit_count(conn: sa.Connection) -> int:
@@ -35,15 +18,15 @@ def _audit_count(conn: sa.Connection) -> int:
 def test_create_needs_a_token_of_a_role_that_may_change_the_layer(
         client: TestClient, conn: sa.Connection, tokens: dict) -> None:
     before = conn.execute(sa.text("SELECT count(*) FROM elder_care")).scalar_one()
-    assert client.post("/collections/elder_care/items", json=_station(), headers=GEOJSON).status_code == 401
-    wrong = client.post("/collections/elder_care/items", json=_station(), headers=_auth(tokens["inspector"]))
+    assert client.post("/collections/elder_care/items", json=station(), headers=GEOJSON).status_code == 401
+    wrong = client.post("/collections/elder_care/items", json=station(), headers=bearer(tokens["inspector"]))
     assert wrong.status_code == 403 and "role inspector may not change elder_care" in wrong.text
-    assert client.post("/collections/elder_care/items", json=_station(),
-                       headers=_auth("gis_not-a-token")).status_code == 401
+    assert client.post("/collections/elder_care/items", json=station(),
+                       headers=bearer("gis_not-a-token")).status_code == 401
     assert conn.execute(sa.text("SELECT count(*) FROM elder_care")).scalar_one() == before
     assert _audit_count(conn) == 0
 
-    created = client.post("/collections/elder_care/items", json=_station(), headers=_auth(tokens["planner"]))
+    created = client.post("/collections/elder_care/items", json=station(), headers=bearer(tokens["planner"]))
     assert created.status_code == 201, created.text
     feature = created.json()
     assert created.headers["Location"].endswith(f"/collections/elder_care/items/{feature['id']}")
@@ -55,17 +38,17 @@ def test_create_needs_a_token_of_a_role_that_may_change_the_layer(
 
 
 def test_a_stale_etag_is_refused_and_nothing_is_lost(client: TestClient, conn: sa.Connection, tokens: dict) -> None:
-    created = client.post("/collections/elder_care/items", json=_station(), headers=_auth(tokens["planner"]))
+    created = client.post("/collections/elder_care/items", json=station(), headers=bearer(tokens["planner"]))
     url, etag_v1 = f"/collections/elder_care/items/{created.json()['id']}", created.headers["ETag"]
     assert client.get(url).headers["ETag"] == etag_v1  # reading gives the ETag a change must carry
     patch = {"type": "Feature", "geometry": None, "properties": {"beds": 30}}
-    missing = client.patch(url, json=patch, headers=_auth(tokens["planner"]))
+    missing = client.patch(url, json=patch, headers=bearer(tokens["planner"]))
     assert missing.status_code == 428 and "If-Match" in missing.text
-    first = client.patch(url, json=patch, headers=_auth(tokens["planner"], **{"If-Match": etag_v1}))
+    first = client.patch(url, json=patch, headers=bearer(tokens["planner"], **{"If-Match": etag_v1}))
     assert first.status_code == 200 and first.json()["properties"]["beds"] == 30
     assert first.json()["properties"]["nursing_beds"] == 8  # PATCH keeps what it does not name
     stale = client.patch(url, json={"type": "Feature", "properties": {"beds": 40}},
-                         headers=_auth(tokens["planner"], **{"If-Match": etag_v1}))
+                         headers=bearer(tokens["planner"], **{"If-Match": etag_v1}))
     assert stale.status_code == 412 and "has changed since you read it" in stale.text
     assert conn.execute(sa.text(f"SELECT beds FROM elder_care WHERE id = {created.json()['id']}")).scalar() == 30
     assert client.get(url).headers["ETag"] == first.headers["ETag"] != etag_v1
@@ -76,17 +59,17 @@ def test_a_stale_etag_is_refused_and_nothing_is_lost(client: TestClient, conn: s
 
 def test_bad_features_are_refused_with_the_reason_and_write_nothing(
         client: TestClient, conn: sa.Connection, tokens: dict) -> None:
-    headers = _auth(tokens["planner"])
+    headers = bearer(tokens["planner"])
     cases = [
-        ({**_station(), "geometry": {"type": "Point", "coordinates": [28.449, 108.993]}}, 422, "swapped"),
-        ({**_station(), "geometry": {"type": "Point", "coordinates": [116.4, 39.9]}}, 422, "outside the county"),
-        ({**_station(), "geometry": {"type": "LineString", "coordinates": [NEAR_SEAT, [108.995, 28.45]]}}, 422,
+        ({**station(), "geometry": {"type": "Point", "coordinates": [28.449, 108.993]}}, 422, "swapped"),
+        ({**station(), "geometry": {"type": "Point", "coordinates": [116.4, 39.9]}}, 422, "outside the county"),
+        ({**station(), "geometry": {"type": "LineString", "coordinates": [NEAR_SEAT, [108.995, 28.45]]}}, 422,
          "elder_care holds Point geometries"),
-        ({**_station(), "properties": {**_station()["properties"], "colour": "red"}}, 422, "colour: unknown field"),
-        ({**_station(), "properties": {**_station()["properties"], "division_code": "500241999999"}}, 422,
+        ({**station(), "properties": {**station()["properties"], "colour": "red"}}, 422, "colour: unknown field"),
+        ({**station(), "properties": {**station()["properties"], "division_code": "500241999999"}}, 422,
          "not the code of a current administrative division"),
-        ({**_station(), "properties": {**_station()["properties"], "nursing_beds": 50}}, 422, "exceed 20 beds"),
-        ({**_station(), "geometry": {"type": "Point", "coordinates": [108.99, 28.45, 300]}}, 422, "3-D"),
+        ({**station(), "properties": {**station()["properties"], "nursing_beds": 50}}, 422, "exceed 20 beds"),
+        ({**station(), "geometry": {"type": "Point", "coordinates": [108.99, 28.45, 300]}}, 422, "3-D"),
         ({"type": "FeatureCollection", "features": []}, 400, "must be a GeoJSON Feature"),
     ]
     for body, status, words in cases:
@@ -107,10 +90,10 @@ def test_planners_may_change_only_the_figures_of_divisions(
         "SELECT id, version FROM admin_divisions WHERE code = '500241001001' AND valid_to IS NULL")).one()
     url, etag = f"/collections/admin_divisions/items/{fid}", f'"admin_divisions.{fid}.v{version}"'
     renamed = client.patch(url, json={"type": "Feature", "properties": {"name": "新名"}},
-                           headers=_auth(tokens["planner"], **{"If-Match": etag}))
+                           headers=bearer(tokens["planner"], **{"If-Match": etag}))
     assert renamed.status_code == 403
     counted = client.patch(url, json={"type": "Feature", "properties": {"households": 1234}},
-                           headers=_auth(tokens["planner"], **{"If-Match": etag}))
+                           headers=bearer(tokens["planner"], **{"If-Match": etag}))
     assert counted.status_code == 200, counted.text
     assert counted.json()["properties"]["households"] == 1234
 
@@ -118,7 +101,7 @@ def test_planners_may_change_only_the_figures_of_divisions(
 def test_revoked_tokens_stop_working(client: TestClient, conn: sa.Connection) -> None:
     token_id, token = create_token(conn, role="planner", name="临时")
     revoke_token(conn, token_id)
-    response = client.post("/collections/elder_care/items", json=_station(), headers=_auth(token))
+    response = client.post("/collections/elder_care/items", json=station(), headers=bearer(token))
     assert response.status_code == 401 and "revoked" in response.text
 
 
@@ -127,7 +110,7 @@ def test_an_inspection_updates_the_marker_in_the_same_transaction(
     marker = conn.execute(sa.text("SELECT id FROM boundary_markers ORDER BY id LIMIT 1")).scalar_one()
     response = client.post(f"/collections/boundary_markers/items/{marker}/inspections",
                            json={"inspected_on": "2026-11-20", "condition": "damaged", "notes": "桩体倾斜"},
-                           headers=_auth(tokens["inspector"]))
+                           headers=bearer(tokens["inspector"]))
     assert response.status_code == 201, response.text
     condition, last = conn.execute(sa.text(
         "SELECT condition, last_inspected::text FROM boundary_markers WHERE id = :id"), {"id": marker}).one()
@@ -135,15 +118,15 @@ def test_an_inspection_updates_the_marker_in_the_same_transaction(
     records = client.get(f"/collections/boundary_markers/items/{marker}/inspections").json()["inspections"]
     assert records[0]["inspector"] == "测试inspector" and records[0]["notes"] == "桩体倾斜"
     denied = client.post(f"/collections/boundary_markers/items/{marker}/inspections",
-                         json={"condition": "intact"}, headers=_auth(tokens["placename"]))
+                         json={"condition": "intact"}, headers=bearer(tokens["placename"]))
     assert denied.status_code == 403
 
 
 def test_delete_keeps_the_feature_in_the_audit_trail(client: TestClient, conn: sa.Connection, tokens: dict) -> None:
-    created = client.post("/collections/elder_care/items", json=_station(), headers=_auth(tokens["admin"]))
+    created = client.post("/collections/elder_care/items", json=station(), headers=bearer(tokens["admin"]))
     url = f"/collections/elder_care/items/{created.json()['id']}"
-    assert client.delete(url, headers=_auth(tokens["admin"])).status_code == 428
-    assert client.delete(url, headers=_auth(tokens["admin"], **{"If-Match": created.headers["ETag"]})
+    assert client.delete(url, headers=bearer(tokens["admin"])).status_code == 428
+    assert client.delete(url, headers=bearer(tokens["admin"], **{"If-Match": created.headers["ETag"]})
                          ).status_code == 204
     history = client.get(url + "/history").json()["changes"]
     assert [c["action"] for c in history] == ["create", "delete"]
@@ -156,7 +139,7 @@ def test_renaming_a_place_name_keeps_the_old_one_findable(client: TestClient, co
         "SELECT id, version FROM place_names WHERE name = '凤凰山' AND status = 'current'")).one()
     url = f"/collections/place_names/items/{fid}"
     renamed = client.patch(url, json={"type": "Feature", "properties": {"name": "凤鸣山"}},
-                           headers=_auth(tokens["placename"], **{"If-Match": f'"place_names.{fid}.v{version}"'}))
+                           headers=bearer(tokens["placename"], **{"If-Match": f'"place_names.{fid}.v{version}"'}))
     assert renamed.status_code == 200, renamed.text
     properties = renamed.json()["properties"]
     assert properties["pinyin"] == "Fèngmíng Shān"  # generated again for the new name
@@ -167,7 +150,7 @@ def test_renaming_a_place_name_keeps_the_old_one_findable(client: TestClient, co
     found = client.get("/placenames/search", params={"q": "凤凰山"}).json()["features"][0]
     assert found["properties"]["name"] == "凤鸣山" and found["properties"]["match"] == "former_name"
     assert client.patch(url, json={"type": "Feature", "properties": {"pinyin_manual": "凤鸣山"}},
-                        headers=_auth(tokens["placename"], **{"If-Match": renamed.headers["ETag"]})).status_code == 422
+                        headers=bearer(tokens["placename"], **{"If-Match": renamed.headers["ETag"]})).status_code == 422
 
 
 def test_reading_can_be_closed_to_holders_of_a_token(engine: sa.Engine, settings) -> None:

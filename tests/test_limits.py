@@ -16,14 +16,7 @@ from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db.engine import create_db_engine
 from gis_service.settings import Settings
-
-NEAR_SEAT = [108.9930, 28.4490]
-
-
-def _station(name: str) -> dict:
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": NEAR_SEAT},
-            "properties": {"name": name, "kind": "community_station", "beds": 20, "nursing_beds": 8,
-                           "operator": "public_private", "division_code": "500241001001"}}
+from tests.conftest import station
 
 
 def _count(conn: sa.Connection, table: str) -> int:
@@ -74,7 +67,7 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_and_nothing_is_writt
     own = client_with(max_body_bytes=2048)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/geo+json"}
     before = _count(conn, "elder_care")
-    big = _station("测试" * 2000)
+    big = station("测试" * 2000)
     declared = own.post("/collections/elder_care/items", content=json.dumps(big), headers=headers)
     assert declared.status_code == 413
     assert "at most 2,048 are accepted" in declared.json()["description"]
@@ -110,10 +103,10 @@ def test_writes_beyond_the_rate_limit_get_429_and_write_nothing(client_with, con
     own = client_with(write_rate_per_minute=2)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/geo+json"}
     for n in range(2):
-        answer = own.post("/collections/elder_care/items", json=_station(f"测试限速{n}"), headers=headers)
+        answer = own.post("/collections/elder_care/items", json=station(f"测试限速{n}"), headers=headers)
         assert answer.status_code == 201, answer.text
     before = (_count(conn, "elder_care"), _count(conn, "audit_log"))
-    refused = own.post("/collections/elder_care/items", json=_station("测试限速2"), headers=headers)
+    refused = own.post("/collections/elder_care/items", json=station("测试限速2"), headers=headers)
     assert refused.status_code == 429
     assert "more than 2 changes in the last minute" in refused.json()["description"]
     assert int(refused.headers["Retry-After"]) >= 1
@@ -158,9 +151,9 @@ def test_a_bug_is_a_500_in_the_error_shape_with_the_id_it_is_logged_under(
 def test_the_audit_trail_keeps_the_request_id_of_each_change(client: TestClient, conn: sa.Connection) -> None:
     token = create_token(conn, role="planner", name="测试")[1]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/geo+json"}
-    given = client.post("/collections/elder_care/items", json=_station("测试甲"),
+    given = client.post("/collections/elder_care/items", json=station("测试甲"),
                         headers={**headers, "X-Request-ID": "import-batch-12"})
-    made = client.post("/collections/elder_care/items", json=_station("测试乙"), headers=headers)
+    made = client.post("/collections/elder_care/items", json=station("测试乙"), headers=headers)
     assert given.status_code == made.status_code == 201
     ids = dict(conn.execute(sa.text("SELECT feature_id, request_id FROM audit_log")).all())
     assert ids[given.json()["id"]] == "import-batch-12"

@@ -103,6 +103,6 @@ def check(
             "successor when it is no longer current, and every recorded change (what, who, when).")
 def get_place_name(
     conn: ConnectionDep,
-    place_name_id: Annotated[int, Path(description="Id of the place name.")],
+    place_name_id: Annotated[int, Path(description="Id of the place name.", ge=1, le=2**63 - 1)],
 ) -> dict:
     return queries.place_name_detail(conn, place_name_id)

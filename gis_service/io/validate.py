@@ -25,6 +25,9 @@ from gis_service.layers.base import Field, Layer
 
 #: Largest number of vertices accepted in one geometry.
 MAX_VERTICES = 100_000
+#: Largest value of an integer field: its column is a PostgreSQL ``integer`` (successor_id is a ``bigint``, but no
+#: id comes near this).
+INTEGER_MAX = 2**31 - 1
 #: Identifier columns that files often carry and that are not layer fields.
 IGNORED_COLUMNS = {"fid", "ogc_fid", "objectid", "gid"}
 
@@ -157,7 +160,8 @@ def _outside_message(geom, county_area) -> str:
     x, y = shapely.get_coordinates(geom)[0]
     minx, miny, maxx, maxy = county_area.bounds
     return (f"lies outside the county (first vertex at {x:.6f}, {y:.6f}; the county spans lon {minx:.3f}–{maxx:.3f}, "
-            f"lat {miny:.3f}–{maxy:.3f}); check the coordinate reference system (--crs)")
+            f"lat {miny:.3f}–{maxy:.3f}); check the coordinate reference system (--crs of an import, "
+            "the Content-Crs header of a request)")
 
 
 # -- attributes --------------------------------------------------------------------------------
@@ -213,12 +217,15 @@ def _rule_problem(spec: Field, value) -> str | None:
         return f"{_short(value)} does not have the form {spec.pattern}"
     if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
         return f"is {len(value)} characters long; at most {spec.max_length} are allowed"
-    if spec.type == "text" and isinstance(value, str) and _CONTROL.search(value):
+    texts = [value] if spec.type == "text" else value if spec.type == "text_list" else []
+    if any(CONTROL_CHARACTERS.search(text) for text in texts):
         return "contains control characters"
     if spec.minimum is not None and value < spec.minimum:
         return f"{value} is below the minimum {spec.minimum:g}"
     if spec.maximum is not None and value > spec.maximum:
         return f"{value} is above the maximum {spec.maximum:g}"
+    if spec.type == "integer" and value > INTEGER_MAX:
+        return f"{value} is above the maximum {INTEGER_MAX:,}"
     return None
 
 
@@ -282,7 +289,8 @@ def _check_cross_row_rules(layer: Layer, rows: pd.DataFrame, row_numbers, contex
 
 # -- conversions ---------------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Characters no text may hold: C0 controls but tab and line breaks, and DEL. (PostgreSQL refuses NUL outright.)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _is_missing(value) -> bool:

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 import cql2
+import numpy as np
 import shapely
 import shapely.geometry
 from pyproj import Transformer
@@ -356,7 +357,10 @@ class FilterTranslator:
                 raise ValueError("not a geometry")
         except (ValueError, TypeError, KeyError, IndexError, shapely.errors.GEOSException) as exc:
             raise self._fail(f"expected a geometry (WKT, GeoJSON or BBOX(...)): {exc}", node, path) from None
-        return to_storage(geom, self.filter_crs)
+        try:
+            return to_storage(geom, self.filter_crs)
+        except InvalidInputError as exc:
+            raise self._fail(str(exc), node, path) from None
 
     def _spatial(self, op: str, args, node, path: str) -> str:
         lhs, rhs, _ = self._geometry_sides(args, node, path)
@@ -393,10 +397,12 @@ class FilterTranslator:
                 f"{self._bind(float(distance))}))")
 
 
-def to_storage(geom: BaseGeometry, crs: ServedCrs) -> BaseGeometry:
+def to_storage(geom: BaseGeometry, crs: ServedCrs, *, what: str = "the geometry") -> BaseGeometry:
     """``geom`` (coordinates in ``crs``'s axis order) as a shapely geometry in EPSG:4490, SRID set.
 
     Projected boxes are densified before they are transformed, so their edges stay where the client drew them.
+    InvalidInputError (naming ``what``) when the coordinates lie so far beyond the CRS's area that they do not
+    transform (PROJ answers infinity): matching against them would silently find nothing.
     """
     if crs.lat_first:
         geom = shapely.transform(geom, lambda x, y: (y, x), interleaved=False)
@@ -404,10 +410,15 @@ def to_storage(geom: BaseGeometry, crs: ServedCrs) -> BaseGeometry:
         geom = shapely.transform(geom, gcj02_to_wgs84, interleaved=False)
     elif crs.transform_needed:
         length = max(geom.bounds[2] - geom.bounds[0], geom.bounds[3] - geom.bounds[1])
-        if length > 0 and geom.geom_type not in ("Point", "MultiPoint"):
-            geom = shapely.segmentize(geom, length / 64)
-        transformer = _transformer(crs.srid)
-        geom = shapely.transform(geom, transformer.transform, interleaved=False)
+        try:
+            if length > 0 and geom.geom_type not in ("Point", "MultiPoint"):
+                geom = shapely.segmentize(geom, length / 64)
+            geom = shapely.transform(geom, _transformer(crs.srid).transform, interleaved=False)
+        except shapely.errors.GEOSException:  # segmentize refuses lengths like 1e300
+            geom = None
+        if geom is None or not np.isfinite(shapely.get_coordinates(geom)).all():
+            raise InvalidInputError(f"{what} lies outside the area {crs.uri} covers: its coordinates do not turn "
+                                    "into longitude and latitude; check the numbers, the CRS and its axis order")
     return shapely.set_srid(geom, STORAGE_SRID)
 
 

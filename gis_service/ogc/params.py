@@ -11,12 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gis_service.errors import InvalidInputError
+from gis_service.io.validate import CONTROL_CHARACTERS
 from gis_service.layers.base import Layer
 from gis_service.ogc.crs import ServedCrs, parse_crs
 from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES, parse_filter
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+#: Largest offset: PostgreSQL's OFFSET is a bigint.
+MAX_OFFSET = 2**63 - 1
 #: Parameters of the items endpoint; any other name must be a queryable (a property filter).
 ITEMS_PARAMETERS = ("f", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "properties", "sortby",
                     "filter", "filter-lang", "filter-crs")
@@ -53,10 +56,16 @@ def parse_items_query(layer: Layer, params: Mapping[str, str], *, measure_srid: 
         raise InvalidInputError(
             f"unknown query parameter {unknown[0]!r}; the parameters are {', '.join(ITEMS_PARAMETERS)} and the "
             f"queryables of {layer.id} as property filters: {', '.join(layer.field_names)}")
+    for name, value in params.items():
+        if CONTROL_CHARACTERS.search(value):
+            raise InvalidInputError(f"{name} contains control characters; send it without them")
     query = ItemsQuery(layer=layer, crs=parse_crs(params.get("crs"), parameter="crs", measure_srid=measure_srid))
     query.f = parse_format(params.get("f"))
     query.limit = parse_int(params.get("limit"), "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
     query.offset = parse_int(params.get("offset"), "offset", default=0, low=0, high=None)
+    if query.offset > MAX_OFFSET:
+        raise InvalidInputError(f"offset must be at most {MAX_OFFSET} (the database skips no more rows); "
+                                f"got {query.offset}")
     if params.get("bbox") is not None:
         query.bbox_crs = parse_crs(params.get("bbox-crs"), parameter="bbox-crs", measure_srid=measure_srid)
         query.bbox = parse_bbox(params["bbox"], query.bbox_crs)

@@ -59,7 +59,7 @@ def where_clause(query: ItemsQuery, params: dict) -> str:
     elif layer.current_condition:
         conditions.append(layer.current_condition)
     if query.bbox is not None:
-        box = to_storage(shapely.box(*query.bbox), _xy_order(query.bbox_crs))
+        box = to_storage(shapely.box(*query.bbox), _xy_order(query.bbox_crs), what="bbox")
         params["bbox"] = shapely.to_wkb(box, include_srid=True)
         conditions.append("ST_Intersects(geom, ST_GeomFromEWKB(:bbox))")
     for i, (name, value) in enumerate(query.property_filters.items()):

@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from gis_service.errors import InvalidInputError
+from gis_service.io.validate import CONTROL_CHARACTERS
 from gis_service.search.keys import deletes, fold_pinyin, is_han, pinyin_key, preferred_syllables, short_name
 
 __all__ = ["SearchQuery", "normalize_query", "MAX_QUERY_LENGTH"]
@@ -58,6 +59,8 @@ def normalize_query(q: str | None, *, argument: str = "q") -> SearchQuery:
     raw = unicodedata.normalize("NFKC", q).strip()
     if len(raw) > MAX_QUERY_LENGTH:
         raise InvalidInputError(f"{argument} is {len(raw)} characters long; at most {MAX_QUERY_LENGTH} are accepted")
+    if CONTROL_CHARACTERS.search(raw):
+        raise InvalidInputError(f"{argument} contains control characters; type the name without them")
     if is_han(raw):
         text = _SPACE_AND_PUNCTUATION.sub("", raw)
         for prefix in _COUNTY_PREFIXES:

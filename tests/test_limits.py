@@ -16,7 +16,8 @@ from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db.engine import create_db_engine
 from gis_service.settings import Settings
-from tests.conftest import station
+
+from .conftest import station
 
 
 def _count(conn: sa.Connection, table: str) -> int:

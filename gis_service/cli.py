@@ -203,6 +203,60 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g.
     out.print(f"schema at {revision}")
 
 
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="The file to write (PostgreSQL custom format), e.g. gis.backup.")],
+    verify: Annotated[bool, typer.Option(help="Then restore the file into a throwaway database and compare "
+                                         "every table with the data backed up.")] = False,
+) -> None:
+    """Back up the whole database to one file (pg_dump) and print the rows and checksums of every layer in it."""
+    from gis_service.db import backup
+    from gis_service.db.engine import provisioned
+
+    settings = get_settings()
+    with provisioned(settings) as url:
+        result = backup.backup(url, file, bin_dir=settings.pg_bin_dir)
+        if verify:
+            backup.verify_backup(url, result.archive, result.checksums, bin_dir=settings.pg_bin_dir)
+    _print_checksums(result.checksums)
+    checked = "; verified: it restores to the same data" if verify else ""
+    out.print(f"backed up to {result.archive.path} ({result.size_bytes:,} bytes) in {result.seconds:.1f} s{checked}",
+              highlight=False, soft_wrap=True)
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A file written by `gis-service db backup`.")],
+    keep_previous: Annotated[bool, typer.Option(help="Keep the replaced database under another name, to be "
+                                                "dropped by hand once the restore is known to be right.")] = True,
+) -> None:
+    """Replace the database with a backup: restored into a fresh database, checked, then swapped in whole.
+
+    A missing or damaged file is refused with exit code 2 and changes nothing.
+    """
+    from gis_service.db import backup
+    from gis_service.db.engine import provisioned
+
+    settings = get_settings()
+    archive = backup.open_archive(file, bin_dir=settings.pg_bin_dir)  # a bad file is refused before anything starts
+    with provisioned(settings) as url:
+        result = backup.restore(url, archive, bin_dir=settings.pg_bin_dir, keep_previous=keep_previous)
+    _print_checksums(result.checksums)
+    out.print(f"restored {archive.path} (written {archive.created}, schema {result.revision}) into the database "
+              f"{result.database} in {result.seconds:.1f} s", highlight=False, soft_wrap=True)
+    if result.previous:
+        out.print(f"the data from before the restore is kept in the database {result.previous}; once you are sure, "
+                  f"drop it: DROP DATABASE {result.previous};", highlight=False, soft_wrap=True)
+
+
+def _print_checksums(checksums: dict) -> None:
+    """One line per table: rows, and the md5 of its geometries and of its whole rows."""
+    out.print(f"{'table':<20} {'rows':>9}  {'geometry md5':<32}  rows md5", highlight=False, soft_wrap=True)
+    for name, sums in checksums.items():
+        out.print(f"{name:<20} {sums.rows:>9,}  {sums.geometry_md5 or '-':<32}  {sums.rows_md5}", highlight=False,
+                  soft_wrap=True)
+
+
 # -- demo ------------------------------------------------------------------------------------------------
 
 ScaleOption = Annotated[int, typer.Option(min=1, max=100, help="Multiply settlements, roads and place names.")]

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,11 +24,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    """A started server: its base URL and its process (for tests that must kill it)."""
+
+    url: str
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
-def uvicorn_server(app: str = "gis_service.app:create_app", *, env: dict[str, str] | None = None,
-                   ready_path: str = "/conformance", python: Path | str = sys.executable,
-                   factory: bool = True, timeout_s: float = 60) -> Iterator[str]:
-    """Start ``app`` with one uvicorn worker, wait until ``ready_path`` answers 200, yield the base URL, stop it."""
+def uvicorn_process(app: str = "gis_service.app:create_app", *, env: dict[str, str] | None = None,
+                    ready_path: str = "/conformance", python: Path | str = sys.executable,
+                    factory: bool = True, timeout_s: float = 60) -> Iterator[RunningServer]:
+    """Start ``app`` with one uvicorn worker, wait until ``ready_path`` answers 200, yield it, stop it."""
     port = free_port()
     command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning"]
@@ -47,7 +56,7 @@ def uvicorn_server(app: str = "gis_service.app:create_app", *, env: dict[str, st
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the server did not start (exit code {process.poll()})")
             time.sleep(0.2)
-        yield url
+        yield RunningServer(url, process)
     finally:
         process.terminate()
         try:
@@ -57,8 +66,22 @@ def uvicorn_server(app: str = "gis_service.app:create_app", *, env: dict[str, st
             process.wait()
 
 
-def service(database_url: str, *, ready_path: str = "/conformance",
-            **extra_env: str) -> contextlib.AbstractContextManager[str]:
-    """gis-service over ``database_url`` (no demo loading), with extra GIS_* settings."""
+@contextlib.contextmanager
+def uvicorn_server(app: str = "gis_service.app:create_app", **options) -> Iterator[str]:
+    """:func:`uvicorn_process`, yielding only the base URL."""
+    with uvicorn_process(app, **options) as server:
+        yield server.url
+
+
+def service_process(database_url: str, *, ready_path: str = "/conformance",
+                    **extra_env: str) -> contextlib.AbstractContextManager[RunningServer]:
+    """gis-service over ``database_url`` (no demo loading), with extra GIS_* settings, and its process."""
     env = {"GIS_DATABASE_URL": database_url, "GIS_LOAD_DEMO": "false", **extra_env}
-    return uvicorn_server(env=env, ready_path=ready_path)
+    return uvicorn_process(env=env, ready_path=ready_path)
+
+
+@contextlib.contextmanager
+def service(database_url: str, *, ready_path: str = "/conformance", **extra_env: str) -> Iterator[str]:
+    """gis-service over ``database_url`` (no demo loading), with extra GIS_* settings: its base URL."""
+    with service_process(database_url, ready_path=ready_path, **extra_env) as server:
+        yield server.url

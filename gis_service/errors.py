@@ -25,6 +25,16 @@ class ClusterBusyError(GisServiceError):
     exit_code = 2
 
 
+class BackupFileError(GisServiceError):
+    """A file given as a backup that is missing, unreadable, damaged or not a gis-service backup.
+
+    Raised before anything is changed: the database is left as it was.
+    """
+
+    status_code = 400
+    exit_code = 2
+
+
 class NotFoundError(GisServiceError):
     status_code = 404
 

@@ -36,3 +36,13 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """True if ``revision`` is one of this version's migrations (a newer gis-service's is not)."""
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(alembic_config("postgresql://")).get_revision(revision) is not None
+    except CommandError:
+        return False

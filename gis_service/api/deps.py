@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from gis_service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: a plain attribute read, not worth a trip through the thread pool
     return request.app.state.settings
 
 

@@ -100,12 +100,13 @@ class RequestContext:
                     "description": f"the service failed to answer; the error is logged under request id {rid}: "
                                    "please quote it when you report this"})
         finally:
-            access_log.info(json.dumps({
-                "request_id": rid, "method": scope["method"], "path": scope["path"],
-                "query": scope.get("query_string", b"").decode("latin-1")[:500], "status": status["code"],
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                "client": (scope.get("client") or ("", 0))[0],
-            }, ensure_ascii=False))
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(json.dumps({
+                    "request_id": rid, "method": scope["method"], "path": scope["path"],
+                    "query": scope.get("query_string", b"").decode("latin-1")[:500], "status": status["code"],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "client": (scope.get("client") or ("", 0))[0],
+                }, ensure_ascii=False))
 
     async def _too_large(self, send: Send, rid: str, size: int, *, at_least: bool = False) -> None:
         what = f"more than {self.max_body_bytes:,}" if at_least else f"{size:,}"

@@ -279,7 +279,7 @@ def test_the_api_draws_one_service_area_per_facility(client: TestClient, conn, v
     ("/analysis/service-areas", {"buffer_m": 0}, "buffer_m must be"),
     ("/analysis/facility-area", {"level": "province"}, "level must be one of"),
     ("/analysis/site-suggestions", {"k": 0}, "k must be between"),
-    ("/analysis/coverage", {"minutes": "fifteen"}, "minutes: Input should be a valid number"),
+    ("/analysis/coverage", {"minutes": "fifteen"}, "minutes (query): Input should be a valid number"),
 ])
 def test_bad_parameters_get_400_with_a_plain_message(client: TestClient, path, params, message) -> None:
     response = client.get(path, params=params)

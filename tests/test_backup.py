@@ -78,7 +78,7 @@ def test_a_backup_restored_into_another_database_gives_back_every_layer_identica
         assert restored[layer_id].rows == source[layer_id].rows, layer_id
         assert restored[layer_id].geometry_md5 == source[layer_id].geometry_md5, layer_id
     assert restored == source  # every value of every row too, and the inspections, history, audit trail, tokens
-    assert result.checksums == restored and result.previous is None and result.revision.startswith("0006")
+    assert result.checksums == restored and result.previous is None and result.revision == migrate.head_revision()
     scratch_name = make_url(scratch_url).database
     assert _databases_named_like(engine, scratch_name) == {scratch_name}  # no copy left behind
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from gis_service.db.engine import MAX_SESSIONS
 from gis_service.settings import Settings
 
 
@@ -23,7 +24,9 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: At most MAX_SESSIONS requests hold a session (and its connection) at once; the pool is sized for them
+#: (see create_db_engine). The others wait here, in the event loop, without a thread or a connection.
+SessionDep = Annotated[Session, Depends(get_session, max_concurrency=MAX_SESSIONS)]
 
 
 def get_connection(session: SessionDep) -> sa.Connection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
+import anyio
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -36,3 +37,17 @@ def get_connection(session: SessionDep) -> sa.Connection:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnectionDep = Annotated[sa.Connection, Depends(get_connection)]
+
+
+async def wait_for_network_build() -> None:
+    """While this process builds the road network (the start-up warm-up, or the first analysis after roads
+    changed), a request that needs it waits here, before it takes a session, so that the sessions stay free for
+    every other request. Use it in a route's ``dependencies``: FastAPI solves those before the endpoint's own."""
+    from gis_service.analysis.network import BUILD_GATE
+
+    while BUILD_GATE.busy:
+        await anyio.sleep(0.1)
+
+
+#: ``dependencies=`` of the routes that measure along the roads (the analyses, the maps that show them).
+NEEDS_NETWORK = [Depends(wait_for_network_build)]

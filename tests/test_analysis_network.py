@@ -1,8 +1,15 @@
-"""The cache of the analyses' answers: bounded in bytes as well as in number, and a hit is the caller's own copy."""
+"""The network module's in-process machinery under concurrency: the answer cache (bounded in bytes as well as in
+number; a hit is the caller's own copy) and the build gate (requests for analyses wait for a network build without
+a session, so that every other request goes on being answered)."""
 
 from __future__ import annotations
 
-from gis_service.analysis.network import AnswerCache
+import threading
+import time
+
+from fastapi.testclient import TestClient
+
+from gis_service.analysis.network import BUILD_GATE, AnswerCache
 
 
 def service_area_answer(facilities: int) -> dict:
@@ -54,3 +61,31 @@ def test_the_count_still_bounds_small_answers_and_replacing_one_keeps_the_size_r
     assert len(cache) == 2 and cache.get("a") is None and cache.get("c") == {"rate": 0.75}
     cache.clear()
     assert len(cache) == 0 and cache.size_bytes == 0
+
+
+def test_while_the_network_is_being_built_tiles_are_answered_and_coverage_waits_for_it(client: TestClient) -> None:
+    client.get("/analysis/coverage", params={"group_by": "county"}).raise_for_status()  # network built and loaded
+    release = threading.Event()
+
+    def build() -> None:
+        with BUILD_GATE.building():
+            release.wait(30)
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    answers: dict = {}
+    waiting = threading.Thread(target=lambda: answers.update(
+        coverage=client.get("/analysis/coverage", params={"group_by": "county"})))
+    try:
+        waiting.start()
+        started = time.perf_counter()
+        tile = client.get("/collections/roads/tiles/WebMercatorQuad/12/3288/1710")
+        assert tile.status_code == 200 and time.perf_counter() - started < 5
+        time.sleep(0.5)
+        assert "coverage" not in answers  # still waiting for the build
+    finally:
+        release.set()
+        builder.join()
+        waiting.join(30)
+    assert answers["coverage"].status_code == 200
+    assert answers["coverage"].json()["totals"]["households"] > 0

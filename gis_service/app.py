@@ -16,6 +16,7 @@ from gis_service import __version__
 from gis_service.api import analysis, edits, exports, health, maps, ogc, placenames
 from gis_service.api.middleware import RequestContext, install_error_handlers
 from gis_service.api.ratelimit import WriteRateLimiter
+from gis_service.db.engine import READER_CHECKS
 from gis_service.settings import Settings
 
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         description="Spatial data and service coverage for a county civil-affairs bureau: administrative divisions, "
         "boundary lines and markers, named roads, place names, settlements and facilities, in PostGIS.",
         lifespan=lifespan,
-        dependencies=[Depends(require_reader)],
+        dependencies=[Depends(require_reader, max_concurrency=READER_CHECKS)],
     )
     app.state.settings = settings
     app.state.write_limiter = WriteRateLimiter(settings.write_rate_per_minute)

@@ -22,43 +22,19 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from _bench import demo_database
 
-from gis_service.db import migrate
-from gis_service.db.cluster import EmbeddedCluster
-from gis_service.demo.build import build_demo
 from gis_service.devserver import service
-from gis_service.io.load_demo import load_frames
 from gis_service.maps.browser import Chromium
 from gis_service.maps.builders import build_map
 from gis_service.maps.recipes import MAP_NAMES, load_recipe
 from gis_service.maps.render import LEAFLET_DIR
 
 TARGET_MS = 3000
-
-
-@contextmanager
-def demo_database(database_url: str | None) -> Iterator[str]:
-    if database_url:
-        yield database_url
-        return
-    with tempfile.TemporaryDirectory(prefix="gis-bench-maps-") as folder:
-        Path(folder).chmod(0o755)  # as root the cluster runs as postgres, which must enter the folder
-        with EmbeddedCluster(Path(folder) / "data").running() as cluster:
-            url = cluster.url()
-            migrate.upgrade(url)
-            engine = sa.create_engine(url)
-            load_frames(engine, build_demo(scale=1, seed=20261129), county_code="500241", measure_srid=4545,
-                        replace=True)
-            with engine.begin() as conn:
-                conn.execute(sa.text("ANALYZE"))
-            engine.dispose()
-            yield url
 
 
 def open_ms(page, url: str, name: str) -> float:

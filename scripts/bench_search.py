@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _bench import query_lists
+
 SEARCH_TARGET_P95_MS = 20.0
 AUTOCOMPLETE_TARGET_P95_MS = 10.0
 SYNTHETIC = "synthetic (bench_search.py)"
@@ -90,39 +92,6 @@ def build_database(url: str, *, scale: int, demo_scale: int, seed: int) -> int:
         total = conn.execute(sa.text("SELECT count(*) FROM place_names")).scalar_one()
     engine.dispose()
     return total
-
-
-def query_lists(url: str, *, seed: int) -> tuple[list[str], list[str]]:
-    """A mixed list of search queries (real and synthetic names typed every way) and of type-ahead prefixes."""
-    import sqlalchemy as sa
-
-    from gis_service.pinyin import toneless
-
-    rng = random.Random(seed)
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        divisions = [n for (n,) in conn.execute(sa.text(
-            "SELECT name FROM place_names WHERE category = 'administrative' AND status = 'current' ORDER BY id"))]
-        others = [n for (n,) in conn.execute(sa.text(
-            "SELECT name FROM place_names WHERE category <> 'administrative' ORDER BY random() LIMIT 400"))]
-    engine.dispose()
-    search: list[str] = ["孝溪乡", "清溪场镇", "涌洞乡", "石堤镇高桥村", "秀山县中和街道", "qxc", "sdz"]
-    for name in rng.sample(divisions, 120) + rng.sample(others, 80):
-        syllables = toneless(name).split()
-        variants = [name, name[:-1] if len(name) > 2 else name, "".join(syllables), " ".join(syllables),
-                    "".join(s[0] for s in syllables)]
-        if len(name) >= 3:
-            i = rng.randrange(len(name) - 1)
-            variants.append(name[:i] + "甲" + name[i + 1:])  # one wrong character
-            variants.append(name[:i] + name[i + 1:])  # one missing
-        search.append(rng.choice(variants))
-    complete: list[str] = []
-    for name in rng.sample(divisions, 100) + rng.sample(others, 50):
-        key = "".join(toneless(name).split())
-        complete += [name[: rng.randint(1, max(1, len(name) - 1))], key[: rng.randint(1, max(1, len(key) - 1))]]
-    rng.shuffle(search)
-    rng.shuffle(complete)
-    return search, complete
 
 
 def measure(base: str, path: str, queries: list[str], *, rounds: int) -> list[float]:

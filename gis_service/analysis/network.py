@@ -13,11 +13,13 @@ reused), so a cached graph, point join or answer can never outlive the data it w
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pickle
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,9 +69,92 @@ class LRU:
             self._items.clear()
 
 
+class AnswerCache:
+    """The analyses' answers, least recently used out first, bounded in number and in bytes. Thread-safe.
+
+    An answer's size depends on the data and the parameters: a coverage answer of the demo county holds 1-2 MB as
+    Python objects, the service areas of its 193 elder-care facilities 8 MB within 15 minutes' walk and 85 MB within
+    30 minutes by bicycle, so 32 answers bounded only in number could take gigabytes. They are kept pickled: 5 to 8
+    times smaller than the objects, of an exact size, and each hit is a copy of its own that a caller may change.
+    An answer larger than a quarter of ``max_bytes`` is not kept: it would push most of the others out.
+    """
+
+    def __init__(self, *, max_entries: int, max_bytes: int):
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes the kept answers take, pickled."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: Hashable) -> dict | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is None:
+                return None
+            self._items.move_to_end(key)
+        return pickle.loads(data)
+
+    def put(self, key: Hashable, answer: dict) -> None:
+        data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        if self.max_entries <= 0 or len(data) > self.max_bytes // 4:
+            return
+        with self._lock:
+            replaced = self._items.pop(key, None)
+            self._bytes += len(data) - (len(replaced) if replaced is not None else 0)
+            self._items[key] = data
+            while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
 GRAPHS = LRU(4)
 POINTS = LRU(32)
-RESULTS = LRU(32)
+RESULTS = AnswerCache(max_entries=32, max_bytes=64 * 2**20)
+
+
+class BuildGate:
+    """Whether this process is building the network (in a transaction of its own) or loading its graph now.
+
+    Requests that need the network look here before they take a database session (``wait_for_network_build`` in
+    the API): while a build runs, they wait without one. Otherwise every session would soon be held by a request
+    waiting for the build, and tiles and searches would wait too: at demo scale 10 (a 30 s build) 50 clients got
+    nothing for 20 s and 50 requests timed out.
+    """
+
+    def __init__(self) -> None:
+        self._builds = 0
+        self._lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._builds > 0
+
+    @contextlib.contextmanager
+    def building(self) -> Iterator[None]:
+        with self._lock:
+            self._builds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._builds -= 1
+
+
+BUILD_GATE = BuildGate()
+_GRAPH_LOAD = threading.Lock()
 
 
 def clear_caches() -> None:
@@ -117,7 +202,7 @@ def ensure_network(conn: sa.Connection, *, measure_srid: int, settings: Analysis
     if not _fresh(state, roads_version, measure_srid, speeds):
         if _committed_roads_version(conn) == roads_version:
             engine = conn.engine
-            with engine.begin() as own:
+            with BUILD_GATE.building(), engine.begin() as own:
                 own.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK})
                 own_versions = data_versions(own)
                 if own_versions["roads"] == roads_version and not _fresh(_state(own), roads_version,
@@ -129,8 +214,12 @@ def ensure_network(conn: sa.Connection, *, measure_srid: int, settings: Analysis
     key = (state["instance"], roads_version, measure_srid, json.dumps(speeds, sort_keys=True))
     graph = GRAPHS.get(key)
     if graph is None:
-        graph = load_graph(conn)
-        GRAPHS.put(key, graph)
+        # one thread loads it (seconds at scale 10), the others that missed wait for that one
+        with BUILD_GATE.building(), _GRAPH_LOAD:
+            graph = GRAPHS.get(key)
+            if graph is None:
+                graph = load_graph(conn)
+                GRAPHS.put(key, graph)
     if graph.n_edges == 0:
         raise NoNetworkError("the roads layer is empty: there is no network to measure along; import roads first")
     return Network(instance=state["instance"], versions=versions, srid=measure_srid, graph=graph,

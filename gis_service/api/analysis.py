@@ -14,7 +14,7 @@ from gis_service.analysis.indicators import indicators
 from gis_service.analysis.service_areas import service_areas
 from gis_service.analysis.sites import site_suggestions
 from gis_service.analysis.travel import AnalysisSettings
-from gis_service.api.deps import ConnectionDep, SettingsDep
+from gis_service.api.deps import NEEDS_NETWORK, ConnectionDep, SettingsDep
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 
@@ -44,7 +44,7 @@ ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min 
             description="One polygon per facility (GeoJSON, EPSG:4326): the roads reachable within the time limit, "
             "including the reached part of partially reached roads and the connector from the facility to the road, "
             "grown by buffer_m metres. Not a convex hull: a river without a bridge is not crossed.",
-            response_class=JSONResponse)
+            response_class=JSONResponse, dependencies=NEEDS_NETWORK)
 def get_service_areas(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
@@ -60,7 +60,8 @@ def get_service_areas(
             description="For each unit: households and settlements served and not served, and the coverage rate "
             "(served households ÷ households); then every unserved settlement with its distance to the nearest "
             "facility. Settlements and facilities join the roads at the nearest point on the nearest road; the "
-            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.")
+            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.",
+            dependencies=NEEDS_NETWORK)
 def get_coverage(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
@@ -84,14 +85,16 @@ def get_facility_area(
 
 @router.get("/indicators", summary="The plan's spatial indicators",
             description="Every spatial indicator of the civil-affairs plan (专栏1 and chapter 5): value, 2025 "
-            "target, met or not, and the counts behind it, computed from the current data.")
+            "target, met or not, and the counts behind it, computed from the current data.",
+            dependencies=NEEDS_NETWORK)
 def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep) -> dict:
     return indicators(conn, measure_srid=settings.measure_srid, settings=analysis_settings)
 
 
 @router.get("/site-suggestions", summary="Where k new facilities would serve the most unserved households",
             description="Maximal covering location, solved greedily (at least 1-(1-1/k)^k of the optimum; the answer "
-            "also gives an upper bound for this instance). Candidate sites are the unserved settlements.")
+            "also gives an upper bound for this instance). Candidate sites are the unserved settlements.",
+            dependencies=NEEDS_NETWORK)
 def get_site_suggestions(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",

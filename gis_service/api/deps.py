@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
+import anyio
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from gis_service.db.engine import MAX_SESSIONS
 from gis_service.settings import Settings
 
 
@@ -24,7 +26,9 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: At most MAX_SESSIONS requests hold a session (and its connection) at once; the pool is sized for them
+#: (see create_db_engine). The others wait here, in the event loop, without a thread or a connection.
+SessionDep = Annotated[Session, Depends(get_session, max_concurrency=MAX_SESSIONS)]
 
 
 def get_connection(session: SessionDep) -> sa.Connection:
@@ -34,3 +38,17 @@ def get_connection(session: SessionDep) -> sa.Connection:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnectionDep = Annotated[sa.Connection, Depends(get_connection)]
+
+
+async def wait_for_network_build() -> None:
+    """While this process builds the road network (the start-up warm-up, or the first analysis after roads
+    changed), a request that needs it waits here, before it takes a session, so that the sessions stay free for
+    every other request. Use it in a route's ``dependencies``: FastAPI solves those before the endpoint's own."""
+    from gis_service.analysis.network import BUILD_GATE
+
+    while BUILD_GATE.busy:
+        await anyio.sleep(0.1)
+
+
+#: ``dependencies=`` of the routes that measure along the roads (the analyses, the maps that show them).
+NEEDS_NETWORK = [Depends(wait_for_network_build)]

@@ -29,7 +29,7 @@ def health(conn: ConnectionDep) -> dict:
             "postgis": versions[1],
             "pgrouting": versions[2],
             "pg_trgm": versions[3],
-            "schema_revision": current_revision(conn.engine),
+            "schema_revision": current_revision(conn),
         },
         "layers": layer_counts(conn),
     }

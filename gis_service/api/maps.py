@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
 from gis_service.api.analysis import AnalysisSettingsDep
-from gis_service.api.deps import ConnectionDep, SettingsDep
+from gis_service.api.deps import NEEDS_NETWORK, ConnectionDep, SettingsDep
 from gis_service.errors import NotFoundError
 from gis_service.maps.recipes import MAP_NAMES, load_recipe
 from gis_service.maps.render import STATIC_DIR
@@ -71,7 +71,7 @@ def maps_static(asset_path: str) -> FileResponse:
 
 @router.get("/{name}", response_class=HTMLResponse, summary="One web map",
             description="overview, coverage, facility_area, boundaries or site_suggestions. The coverage and "
-            "site-suggestion maps take the analysis parameters; the others ignore them.")
+            "site-suggestion maps take the analysis parameters; the others ignore them.", dependencies=NEEDS_NETWORK)
 def get_map(
     name: str, conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     kind: Annotated[str | None, Query(description="Facility kind, e.g. rural_happiness_home; the layer follows "

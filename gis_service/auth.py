@@ -116,12 +116,16 @@ def authenticate(conn: sa.Connection, authorization: str | None) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired("the Authorization header must be 'Bearer <token>'")
     row = conn.execute(sa.text(
-        "UPDATE api_tokens SET last_used_at = now() WHERE token_hash = :h "
-        "RETURNING id, name, role, revoked_at, expires_at"), {"h": hash_token(token.strip())}).one_or_none()
+        "SELECT id, name, role, revoked_at, expires_at, last_used_at >= now() - interval '1 minute' AS recent "
+        "FROM api_tokens WHERE token_hash = :h"), {"h": hash_token(token.strip())}).one_or_none()
     if row is None:
         raise AuthenticationRequired("the bearer token is not known")
     if row.revoked_at is not None:
         raise AuthenticationRequired("the bearer token has been revoked")
     if row.expires_at is not None and row.expires_at <= dt.datetime.now(dt.UTC):
         raise AuthenticationRequired("the bearer token has expired")
+    if not row.recent:
+        # to the minute: updating the row on every request would make all requests with one token wait for
+        # each other's transactions (the row stays locked until each commits)
+        conn.execute(sa.text("UPDATE api_tokens SET last_used_at = now() WHERE id = :id"), {"id": row.id})
     return Principal(token_id=row.id, name=row.name, role=row.role)

@@ -168,3 +168,21 @@ def test_serve_logs_json_lines() -> None:
                                json.dumps({"request_id": "r1", "status": 200}), None, None)
     line = json.loads(JsonLines().format(record))
     assert line["request_id"] == "r1" and line["status"] == 200 and line["level"] == "info"
+
+
+def test_a_token_records_its_last_use_to_the_minute_without_writing_on_every_request(conn: sa.Connection) -> None:
+    from gis_service.auth import authenticate
+
+    token_id, token = create_token(conn, role="planner", name="测试")
+    last_used = sa.text("SELECT last_used_at, now() - last_used_at FROM api_tokens WHERE id = :id")
+    assert conn.execute(last_used, {"id": token_id}).one()[0] is None
+    authenticate(conn, f"Bearer {token}")
+    assert conn.execute(last_used, {"id": token_id}).one()[1].total_seconds() == 0
+    conn.execute(sa.text("UPDATE api_tokens SET last_used_at = now() - interval '30 seconds' WHERE id = :id"),
+                 {"id": token_id})
+    authenticate(conn, f"Bearer {token}")  # used within the minute: the row is not written again
+    assert conn.execute(last_used, {"id": token_id}).one()[1].total_seconds() == 30
+    conn.execute(sa.text("UPDATE api_tokens SET last_used_at = now() - interval '2 minutes' WHERE id = :id"),
+                 {"id": token_id})
+    authenticate(conn, f"Bearer {token}")
+    assert conn.execute(last_used, {"id": token_id}).one()[1].total_seconds() == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -227,3 +229,12 @@ def test_the_api_answers_for_the_demo_county(client: TestClient) -> None:
     assert len(area["units"]) == 27 and area["target_m2_per_100_households"] == 30
     sites = client.get("/analysis/site-suggestions", params={"k": 2}).json()
     assert len(sites["sites"]) == 2 and sites["limit_m"] == 1200
+
+
+def test_service_areas_too_large_to_draw_are_refused_early_with_a_message(client) -> None:
+    started = time.perf_counter()
+    answer = client.get("/analysis/service-areas", params={"minutes": 120, "mode": "drive"})
+    assert answer.status_code == 400
+    assert "too large to draw" in answer.json()["description"]
+    assert "/analysis/coverage" in answer.json()["description"]
+    assert time.perf_counter() - started < 20  # refused after the first facilities, not after drawing them all

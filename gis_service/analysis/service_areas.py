@@ -23,6 +23,10 @@ from gis_service.analysis.travel import AnalysisSettings, check_facilities, make
 from gis_service.errors import InvalidInputError
 
 MIN_BUFFER_M, MAX_BUFFER_M = 1.0, 500.0
+#: Road pieces one request may draw. Each costs Python time and memory that no statement timeout stops: 60 min
+#: walking from all 197 elder-care facilities of the demo county is 154,000 pieces (20 s, +200 MB on this
+#: project's machine); 120 min driving would be 3.5 million (minutes and gigabytes).
+MAX_REACHED_PIECES = 200_000
 
 
 @functools.lru_cache(maxsize=4)
@@ -79,6 +83,13 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
                 start.append(a)
                 end.append(b)
                 reached[int(ids[i])] = (len(np.unique(e)), float(np.sum((b - a) * graph.length_m[e])))
+            drawn = sum(len(e) for e in edge)
+            if drawn > MAX_REACHED_PIECES:
+                raise InvalidInputError(
+                    f"these service areas are too large to draw: the first {int(index[-1]) + 1} of "
+                    f"{len(sites.points)} facilities already reach {drawn:,} road pieces, and one request draws at "
+                    f"most {MAX_REACHED_PIECES:,}. Ask for fewer minutes, a slower mode, or one kind of facility; "
+                    "/analysis/coverage answers county-wide questions without drawing")
         owner, edge = np.concatenate(owner or [[]]).astype(np.int64), np.concatenate(edge or [[]]).astype(np.int64)
         pieces = substrings(graph.geoms[edge], np.concatenate(start or [[]]), np.concatenate(end or [[]]))
         feet = shapely.line_interpolate_point(graph.geoms[sites.points.edge], sites.points.frac, normalized=True)

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from gis_service.api.deps import ConnectionDep, SettingsDep
+from gis_service.api.deps import AutocommitConnectionDep, ConnectionDep, SettingsDep
 from gis_service.errors import InvalidInputError
 from gis_service.search import queries
 from gis_service.search.normalize import MAX_QUERY_LENGTH
@@ -61,7 +61,7 @@ def search(
 @router.get("/autocomplete", summary="Type-ahead suggestions",
             description="Up to 10 current place names whose name, short name, pinyin or pinyin initials start "
             "with q, best first (GeoJSON FeatureCollection with `score` and `match`).")
-def autocomplete(conn: ConnectionDep, settings: SettingsDep, q: QueryText = None,
+def autocomplete(conn: AutocommitConnectionDep, settings: SettingsDep, q: QueryText = None,
                  limit: Annotated[int, Query(description="How many suggestions at most (1 to 20).")] = 10
                  ) -> JSONResponse:
     return JSONResponse(queries.autocomplete(conn, q, measure_srid=settings.measure_srid,

@@ -6,6 +6,7 @@ There is no skipping: if PostgreSQL or PostGIS is missing, the session fails wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gis_service.api.deps import get_session
+from gis_service.api.deps import get_read_connection, get_session
 from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db import migrate
@@ -121,6 +122,7 @@ def client_with(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> I
     def make(**changed) -> TestClient:
         app = create_app(settings.model_copy(update=changed), engine)
         app.dependency_overrides[get_session] = session_in_test_transaction
+        app.dependency_overrides[get_read_connection] = lambda: (lambda: contextlib.nullcontext(conn))
         test_client = TestClient(app)
         test_client.__enter__()
         started.append(test_client)

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from gis_service.api.deps import AutocommitConnectionDep, ConnectionDep, SettingsDep
+from gis_service.api.deps import ConnectionDep, ReadConnectionDep, SettingsDep
 from gis_service.errors import InvalidInputError
 from gis_service.search import queries
 from gis_service.search.normalize import MAX_QUERY_LENGTH
@@ -61,11 +62,15 @@ def search(
 @router.get("/autocomplete", summary="Type-ahead suggestions",
             description="Up to 10 current place names whose name, short name, pinyin or pinyin initials start "
             "with q, best first (GeoJSON FeatureCollection with `score` and `match`).")
-def autocomplete(conn: AutocommitConnectionDep, settings: SettingsDep, q: QueryText = None,
-                 limit: Annotated[int, Query(description="How many suggestions at most (1 to 20).")] = 10
-                 ) -> JSONResponse:
-    return JSONResponse(queries.autocomplete(conn, q, measure_srid=settings.measure_srid,
-                                             limit=queries.check_limit(limit, maximum=20)))
+async def autocomplete(connect: ReadConnectionDep, settings: SettingsDep, q: QueryText = None,
+                       limit: Annotated[int, Query(description="How many suggestions at most (1 to 20).")] = 10
+                       ) -> JSONResponse:
+    def suggestions() -> dict:  # all of the request's database work in one worker thread
+        with connect() as conn:
+            return queries.autocomplete(conn, q, measure_srid=settings.measure_srid,
+                                        limit=queries.check_limit(limit, maximum=20))
+
+    return JSONResponse(await run_in_threadpool(suggestions))
 
 
 @router.get("/reverse", summary="What is here",

@@ -122,7 +122,7 @@ def client_with(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> I
     def make(**changed) -> TestClient:
         app = create_app(settings.model_copy(update=changed), engine)
         app.dependency_overrides[get_session] = session_in_test_transaction
-        app.dependency_overrides[get_read_connection] = lambda: (lambda: contextlib.nullcontext(conn))
+        app.dependency_overrides[get_read_connection] = lambda: (lambda **_: contextlib.nullcontext(conn))
         test_client = TestClient(app)
         test_client.__enter__()
         started.append(test_client)

@@ -38,21 +38,26 @@ def get_connection(session: SessionDep) -> sa.Connection:
 
 
 #: Opens the request's connection in the thread that uses it (see :func:`get_read_connection`).
-ReadConnection = Callable[[], contextlib.AbstractContextManager[sa.Connection]]
+ReadConnection = Callable[..., contextlib.AbstractContextManager[sa.Connection]]
 
 
 async def get_read_connection(request: Request) -> ReadConnection:
-    """For the hottest reads (type-ahead): a function that opens a connection without a transaction, to be called
-    inside the one worker thread that does all the request's work. A session dependency costs three thread-pool
-    hops (open, connection, close) and the BEGIN and ROLLBACK round trips; together about 2 ms of a 10 ms budget.
-    Only for statements that need no transaction (no ``SET LOCAL``, no consistency between statements). Tests
-    replace it with their own transaction."""
+    """For the hottest reads (search, type-ahead): a function that opens a connection, to be called inside the
+    one worker thread that does all the request's work. A session dependency costs three thread-pool hops
+    (open, connection, close): about 2 ms of type-ahead's 10 ms budget. ``connect()`` gives a connection without
+    a transaction (no BEGIN and ROLLBACK round trips either: for statements that need no ``SET LOCAL`` and no
+    consistency between them); ``connect(transaction=True)`` one inside a transaction that is rolled back.
+    Tests replace it with their own transaction."""
     engine = request.app.state.engine
 
     @contextlib.contextmanager
-    def connect() -> Iterator[sa.Connection]:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            yield conn
+    def connect(*, transaction: bool = False) -> Iterator[sa.Connection]:
+        if transaction:
+            with engine.connect() as conn, conn.begin():
+                yield conn
+        else:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                yield conn
 
     return connect
 

@@ -32,8 +32,8 @@ Limit = Annotated[int, Query(description="How many answers at most (1 to 100).")
             "pinyin_prefix, initials_prefix, typo or fuzzy. Exact matches come before prefixes before the rest; "
             "among equals the higher administrative level, then the nearer (with `near`). A former name is "
             "answered with the current name that replaced it, with `former_name` and a `note`.")
-def search(
-    conn: ConnectionDep,
+async def search(
+    connect: ReadConnectionDep,
     settings: SettingsDep,
     q: QueryText = None,
     category: Annotated[str | None, Query(
@@ -52,11 +52,15 @@ def search(
         "longer in use, as themselves) or all (every record as itself).")] = "current",
     limit: Limit = 10,
 ) -> JSONResponse:
-    filters = queries.check_filters(conn, category=category, division=division, near=near, radius_m=radius_m,
-                                    status=status)
-    # JSONResponse directly: the answer is plain JSON already, and FastAPI's encoder pass costs type-ahead time
-    return JSONResponse(queries.search(conn, q, filters, measure_srid=settings.measure_srid,
-                                       limit=queries.check_limit(limit)))
+    def answers() -> dict:  # all of the request's database work in one worker thread
+        with connect(transaction=True) as conn:  # the fuzzy fallback sets its threshold with SET LOCAL
+            filters = queries.check_filters(conn, category=category, division=division, near=near,
+                                            radius_m=radius_m, status=status)
+            return queries.search(conn, q, filters, measure_srid=settings.measure_srid,
+                                  limit=queries.check_limit(limit))
+
+    # JSONResponse directly: the answer is plain JSON already, and FastAPI's encoder pass would cost time
+    return JSONResponse(await run_in_threadpool(answers))
 
 
 @router.get("/autocomplete", summary="Type-ahead suggestions",

@@ -6,7 +6,6 @@ There is no skipping: if PostgreSQL or PostGIS is missing, the session fails wit
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -15,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fastapi.concurrency import run_in_threadpool
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gis_service.api.deps import get_read_connection, get_session
+from gis_service.api.deps import get_read_runner, get_session
 from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db import migrate
@@ -122,7 +122,7 @@ def client_with(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> I
     def make(**changed) -> TestClient:
         app = create_app(settings.model_copy(update=changed), engine)
         app.dependency_overrides[get_session] = session_in_test_transaction
-        app.dependency_overrides[get_read_connection] = lambda: (lambda **_: contextlib.nullcontext(conn))
+        app.dependency_overrides[get_read_runner] = lambda: (lambda work, **_: run_in_threadpool(work, conn))
         test_client = TestClient(app)
         test_client.__enter__()
         started.append(test_client)

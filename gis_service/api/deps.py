@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-from typing import Annotated
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated, Any
 
 import anyio
 import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from gis_service.db.engine import MAX_SESSIONS
+from gis_service.db.engine import FAST_READS, MAX_SESSIONS
 from gis_service.settings import Settings
 
 
@@ -37,34 +36,44 @@ def get_connection(session: SessionDep) -> sa.Connection:
     return session.connection()
 
 
-#: Opens the request's connection in the thread that uses it (see :func:`get_read_connection`).
-ReadConnection = Callable[..., contextlib.AbstractContextManager[sa.Connection]]
+#: ``await read(work, transaction=False)``: ``work(conn)`` in a worker thread (see :func:`get_read_runner`).
+ReadRunner = Callable[..., Awaitable[Any]]
 
 
-async def get_read_connection(request: Request) -> ReadConnection:
-    """For the hottest reads (search, type-ahead): a function that opens a connection, to be called inside the
-    one worker thread that does all the request's work. A session dependency costs three thread-pool hops
-    (open, connection, close): about 2 ms of type-ahead's 10 ms budget. ``connect()`` gives a connection without
-    a transaction (no BEGIN and ROLLBACK round trips either: for statements that need no ``SET LOCAL`` and no
-    consistency between them); ``connect(transaction=True)`` one inside a transaction that is rolled back.
+def _fast_read_limiter(app) -> anyio.CapacityLimiter:
+    limiter = getattr(app.state, "fast_read_limiter", None)
+    if limiter is None:  # made in the event loop, on first use
+        limiter = app.state.fast_read_limiter = anyio.CapacityLimiter(FAST_READS)
+    return limiter
+
+
+async def get_read_runner(request: Request) -> ReadRunner:
+    """For the hottest reads (search, type-ahead): ``await read(work)`` runs ``work(conn)`` in one worker thread
+    with a connection of its own. A session dependency costs three thread-pool hops (open, connection, close),
+    about 2 ms of type-ahead's 10 ms budget, and waits behind slow requests for one of the MAX_SESSIONS
+    sessions. At most FAST_READS run at once; the pool keeps a connection for each. ``work`` gets a connection
+    without a transaction (no BEGIN and ROLLBACK round trips: for statements that need no ``SET LOCAL`` and no
+    consistency between them), or with ``transaction=True`` one inside a transaction that is rolled back.
     Tests replace it with their own transaction."""
     engine = request.app.state.engine
+    limiter = _fast_read_limiter(request.app)
 
-    @contextlib.contextmanager
-    def connect(*, transaction: bool = False) -> Iterator[sa.Connection]:
-        if transaction:
-            with engine.connect() as conn, conn.begin():
-                yield conn
-        else:
+    async def read(work: Callable[[sa.Connection], Any], *, transaction: bool = False) -> Any:
+        def in_thread() -> Any:
+            if transaction:
+                with engine.connect() as conn, conn.begin():
+                    return work(conn)
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                yield conn
+                return work(conn)
 
-    return connect
+        return await anyio.to_thread.run_sync(in_thread, limiter=limiter)
+
+    return read
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnectionDep = Annotated[sa.Connection, Depends(get_connection)]
-ReadConnectionDep = Annotated[ReadConnection, Depends(get_read_connection)]
+ReadRunnerDep = Annotated[ReadRunner, Depends(get_read_runner)]
 
 
 async def wait_for_network_build() -> None:

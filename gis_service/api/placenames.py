@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from gis_service.api.deps import ConnectionDep, ReadConnectionDep, SettingsDep
+from gis_service.api.deps import ConnectionDep, ReadRunnerDep, SettingsDep
 from gis_service.errors import InvalidInputError
 from gis_service.search import queries
 from gis_service.search.normalize import MAX_QUERY_LENGTH
@@ -33,7 +33,7 @@ Limit = Annotated[int, Query(description="How many answers at most (1 to 100).")
             "among equals the higher administrative level, then the nearer (with `near`). A former name is "
             "answered with the current name that replaced it, with `former_name` and a `note`.")
 async def search(
-    connect: ReadConnectionDep,
+    read: ReadRunnerDep,
     settings: SettingsDep,
     q: QueryText = None,
     category: Annotated[str | None, Query(
@@ -52,29 +52,24 @@ async def search(
         "longer in use, as themselves) or all (every record as itself).")] = "current",
     limit: Limit = 10,
 ) -> JSONResponse:
-    def answers() -> dict:  # all of the request's database work in one worker thread
-        with connect(transaction=True) as conn:  # the fuzzy fallback sets its threshold with SET LOCAL
-            filters = queries.check_filters(conn, category=category, division=division, near=near,
-                                            radius_m=radius_m, status=status)
-            return queries.search(conn, q, filters, measure_srid=settings.measure_srid,
-                                  limit=queries.check_limit(limit))
+    def answers(conn: sa.Connection) -> dict:
+        filters = queries.check_filters(conn, category=category, division=division, near=near, radius_m=radius_m,
+                                        status=status)
+        return queries.search(conn, q, filters, measure_srid=settings.measure_srid, limit=queries.check_limit(limit))
 
-    # JSONResponse directly: the answer is plain JSON already, and FastAPI's encoder pass would cost time
-    return JSONResponse(await run_in_threadpool(answers))
+    # in a transaction: the fuzzy fallback sets its threshold with SET LOCAL. JSONResponse directly: the answer is
+    # plain JSON already, and FastAPI's encoder pass would cost time
+    return JSONResponse(await read(answers, transaction=True))
 
 
 @router.get("/autocomplete", summary="Type-ahead suggestions",
             description="Up to 10 current place names whose name, short name, pinyin or pinyin initials start "
             "with q, best first (GeoJSON FeatureCollection with `score` and `match`).")
-async def autocomplete(connect: ReadConnectionDep, settings: SettingsDep, q: QueryText = None,
+async def autocomplete(read: ReadRunnerDep, settings: SettingsDep, q: QueryText = None,
                        limit: Annotated[int, Query(description="How many suggestions at most (1 to 20).")] = 10
                        ) -> JSONResponse:
-    def suggestions() -> dict:  # all of the request's database work in one worker thread
-        with connect() as conn:
-            return queries.autocomplete(conn, q, measure_srid=settings.measure_srid,
-                                        limit=queries.check_limit(limit, maximum=20))
-
-    return JSONResponse(await run_in_threadpool(suggestions))
+    return JSONResponse(await read(lambda conn: queries.autocomplete(
+        conn, q, measure_srid=settings.measure_srid, limit=queries.check_limit(limit, maximum=20))))
 
 
 @router.get("/reverse", summary="What is here",

@@ -16,6 +16,9 @@ from gis_service.settings import Settings
 #: Requests that may hold a database session at the same time (the limit of ``SessionDep``). The others wait for a
 #: session without holding a worker thread. On two cores more would only queue in PostgreSQL and the GIL.
 MAX_SESSIONS = 10
+#: Searches and type-ahead at the same time (each takes a connection of its own, outside the sessions, so that a
+#: keystroke does not wait behind a slow tile or analysis; see ``get_read_runner``).
+FAST_READS = 6
 #: Reader-token checks (GIS_READ_REQUIRES_TOKEN) at the same time; each takes a connection of its own.
 READER_CHECKS = 4
 #: Connections beyond the sessions': one more per session (``ensure_network`` reads the committed roads version and
@@ -30,11 +33,11 @@ def create_db_engine(url: str, *, statement_timeout_s: float | None = None, **kw
     A request checks its connection out in one worker thread (``get_connection``) and uses it in another (the
     endpoint). With FastAPI's 40 threads and a pool of 15 (SQLAlchemy's default), 40 threads could wait for a
     connection held by requests that were waiting for a thread: at 100 clients the service stood still and answered
-    500 after 30 s (``QueuePool limit ... reached``). Now at most ``MAX_SESSIONS`` requests hold a session, and the
-    pool holds that many connections plus every extra one they and the background work may take, so a check-out
-    never waits for another request.
+    500 after 30 s (``QueuePool limit ... reached``). Now at most ``MAX_SESSIONS`` requests hold a session and at
+    most ``FAST_READS`` searches a connection of their own; the pool keeps that many connections open and may add
+    every extra one they and the background work may take, so a check-out never waits for another request.
     """
-    kwargs.setdefault("pool_size", MAX_SESSIONS)
+    kwargs.setdefault("pool_size", MAX_SESSIONS + FAST_READS)
     kwargs.setdefault("max_overflow", EXTRA_CONNECTIONS)
     if statement_timeout_s:
         options = f"-c statement_timeout={int(statement_timeout_s * 1000)}"

@@ -83,16 +83,35 @@ def feature_frame(body: object, *, crs: CRS = CRS84, geometry_required: bool = T
     return frame.set_crs(STORAGE_SRID, allow_override=True)
 
 
+#: How deep each GeoJSON geometry type nests its positions: a Point is one, a LineString a list of them, ...
+_NESTING = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}
+
+
 def _shape(geometry: object):
     if not isinstance(geometry, dict) or "type" not in geometry or "coordinates" not in geometry:
         raise InvalidInputError("geometry must be a GeoJSON geometry object with type and coordinates")
+    kind = geometry["type"]
+    if not isinstance(kind, str) or kind not in _NESTING:
+        raise InvalidInputError(f"geometry type must be one of {', '.join(_NESTING)}; got {str(kind)[:40]!r}")
+    if not _nests_positions(geometry["coordinates"], _NESTING[kind]):
+        raise InvalidInputError(f"geometry is malformed: the coordinates of a {kind} are "
+                                + "lists of " * _NESTING[kind] + "positions [x, y]")
     try:
         return shapely.geometry.shape(geometry)
-    except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.GEOSException) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, shapely.errors.GEOSException) as exc:
         detail = str(exc) or "coordinates do not fit the geometry type"
         if geometry.get("type") == "Polygon":
             detail += " (a polygon ring needs at least 4 positions, the last equal to the first)"
         raise InvalidInputError(f"geometry is malformed: {detail}") from None
+
+
+def _nests_positions(value: object, depth: int) -> bool:
+    """True when ``value`` is ``depth`` levels of lists around positions (lists of numbers)."""
+    if not isinstance(value, list):
+        return False
+    if depth == 0:
+        return all(isinstance(n, int | float) and not isinstance(n, bool) for n in value)
+    return all(_nests_positions(item, depth - 1) for item in value)
 
 
 # -- SQL helpers -------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from gis_service.ogc.cache import SummaryCache
 from gis_service.ogc.crs import CRS84_URI, GCJ02_URI, epsg_uri, parse_crs, served_crs_list
 from gis_service.ogc.openapi import MEDIA_TYPE as OPENAPI_MEDIA_TYPE
 from gis_service.ogc.openapi import to_openapi_30
-from gis_service.ogc.params import DEFAULT_LIMIT, MAX_LIMIT, parse_format, parse_items_query
+from gis_service.ogc.params import BIGINT_MAX, DEFAULT_LIMIT, MAX_LIMIT, parse_format, parse_items_query
 from gis_service.ogc.query import LayerSummary, fetch_feature, fetch_page
 from gis_service.settings import STORAGE_SRID
 
@@ -353,7 +353,8 @@ def get_item(
         raise InvalidInputError(f"unknown query parameter {unknown[0]!r}; a feature takes f and crs")
     fmt = parse_format(f)
     served = parse_crs(crs, parameter="crs", measure_srid=settings.measure_srid)
-    found = fetch_feature(conn, layer, int(featureId), served) if featureId.isdigit() else None
+    known = featureId.isascii() and featureId.isdigit() and int(featureId) <= BIGINT_MAX
+    found = fetch_feature(conn, layer, int(featureId), served) if known else None
     if found is None:
         raise NotFoundError(f"{layer.id} has no feature {featureId!r}")
     text, version = found

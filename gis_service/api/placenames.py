@@ -17,6 +17,9 @@ from gis_service.search.normalize import MAX_QUERY_LENGTH
 
 router = APIRouter(prefix="/placenames", tags=["place names"])
 
+#: Ids are PostgreSQL bigints.
+MAX_PLACE_NAME_ID = 2**63 - 1
+
 QueryText = Annotated[str | None, Query(
     description="What the user typed: a standard name or its short form (石堤镇, 石堤), toneless pinyin with or "
     "without spaces (shidi, shi di zhen; ü as v or u), pinyin initials (sdz), a name with one wrong, missing or "
@@ -51,7 +54,7 @@ def search(
     limit: Limit = 10,
 ) -> dict:
     filters = queries.check_filters(conn, category=category, division=division, near=near, radius_m=radius_m,
-                                    status=status)
+                                    status=status, measure_srid=settings.measure_srid)
     return queries.search(conn, q, filters, measure_srid=settings.measure_srid, limit=queries.check_limit(limit))
 
 
@@ -99,6 +102,7 @@ def check(
             "successor when it is no longer current, and every recorded change (what, who, when).")
 def get_place_name(
     conn: ConnectionDep,
-    place_name_id: Annotated[int, Path(description="Id of the place name.")],
+    place_name_id: Annotated[int, Path(description="Id of the place name (a positive whole number).",
+                                       ge=1, le=MAX_PLACE_NAME_ID)],
 ) -> dict:
     return queries.place_name_detail(conn, place_name_id)

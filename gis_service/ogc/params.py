@@ -17,6 +17,9 @@ from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES, parse_filter
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+#: PostgreSQL's bigint: the largest feature id, and the largest offset (OFFSET takes a bigint).
+BIGINT_MAX = 2**63 - 1
+MAX_OFFSET = BIGINT_MAX
 #: Parameters of the items endpoint; any other name must be a queryable (a property filter).
 ITEMS_PARAMETERS = ("f", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "properties", "sortby",
                     "filter", "filter-lang", "filter-crs")
@@ -56,7 +59,7 @@ def parse_items_query(layer: Layer, params: Mapping[str, str], *, measure_srid: 
     query = ItemsQuery(layer=layer, crs=parse_crs(params.get("crs"), parameter="crs", measure_srid=measure_srid))
     query.f = parse_format(params.get("f"))
     query.limit = parse_int(params.get("limit"), "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    query.offset = parse_int(params.get("offset"), "offset", default=0, low=0, high=None)
+    query.offset = parse_int(params.get("offset"), "offset", default=0, low=0, high=MAX_OFFSET)
     if params.get("bbox") is not None:
         query.bbox_crs = parse_crs(params.get("bbox-crs"), parameter="bbox-crs", measure_srid=measure_srid)
         query.bbox = parse_bbox(params["bbox"], query.bbox_crs)
@@ -98,8 +101,12 @@ def parse_int(value: str | None, name: str, *, default: int, low: int | None, hi
         number = int(value)
     except ValueError:
         raise InvalidInputError(f"{name} must be a whole number; got {value!r}") from None
-    if (low is not None and number < low) or (high is not None and number > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+    too_low, too_high = low is not None and number < low, high is not None and number > high
+    if too_low or too_high:
+        if low is not None and high is not None and high < BIGINT_MAX:
+            bounds = f"between {low} and {high}"
+        else:  # one side is a technical limit (a bigint): name only the side that was crossed
+            bounds = f"at least {low}" if too_low else f"at most {high}"
         raise InvalidInputError(f"{name} must be {bounds}; got {number}")
     return number
 

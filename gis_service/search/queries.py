@@ -8,6 +8,7 @@ then ordered by :func:`gis_service.search.ranking.rank`. Distances are measured 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -45,7 +46,7 @@ class SearchFilters:
 
 # -- checking the parameters --------------------------------------------------------------------------
 
-def parse_near(text: str | None) -> tuple[float, float] | None:
+def parse_near(text: str | None, *, measure_srid: int) -> tuple[float, float] | None:
     """``lon,lat`` in EPSG:4326 -> (lon, lat); InvalidInputError naming what is wrong."""
     if text is None or not text.strip():
         return None
@@ -54,13 +55,30 @@ def parse_near(text: str | None) -> tuple[float, float] | None:
         lon, lat = (float(p) for p in parts)
     except ValueError:
         raise InvalidInputError(f"near must be lon,lat in EPSG:4326, e.g. near=108.99,28.45; got {text!r}") from None
-    return check_lon_lat(lon, lat, argument="near")
+    return check_lon_lat(lon, lat, argument="near", measure_srid=measure_srid)
 
 
-def check_lon_lat(lon: float, lat: float, *, argument: str = "lon/lat") -> tuple[float, float]:
+@functools.cache
+def measure_area(measure_srid: int) -> tuple[float, float, float, float]:
+    """(west, south, east, north) in degrees: where the CRS distances are measured in is defined (its area of use;
+    for EPSG:4545, China between 106°30'E and 109°30'E). Farther away a Gauss-Krüger zone's distances mean
+    nothing, and near 90° from its meridian they cannot be computed at all."""
+    from pyproj import CRS
+
+    area = CRS.from_epsg(measure_srid).area_of_use
+    return (area.west, area.south, area.east, area.north) if area else (-180.0, -90.0, 180.0, 90.0)
+
+
+def check_lon_lat(lon: float, lat: float, *, argument: str = "lon/lat", measure_srid: int) -> tuple[float, float]:
+    """(lon, lat) when it is a point where distances can be measured (see :func:`measure_area`)."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90) or lon != lon or lat != lat:
         raise InvalidInputError(f"{argument}: longitude must be within -180..180 and latitude within -90..90 "
                                 f"(EPSG:4326, lon first); got lon={lon}, lat={lat}")
+    west, south, east, north = measure_area(measure_srid)
+    if not (west <= lon <= east and south <= lat <= north):
+        raise InvalidInputError(f"{argument}: ({lon}, {lat}) is outside the area distances are measured in "
+                                f"(EPSG:{measure_srid}: longitude {west:g}..{east:g}, latitude {south:g}..{north:g}); "
+                                "is the point in this county, lon first?")
     return lon, lat
 
 
@@ -87,13 +105,13 @@ def division_prefix(conn: sa.Connection, code: str | None) -> str | None:
 
 
 def check_filters(conn: sa.Connection, *, category: str | None, division: str | None, near: str | None,
-                  radius_m: float | None, status: str | None) -> SearchFilters:
+                  radius_m: float | None, status: str | None, measure_srid: int) -> SearchFilters:
     if category is not None and category.strip() and category not in CATEGORIES:
         raise InvalidInputError(f"unknown category {category!r}; use one of {', '.join(CATEGORIES)}")
     status = (status or "current").strip()
     if status not in STATUSES:
         raise InvalidInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
-    point = parse_near(near)
+    point = parse_near(near, measure_srid=measure_srid)
     if radius_m is not None:
         if point is None:
             raise InvalidInputError("radius_m needs near=lon,lat: the radius is measured around that point")
@@ -484,7 +502,7 @@ _LEVEL_ORDER = {"county": 0, "township": 1, "village": 2}
 def reverse(conn: sa.Connection, lon: float, lat: float, *, measure_srid: int, nearest: int = 5) -> dict:
     """What is at (lon, lat) in EPSG:4326: the divisions containing it, the nearest named road and its distance
     in metres, and the nearest current place names with theirs."""
-    lon, lat = check_lon_lat(lon, lat)
+    lon, lat = check_lon_lat(lon, lat, measure_srid=measure_srid)
     params = {"lon": lon, "lat": lat, "measure_srid": measure_srid, "n": nearest}
     divisions = conn.execute(sa.text(
         f"SELECT code, name, level, kind FROM admin_divisions WHERE valid_to IS NULL "

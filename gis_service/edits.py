@@ -170,11 +170,18 @@ def _write_params(layer: Layer, row: dict, settings: Settings) -> tuple[list[str
     return names, params
 
 
+#: One or more entity tags, as HTTP writes them: "tag", W/"tag", separated by commas.
+IF_MATCH_PATTERN = r'^(W/)?"[^"]*"( *, *(W/)?"[^"]*")*$'
+
+
 def _check_if_match(layer: Layer, feature_id: int, current_version: int, if_match: str | None) -> None:
     if not if_match:
         raise PreconditionRequired(f"changing {layer.id}/{feature_id} needs an If-Match header with the ETag "
                                    "from your last GET of the feature")
     expected = make_etag(layer.id, feature_id, current_version)
+    if not re.fullmatch(IF_MATCH_PATTERN, if_match.strip()):
+        raise InvalidInputError(f"If-Match must be the ETag from your last GET of the feature, quotes included, "
+                                f"e.g. {expected}; got {if_match[:80]!r}")
     offered = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
     if expected not in offered:
         raise PreconditionFailed(f"{layer.id}/{feature_id} has changed since you read it (it is now at "
@@ -306,6 +313,7 @@ def feature_history(conn: sa.Connection, layer: Layer, feature_id: int) -> list[
 
 
 CONDITIONS = ("intact", "damaged", "missing", "displaced")
+MAX_NOTES_LENGTH = 2000
 
 
 def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, principal: Principal,
@@ -325,15 +333,13 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     condition = body.get("condition")
     if condition not in CONDITIONS:
         raise InvalidInputError(f"condition must be one of {', '.join(CONDITIONS)}; got {condition!r}")
-    try:
-        inspected_on = dt.date.fromisoformat(str(body.get("inspected_on") or dt.date.today().isoformat()))
-    except ValueError:
-        raise InvalidInputError("inspected_on must be a date written YYYY-MM-DD") from None
+    inspected_on = _inspection_date(body.get("inspected_on"))
     if inspected_on > dt.date.today():
         raise InvalidInputError(f"inspected_on {inspected_on} is in the future")
     notes = body.get("notes")
-    if notes is not None and (not isinstance(notes, str) or len(notes) > 2000 or re.search(r"[\x00-\x08]", notes)):
-        raise InvalidInputError("notes must be text of at most 2,000 characters")
+    if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_NOTES_LENGTH
+                              or re.search(r"[\x00-\x08]", notes)):
+        raise InvalidInputError(f"notes must be text of at most {MAX_NOTES_LENGTH:,} characters")
     before = snapshot(conn, layer, marker_id, lock=True)
     if before is None:
         raise NotFoundError(f"boundary_markers has no feature {marker_id}")
@@ -351,3 +357,15 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     return {"id": inspection_id, "marker_id": marker_id, "inspected_on": inspected_on.isoformat(),
             "inspector": principal.name, "condition": condition, "notes": notes,
             "etag": make_etag(layer.id, marker_id, version)}
+
+
+def _inspection_date(value: object) -> dt.date:
+    """``inspected_on`` as a date: text YYYY-MM-DD, or today when absent or null."""
+    if value is None:
+        return dt.date.today()
+    try:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"inspected_on must be a date written YYYY-MM-DD; got {value!r}") from None

@@ -122,14 +122,20 @@ def test_category_and_status_filters(client: TestClient) -> None:
     ({"q": "石堤", "near": "200,28"}, "longitude must be within"),
     ({"q": "石堤", "radius_m": 100}, "radius_m needs near"),
     ({"q": "石堤", "division": "5002"}, "division must be"),
-    ({"q": "石堤", "division": "500299000000"}, "is not the code of any"),
     ({"q": "石堤", "limit": 0}, "limit must be"),
     ({"q": "石堤", "near": "10,0"}, "outside the area distances are measured in"),
+    ({"q": "!!"}, "holds no letters, digits or Chinese characters"),
 ])
 def test_bad_parameters_are_400_with_a_plain_message(client: TestClient, params: dict, words: str) -> None:
     response = client.get("/placenames/search", params=params)
     assert response.status_code == 400
     assert words in response.json()["description"]
+
+
+def test_a_division_no_one_has_is_not_found(client: TestClient) -> None:
+    response = client.get("/placenames/search", params={"q": "石堤", "division": "500299000000"})
+    assert response.status_code == 404
+    assert "is not the code of any" in response.json()["description"]
 
 
 def test_openapi_documents_every_search_parameter(client: TestClient) -> None:

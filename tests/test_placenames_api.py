@@ -125,6 +125,7 @@ def test_category_and_status_filters(client: TestClient) -> None:
     ({"q": "石堤", "limit": 0}, "limit must be"),
     ({"q": "石堤", "near": "10,0"}, "outside the area distances are measured in"),
     ({"q": "!!"}, "holds no letters, digits or Chinese characters"),
+    ({}, "q (query) is required"),
 ])
 def test_bad_parameters_are_400_with_a_plain_message(client: TestClient, params: dict, words: str) -> None:
     response = client.get("/placenames/search", params=params)

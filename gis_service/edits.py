@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -82,15 +83,25 @@ def feature_frame(body: object, *, crs: CRS = CRS84, geometry_required: bool = T
     return frame.set_crs(STORAGE_SRID, allow_override=True)
 
 
+#: How deep each GeoJSON geometry type nests its positions: a Point is one, a LineString a list of them, ...
+_NESTING = {"Point": 0, "MultiPoint": 1, "LineString": 1, "MultiLineString": 2, "Polygon": 2, "MultiPolygon": 3}
+
+
 def _shape(geometry: object):
     if not isinstance(geometry, dict) or "type" not in geometry or "coordinates" not in geometry:
         raise InvalidInputError("geometry must be a GeoJSON geometry object with type and coordinates")
+    kind = geometry["type"]
+    if not isinstance(kind, str) or kind not in _NESTING:
+        raise InvalidInputError(f"geometry type must be one of {', '.join(_NESTING)}; got {str(kind)[:40]!r}")
+    if not _nests_positions(geometry["coordinates"], _NESTING[kind]):
+        raise InvalidInputError(f"geometry is malformed: the coordinates of a {kind} are "
+                                + "lists of " * _NESTING[kind] + "positions [x, y]")
     if _has_open_ring(geometry):
         raise InvalidInputError("geometry is malformed: a polygon ring is not closed (a polygon ring needs at least "
                                 "4 positions, the last equal to the first)")
     try:
         return shapely.geometry.shape(geometry)
-    except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.GEOSException) as exc:
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, shapely.errors.GEOSException) as exc:
         detail = str(exc) or "coordinates do not fit the geometry type"
         if geometry.get("type") == "Polygon":
             detail += " (a polygon ring needs at least 4 positions, the last equal to the first)"
@@ -106,6 +117,15 @@ def _has_open_ring(geometry: dict) -> bool:
         return any(ring[0] != ring[-1] for polygon in polygons for ring in polygon)
     except (TypeError, IndexError, KeyError):
         return False  # malformed otherwise: shapely says how
+
+
+def _nests_positions(value: object, depth: int) -> bool:
+    """True when ``value`` is ``depth`` levels of lists around positions (lists of numbers)."""
+    if not isinstance(value, list):
+        return False
+    if depth == 0:
+        return all(isinstance(n, int | float) and not isinstance(n, bool) for n in value)
+    return all(_nests_positions(item, depth - 1) for item in value)
 
 
 # -- SQL helpers -------------------------------------------------------------------------------------------
@@ -164,11 +184,18 @@ def _write_params(layer: Layer, row: dict, settings: Settings) -> tuple[list[str
     return names, params
 
 
+#: One or more entity tags, as HTTP writes them: "tag", W/"tag", separated by commas.
+IF_MATCH_PATTERN = r'^(W/)?"[^"]*"( *, *(W/)?"[^"]*")*$'
+
+
 def _check_if_match(layer: Layer, feature_id: int, current_version: int, if_match: str | None) -> None:
     if not if_match:
         raise PreconditionRequired(f"changing {layer.id}/{feature_id} needs an If-Match header with the ETag "
                                    "from your last GET of the feature")
     expected = make_etag(layer.id, feature_id, current_version)
+    if not re.fullmatch(IF_MATCH_PATTERN, if_match.strip()):
+        raise InvalidInputError(f"If-Match must be the ETag from your last GET of the feature, quotes included, "
+                                f"e.g. {expected}; got {if_match[:80]!r}")
     offered = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
     if expected not in offered:
         raise PreconditionFailed(f"{layer.id}/{feature_id} has changed since you read it (it is now at "
@@ -300,6 +327,7 @@ def feature_history(conn: sa.Connection, layer: Layer, feature_id: int) -> list[
 
 
 CONDITIONS = ("intact", "damaged", "missing", "displaced")
+MAX_NOTES_LENGTH = 2000
 
 
 def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, principal: Principal,
@@ -319,15 +347,12 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     condition = body.get("condition")
     if condition not in CONDITIONS:
         raise InvalidInputError(f"condition must be one of {', '.join(CONDITIONS)}; got {condition!r}")
-    try:
-        inspected_on = dt.date.fromisoformat(str(body.get("inspected_on") or dt.date.today().isoformat()))
-    except ValueError:
-        raise InvalidInputError("inspected_on must be a date written YYYY-MM-DD") from None
+    inspected_on = _inspection_date(body.get("inspected_on"))
     if inspected_on > dt.date.today():
         raise InvalidInputError(f"inspected_on {inspected_on} is in the future")
     notes = body.get("notes")
-    if notes is not None and (not isinstance(notes, str) or len(notes) > 2000):
-        raise InvalidInputError("notes must be text of at most 2,000 characters")
+    if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_NOTES_LENGTH):
+        raise InvalidInputError(f"notes must be text of at most {MAX_NOTES_LENGTH:,} characters")
     if notes is not None and CONTROL_CHARACTERS.search(notes):
         raise InvalidInputError("notes contains control characters; write the notes without them")
     before = snapshot(conn, layer, marker_id, lock=True)
@@ -347,3 +372,15 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     return {"id": inspection_id, "marker_id": marker_id, "inspected_on": inspected_on.isoformat(),
             "inspector": principal.name, "condition": condition, "notes": notes,
             "etag": make_etag(layer.id, marker_id, version)}
+
+
+def _inspection_date(value: object) -> dt.date:
+    """``inspected_on`` as a date: text YYYY-MM-DD, or today when absent or null."""
+    if value is None:
+        return dt.date.today()
+    try:
+        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"inspected_on must be a date written YYYY-MM-DD; got {value!r}") from None

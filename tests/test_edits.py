@@ -71,6 +71,9 @@ def test_bad_features_are_refused_with_the_reason_and_write_nothing(
         ({**station(), "properties": {**station()["properties"], "nursing_beds": 50}}, 422, "exceed 20 beds"),
         ({**station(), "geometry": {"type": "Point", "coordinates": [108.99, 28.45, 300]}}, 422, "3-D"),
         ({"type": "FeatureCollection", "features": []}, 400, "must be a GeoJSON Feature"),
+        # found by schemathesis: shapely failed on these with KeyError and TypeError (server errors)
+        ({**station(), "geometry": {"type": "MultiPolygon", "coordinates": [[{"x": 1}]]}}, 400, "malformed"),
+        ({**station(), "geometry": {"type": {}, "coordinates": [108.99, 28.45]}}, 400, "geometry type must be"),
     ]
     for body, status, words in cases:
         response = client.post("/collections/elder_care/items", json=body, headers=headers)

@@ -122,13 +122,21 @@ def test_category_and_status_filters(client: TestClient) -> None:
     ({"q": "石堤", "near": "200,28"}, "longitude must be within"),
     ({"q": "石堤", "radius_m": 100}, "radius_m needs near"),
     ({"q": "石堤", "division": "5002"}, "division must be"),
-    ({"q": "石堤", "division": "500299000000"}, "is not the code of any"),
     ({"q": "石堤", "limit": 0}, "limit must be"),
+    ({"q": "石堤", "near": "10,0"}, "outside the area distances are measured in"),
+    ({"q": "!!"}, "holds no letters, digits or Chinese characters"),
+    ({}, "q (query) is required"),
 ])
 def test_bad_parameters_are_400_with_a_plain_message(client: TestClient, params: dict, words: str) -> None:
     response = client.get("/placenames/search", params=params)
     assert response.status_code == 400
     assert words in response.json()["description"]
+
+
+def test_a_division_no_one_has_is_not_found(client: TestClient) -> None:
+    response = client.get("/placenames/search", params={"q": "石堤", "division": "500299000000"})
+    assert response.status_code == 404
+    assert "is not the code of any" in response.json()["description"]
 
 
 def test_openapi_documents_every_search_parameter(client: TestClient) -> None:
@@ -178,8 +186,19 @@ def test_reverse_names_the_divisions_the_nearest_road_and_places(client: TestCli
 
 
 def test_reverse_outside_the_county_says_so(client: TestClient) -> None:
-    answer = client.get("/placenames/reverse", params={"lon": 116.39, "lat": 39.91}).json()
+    # Chongqing's city centre: outside the county, inside its Gauss-Krüger zone (EPSG:4545)
+    answer = client.get("/placenames/reverse", params={"lon": 106.57, "lat": 29.55}).json()
     assert answer["inside_county"] is False and answer["county"] is None
+    assert answer["nearest_road"]["distance_m"] > 100_000
+
+
+def test_reverse_refuses_points_where_distances_cannot_be_measured(client: TestClient) -> None:
+    # Beijing lies 8° off the zone's meridian; 90° off (10°E on the equator) the projection has no answer at all
+    # (once a server error)
+    for lon, lat in ((116.39, 39.91), (10, 0)):
+        response = client.get("/placenames/reverse", params={"lon": lon, "lat": lat})
+        assert response.status_code == 400
+        assert "EPSG:4545" in response.json()["description"]
 
 
 # -- duplicate check ----------------------------------------------------------------------------------------

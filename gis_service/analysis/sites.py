@@ -22,6 +22,15 @@ from gis_service.analysis.travel import AnalysisSettings, check_facilities, make
 from gis_service.errors import InvalidInputError
 
 MAX_K = 50
+#: Most candidate sites tried (the largest unserved settlements).
+MAX_CANDIDATES = 20_000
+
+
+def check_k(k: int) -> int:
+    """A number of new sites: 1 to MAX_K."""
+    if not (1 <= k <= MAX_K):
+        raise InvalidInputError(f"k must be between 1 and {MAX_K}; got {k}")
+    return k
 
 
 def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
@@ -31,10 +40,9 @@ def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: st
     """``k`` suggested sites with the households and settlements each newly serves (in the order chosen)."""
     settings = settings or AnalysisSettings()
     check_facilities(layer, kind)
-    if not (1 <= k <= MAX_K):
-        raise InvalidInputError(f"k must be between 1 and {MAX_K}; got {k}")
-    if not (1 <= max_candidates <= 20000):
-        raise InvalidInputError(f"max_candidates must be between 1 and 20000; got {max_candidates}")
+    check_k(k)
+    if not (1 <= max_candidates <= MAX_CANDIDATES):
+        raise InvalidInputError(f"max_candidates must be between 1 and {MAX_CANDIDATES}; got {max_candidates}")
     travel = make_travel(settings, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
     params = (layer, kind or None, travel.mode, travel.minutes, k, max_candidates,

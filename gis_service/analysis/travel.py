@@ -118,11 +118,17 @@ def check_method(method: str) -> str:
     return method
 
 
+def check_minutes(minutes: float) -> float:
+    """A travel time limit: more than 0 and at most MAX_MINUTES."""
+    if not (minutes > 0 and minutes <= MAX_MINUTES):
+        raise InvalidInputError(f"minutes must be more than 0 and at most {MAX_MINUTES}; got {minutes}")
+    return minutes
+
+
 def make_travel(settings: AnalysisSettings, *, mode: str, minutes: float) -> Travel:
     """Check ``mode`` and ``minutes`` (0 < minutes ≤ 120) and return the travel they mean."""
     check_mode(mode)
-    if not (minutes > 0 and minutes <= MAX_MINUTES):
-        raise InvalidInputError(f"minutes must be more than 0 and at most {MAX_MINUTES}; got {minutes}")
+    check_minutes(minutes)
     return Travel(mode=mode, minutes=float(minutes), speed_kmh=settings.nominal_speed(mode),
                   speeds_kmh_by_road_class=settings.speeds_by_class(mode))
 

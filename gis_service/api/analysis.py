@@ -6,17 +6,23 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from gis_service.analysis.coverage import coverage
-from gis_service.analysis.facility_area import facility_area
+from gis_service.analysis.coverage import GROUP_BY, coverage
+from gis_service.analysis.facility_area import LEVELS, facility_area
 from gis_service.analysis.indicators import indicators
-from gis_service.analysis.service_areas import service_areas
-from gis_service.analysis.sites import site_suggestions
-from gis_service.analysis.travel import AnalysisSettings
+from gis_service.analysis.service_areas import MAX_BUFFER_M, MIN_BUFFER_M, service_areas
+from gis_service.analysis.sites import MAX_CANDIDATES, MAX_K, site_suggestions
+from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, METHODS, MODES, AnalysisSettings
 from gis_service.api.deps import NEEDS_NETWORK, ConnectionDep, SettingsDep
+from gis_service.api.openapi import GEOJSON, error_responses
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
+#: What an analysis answers besides its result: 400 for a bad parameter, 503 when the database gives up.
+ERRORS = error_responses(400, 503)
+
+#: Every facility kind; each belongs to one layer (see ``layer``).
+FACILITY_KINDS = [kind for spec in FACILITY_LAYERS.values() for kind in spec.kinds]
 
 
 def get_analysis_settings(request: Request) -> AnalysisSettings:
@@ -30,26 +36,37 @@ def get_analysis_settings(request: Request) -> AnalysisSettings:
 AnalysisSettingsDep = Annotated[AnalysisSettings, Depends(get_analysis_settings)]
 
 LayerQuery = Annotated[str, Query(description="Facility layer: elder_care, community_centres or cemeteries. "
-                                               "Only facilities with status 'existing' count.")]
-KindQuery = Annotated[str | None, Query(description="Facility kind within the layer, e.g. rural_happiness_home for "
-                                                    "elder_care or public_welfare_cemetery for cemeteries; empty: "
-                                                    "every kind.")]
-MinutesQuery = Annotated[float, Query(description="Travel time limit in minutes, more than 0 and at most 120.")]
+                                               "Only facilities with status 'existing' count.",
+                                   json_schema_extra={"enum": list(FACILITY_LAYERS)})]
+KindQuery = Annotated[str | None, Query(description="Facility kind within the layer: welfare_institution, "
+                                                    "township_home, community_station or rural_happiness_home for "
+                                                    "elder_care; public_welfare_cemetery, burial_point, funeral_home, "
+                                                    "funeral_service_station or commercial_cemetery for cemeteries; "
+                                                    "none for community_centres. Empty: every kind.",
+                                        json_schema_extra={"enum": ["", *FACILITY_KINDS]})]
+MinutesQuery = Annotated[float, Query(description=f"Travel time limit in minutes, more than 0 and at most "
+                                                  f"{MAX_MINUTES}.",
+                                      json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_MINUTES})]
 ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min = 1,200 m), cycle (12 km/h) or "
                                              "drive (speed by road class). Speeds are settings (GIS_WALK_SPEED_KMH, "
-                                             "GIS_CYCLE_SPEED_KMH, GIS_DRIVE_SPEEDS_KMH).")]
+                                             "GIS_CYCLE_SPEED_KMH, GIS_DRIVE_SPEEDS_KMH).",
+                                 json_schema_extra={"enum": list(MODES)})]
 
 
 @router.get("/service-areas", summary="Service area of each facility along the roads",
             description="One polygon per facility (GeoJSON, EPSG:4326): the roads reachable within the time limit, "
             "including the reached part of partially reached roads and the connector from the facility to the road, "
             "grown by buffer_m metres. Not a convex hull: a river without a bridge is not crossed.",
-            response_class=JSONResponse, dependencies=NEEDS_NETWORK)
+            response_class=Response,
+            responses={200: {"description": "A GeoJSON FeatureCollection, one feature per facility.",
+                             "content": {GEOJSON: {"schema": {"type": "object"}}}}, **ERRORS},
+            dependencies=NEEDS_NETWORK)
 def get_service_areas(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
-    buffer_m: Annotated[float, Query(description="Metres the reached roads are grown by on each side "
-                                                 "(1 to 500).")] = 50,
+    buffer_m: Annotated[float, Query(description=f"Metres the reached roads are grown by on each side "
+                                                 f"({MIN_BUFFER_M:g} to {MAX_BUFFER_M:g}).",
+                                     json_schema_extra={"minimum": MIN_BUFFER_M, "maximum": MAX_BUFFER_M})] = 50,
 ) -> JSONResponse:
     body = service_areas(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m,
                          measure_srid=settings.measure_srid, settings=analysis_settings)
@@ -60,14 +77,16 @@ def get_service_areas(
             description="For each unit: households and settlements served and not served, and the coverage rate "
             "(served households ÷ households); then every unserved settlement with its distance to the nearest "
             "facility. Settlements and facilities join the roads at the nearest point on the nearest road; the "
-            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.",
+            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.", responses=ERRORS,
             dependencies=NEEDS_NETWORK)
 def get_coverage(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
-    group_by: Annotated[str, Query(description="county, township or village.")] = "township",
+    group_by: Annotated[str, Query(description="county, township or village.",
+                                   json_schema_extra={"enum": list(GROUP_BY)})] = "township",
     method: Annotated[str, Query(description="network (along the roads) or euclidean (straight line, "
-                                             "for comparison).")] = "network",
+                                             "for comparison).",
+                                 json_schema_extra={"enum": list(METHODS)})] = "network",
 ) -> dict:
     return coverage(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
                     measure_srid=settings.measure_srid, settings=analysis_settings)
@@ -75,10 +94,11 @@ def get_coverage(
 
 @router.get("/facility-area", summary="Community service floor area per 100 households",
             description="Σ floor area of existing community service centres ÷ households × 100 per unit, against "
-            "the plan's 30 m² target, with the shortfall in m² of each unit below it.")
+            "the plan's 30 m² target, with the shortfall in m² of each unit below it.", responses=ERRORS)
 def get_facility_area(
     conn: ConnectionDep,
-    level: Annotated[str, Query(description="village, township or county.")] = "village",
+    level: Annotated[str, Query(description="village, township or county.",
+                                json_schema_extra={"enum": list(LEVELS)})] = "village",
 ) -> dict:
     return facility_area(conn, level=level)
 
@@ -86,7 +106,7 @@ def get_facility_area(
 @router.get("/indicators", summary="The plan's spatial indicators",
             description="Every spatial indicator of the civil-affairs plan (专栏1 and chapter 5): value, 2025 "
             "target, met or not, and the counts behind it, computed from the current data.",
-            dependencies=NEEDS_NETWORK)
+            responses=error_responses(503), dependencies=NEEDS_NETWORK)
 def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep) -> dict:
     return indicators(conn, measure_srid=settings.measure_srid, settings=analysis_settings)
 
@@ -94,13 +114,15 @@ def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings
 @router.get("/site-suggestions", summary="Where k new facilities would serve the most unserved households",
             description="Maximal covering location, solved greedily (at least 1-(1-1/k)^k of the optimum; the answer "
             "also gives an upper bound for this instance). Candidate sites are the unserved settlements.",
-            dependencies=NEEDS_NETWORK)
+            responses=ERRORS, dependencies=NEEDS_NETWORK)
 def get_site_suggestions(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
-    k: Annotated[int, Query(description="Number of new sites, 1 to 50.")] = 3,
-    max_candidates: Annotated[int, Query(description="Largest unserved settlements (by households) tried as "
-                                                     "sites, 1 to 20000.")] = 3000,
+    k: Annotated[int, Query(description=f"Number of new sites, 1 to {MAX_K}.",
+                            json_schema_extra={"minimum": 1, "maximum": MAX_K})] = 3,
+    max_candidates: Annotated[int, Query(description=f"Largest unserved settlements (by households) tried as "
+                                                     f"sites, 1 to {MAX_CANDIDATES}.",
+                                         json_schema_extra={"minimum": 1, "maximum": MAX_CANDIDATES})] = 3000,
 ) -> dict:
     return site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k,
                             max_candidates=max_candidates, measure_srid=settings.measure_srid,

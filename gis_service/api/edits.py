@@ -7,51 +7,70 @@ existing feature needs ``If-Match`` with the ETag from the last read (428 withou
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
 from pyproj import CRS
-from pyproj.exceptions import CRSError
 
 from gis_service import edits
 from gis_service.api import middleware
 from gis_service.api.deps import ConnectionDep, SessionDep, SettingsDep
+from gis_service.api.openapi import GEOJSON, error_responses, feature_body, if_match_header, inspection_body
 from gis_service.auth import Principal, authenticate
 from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
-from gis_service.layers import get_layer
+from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import Layer
+from gis_service.ogc.crs import parse_crs
 
 router = APIRouter(tags=["edits"])
 
 JSON_TYPES = ("application/json", "application/geo+json")
+#: Largest feature id a path may name (PostgreSQL bigint, with room to spare).
+MAX_FEATURE_ID = 2**62
+#: What a write can answer besides success; 412 and 428 only where an ETag is needed.
+WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
 
 
 class UnsupportedMediaType(GisServiceError):
     status_code = 415
 
 
-def principal(request: Request, conn: ConnectionDep, authorization: Annotated[str | None, Header(
-        description="Bearer token: `Bearer gis_...` (see `gis-service token create`).")] = None) -> Principal:
+#: Documents the bearer token (the ``bearer`` security scheme); the token itself is checked by
+#: :func:`gis_service.auth.authenticate`, whose messages say what is wrong with it.
+bearer_token = HTTPBearer(scheme_name="bearer", auto_error=False,
+                          description="A token from `gis-service token create --role ROLE --name NAME`: "
+                          "`Authorization: Bearer gis_...`.")
+
+
+def principal(request: Request, conn: ConnectionDep, _: Annotated[object, Depends(bearer_token)]) -> Principal:
     """The token's holder, once the token is checked and its write counted against the rate limit."""
-    who = authenticate(conn, authorization)
+    who = authenticate(conn, request.headers.get("authorization"))
     request.app.state.write_limiter.spend(who.token_id)
     return who
 
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
-CollectionId = Annotated[str, Path(description="Layer id, e.g. elder_care.", max_length=64)]
-FeatureId = Annotated[int, Path(description="Feature id (a positive whole number).", ge=1, le=2**62)]
-IfMatch = Annotated[str | None, Header(description="The ETag from your last GET of the feature.")]
-ContentCrs = Annotated[str | None, Header(description="CRS of the body's coordinates, e.g. "
-                                          "<http://www.opengis.net/def/crs/EPSG/0/4490>; default CRS84 (lon, lat).")]
+CollectionId = Annotated[str, Path(description="Layer id, e.g. elder_care; see /collections.",
+                                   json_schema_extra={"enum": list(LAYERS)})]
+FeatureId = Annotated[int, Path(description="Feature id (a positive whole number).", ge=1, le=MAX_FEATURE_ID)]
+#: Read by the endpoint (428 when missing); documented by :func:`if_match_header`.
+IfMatch = Annotated[str | None, Header(include_in_schema=False)]
+ContentCrs = Annotated[str | None, Header(description="CRS of the body's coordinates, one of the CRSs the "
+                                          "collections list, written <URI> (OGC API - Features Part 4), e.g. "
+                                          "<http://www.opengis.net/def/crs/EPSG/0/4490>, or EPSG:<code>; default "
+                                          "CRS84 (lon, lat). Coordinates are read x, y (longitude first) in any "
+                                          "geographic CRS, as GeoJSON writes them.")]
 
 
-def request_id(request: Request, x_request_id: Annotated[str | None, Header(
-        description="Your id for this request (letters, digits, . _ : -, at most 100), kept in the audit trail and "
-        "the log; one is made when absent. Answers carry it in X-Request-ID.")] = None) -> str:
+XRequestId = Annotated[str | None, Header(
+    description="Your id for this request (letters, digits, . _ : -, at most 100), kept in the audit trail and the "
+    "log; one is made when it is absent or not of that form. Answers carry it in X-Request-ID.")]
+
+
+def request_id(request: Request, x_request_id: XRequestId = None) -> str:
     return middleware.request_id(request)
 
 
@@ -77,18 +96,28 @@ def _refuse_constant(name: str):
 BodyDep = Annotated[object, Depends(json_body)]
 
 
-def parse_content_crs(header: str | None) -> CRS:
-    if not header:
+def parse_content_crs(header: str | None, *, measure_srid: int) -> CRS:
+    """The CRS of a body's coordinates: one of the served CRSs (GCJ-02 excepted), CRS84 when not given."""
+    if header is None:
         return edits.CRS84
-    text = header.strip().strip("<>").strip()
-    match = re.fullmatch(r"https?://www\.opengis\.net/def/crs/(EPSG|OGC)/[0-9.]+/([0-9A-Za-z]+)", text)
-    if match:
-        text = f"{match.group(1)}:{match.group(2)}"
-    try:
-        return CRS.from_user_input(text)
-    except CRSError:
-        raise InvalidInputError(f"Content-Crs {header[:80]!r} is not a CRS; use e.g. "
-                                "<http://www.opengis.net/def/crs/EPSG/0/4490>") from None
+    text = header.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    if not text:
+        raise InvalidInputError("Content-Crs is empty: leave it out for CRS84 (lon, lat), or name a CRS, e.g. "
+                                "<http://www.opengis.net/def/crs/EPSG/0/4490>")
+    served = parse_crs(text, parameter="Content-Crs", measure_srid=measure_srid)
+    if served.gcj02:
+        raise InvalidInputError("Content-Crs gcj02 is for display only: send coordinates in CRS84, CGCS2000 "
+                                "(EPSG:4490) or another CRS the collections list")
+    return edits.CRS84 if not served.lat_first and served.geographic else CRS.from_epsg(served.srid)
+
+
+_ETAG_HEADER = {"description": "The feature's version: send it as If-Match to change the feature.",
+                "schema": {"type": "string"}}
+_FEATURE_ANSWER = {"description": "The feature as stored (GeoJSON, EPSG:4326), with its new ETag.",
+                   "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}},
+                   "headers": {"ETag": _ETAG_HEADER}}
 
 
 def writable_layer(collection_id: str) -> Layer:
@@ -105,14 +134,17 @@ def _feature_response(layer: Layer, snapshot: dict, *, status_code: int, etag: s
 
 @router.post("/collections/{collectionId}/items", status_code=201, summary="Create a feature",
              description="Body: a GeoJSON Feature in CRS84 (or the CRS named by Content-Crs). It is checked as an "
-             "import is; 201 with Location and ETag.")
+             "import is; 201 with Location and ETag.",
+             response_class=Response, openapi_extra=feature_body(partial=False),
+             responses={201: _FEATURE_ANSWER, **error_responses(*WRITE_ERRORS, 422)})
 def create_item(request: Request, collectionId: CollectionId, body: BodyDep, session: SessionDep,
                 settings: SettingsDep, who: PrincipalDep, rid: RequestId,
                 content_crs: ContentCrs = None) -> JSONResponse:
     layer = writable_layer(collectionId)
     conn = session.connection()
     change = edits.create_feature(conn, layer, body, principal=who, settings=settings,
-                                  crs=parse_content_crs(content_crs), request_id=rid)
+                                  crs=parse_content_crs(content_crs, measure_srid=settings.measure_srid),
+                                  request_id=rid)
     snapshot = edits.snapshot(conn, layer, change.feature_id)
     session.commit()
     return _feature_response(layer, snapshot, status_code=201, etag=change.etag(layer.id),
@@ -124,7 +156,8 @@ def _update(request: Request, collection_id: str, feature_id: int, body: object,
     layer = writable_layer(collection_id)
     conn = session.connection()
     change = edits.update_feature(conn, layer, feature_id, body, principal=who, settings=settings,
-                                  if_match=if_match, partial=partial, crs=parse_content_crs(content_crs),
+                                  if_match=if_match, partial=partial,
+                                  crs=parse_content_crs(content_crs, measure_srid=settings.measure_srid),
                                   request_id=request_id)
     snapshot = edits.snapshot(conn, layer, feature_id)
     session.commit()
@@ -133,7 +166,9 @@ def _update(request: Request, collection_id: str, feature_id: int, body: object,
 
 
 @router.put("/collections/{collectionId}/items/{featureId}", summary="Replace a feature",
-            description="Body: the whole new GeoJSON Feature. Needs If-Match with the feature's ETag.")
+            description="Body: the whole new GeoJSON Feature. Needs If-Match with the feature's ETag.",
+            response_class=Response, openapi_extra={**feature_body(partial=False), **if_match_header()},
+            responses={200: _FEATURE_ANSWER, **error_responses(*WRITE_ERRORS, 412, 422, 428)})
 def replace_item(request: Request, collectionId: CollectionId, featureId: FeatureId, body: BodyDep,
                  session: SessionDep, settings: SettingsDep, who: PrincipalDep, rid: RequestId,
                  if_match: IfMatch = None, content_crs: ContentCrs = None) -> JSONResponse:
@@ -143,7 +178,9 @@ def replace_item(request: Request, collectionId: CollectionId, featureId: Featur
 
 @router.patch("/collections/{collectionId}/items/{featureId}", summary="Change some properties of a feature",
               description="Body: a GeoJSON Feature with only the properties (and optionally the geometry) that "
-              "change. Needs If-Match with the feature's ETag.")
+              "change. Needs If-Match with the feature's ETag.",
+              response_class=Response, openapi_extra={**feature_body(partial=True), **if_match_header()},
+              responses={200: _FEATURE_ANSWER, **error_responses(*WRITE_ERRORS, 412, 422, 428)})
 def patch_item(request: Request, collectionId: CollectionId, featureId: FeatureId, body: BodyDep,
                session: SessionDep, settings: SettingsDep, who: PrincipalDep, rid: RequestId,
                if_match: IfMatch = None, content_crs: ContentCrs = None) -> JSONResponse:
@@ -152,7 +189,10 @@ def patch_item(request: Request, collectionId: CollectionId, featureId: FeatureI
 
 
 @router.delete("/collections/{collectionId}/items/{featureId}", status_code=204, summary="Delete a feature",
-               description="Needs If-Match with the feature's ETag. The audit trail keeps the deleted feature.")
+               description="Needs If-Match with the feature's ETag. The audit trail keeps the deleted feature. "
+               "400 while other features refer to it.",
+               openapi_extra=if_match_header(),
+               responses=error_responses(400, 401, 403, 404, 412, 428, 429, 503))
 def delete_item(collectionId: CollectionId, featureId: FeatureId, session: SessionDep, who: PrincipalDep,
                 rid: RequestId, if_match: IfMatch = None) -> Response:
     layer = writable_layer(collectionId)
@@ -164,7 +204,8 @@ def delete_item(collectionId: CollectionId, featureId: FeatureId, session: Sessi
 
 @router.get("/collections/{collectionId}/items/{featureId}/history", summary="A feature's past versions",
             description="Every accepted change of the feature, oldest first: who, when, the action, and the "
-            "feature before and after (GeoJSON geometry in EPSG:4326).")
+            "feature before and after (GeoJSON geometry in EPSG:4326).",
+            responses=error_responses(400, 404, 503))
 def item_history(collectionId: CollectionId, featureId: FeatureId, conn: ConnectionDep) -> dict:
     layer = writable_layer(collectionId)
     history = edits.feature_history(conn, layer, featureId)
@@ -175,7 +216,10 @@ def item_history(collectionId: CollectionId, featureId: FeatureId, conn: Connect
              summary="Record an inspection of a boundary marker",
              description='Body: {"inspected_on": "YYYY-MM-DD", "condition": "intact|damaged|missing|displaced", '
              '"notes": "..."}; the inspector is the token\'s holder. Updates the marker\'s condition and '
-             "last-inspected date in the same transaction.")
+             "last-inspected date in the same transaction.",
+             openapi_extra=inspection_body(),
+             responses={201: {"description": "The inspection as recorded, with the marker's new ETag.",
+                              "headers": {"ETag": _ETAG_HEADER}}, **error_responses(*WRITE_ERRORS)})
 def create_inspection(featureId: FeatureId, body: BodyDep, session: SessionDep, who: PrincipalDep,
                       rid: RequestId) -> JSONResponse:
     record = edits.record_inspection(session.connection(), featureId, body, principal=who, request_id=rid)
@@ -184,7 +228,8 @@ def create_inspection(featureId: FeatureId, body: BodyDep, session: SessionDep, 
 
 
 @router.get("/collections/boundary_markers/items/{featureId}/inspections", summary="A marker's inspections",
-            description="The inspection records of a boundary marker, newest first.")
+            description="The inspection records of a boundary marker, newest first.",
+            responses=error_responses(400, 404, 503))
 def list_inspections(featureId: FeatureId, conn: ConnectionDep) -> dict:
     if conn.execute(sa.text("SELECT 1 FROM boundary_markers WHERE id = :id"), {"id": featureId}).scalar() is None:
         raise NotFoundError(f"boundary_markers has no feature {featureId}")

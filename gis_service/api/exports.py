@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from gis_service.api.deps import ConnectionDep, SettingsDep
-from gis_service.io.boundary_export import Selection, export_boundaries
+from gis_service.api.openapi import error_responses
+from gis_service.io.boundary_export import SELECTION_PATTERNS, Selection, export_boundaries
 
 router = APIRouter(tags=["exports"])
 
@@ -21,21 +22,22 @@ router = APIRouter(tags=["exports"])
     "(EPSG:4326); GeoPackage and Shapefile in CGCS2000 (EPSG:4490). GPX holds the markers as waypoints named by "
     "their number and the lines as tracks; Shapefile comes as a zip of two layers.",
     response_class=Response,
-    responses={200: {"content": {media: {} for media in (
+    responses={200: {"content": {media: {"schema": {"type": "string", "format": "binary"}} for media in (
         "application/geo+json", "application/vnd.google-earth.kml+xml", "application/gpx+xml",
         "application/geopackage+sqlite3", "application/zip")}, "description": "the file"},
-        400: {"description": "no selection, more than one, or a malformed code or format"},
-        404: {"description": "no line matches the selection"}},
+        **error_responses(400, 404, 503)},
 )
 def boundaries(
     conn: ConnectionDep,
     settings: SettingsDep,
     line: Annotated[str | None, Query(description="Code of one boundary line, e.g. 500241-500242.",
-                                      max_length=40)] = None,
+                                      json_schema_extra={"pattern": SELECTION_PATTERNS["line"]})] = None,
     township: Annotated[str | None, Query(description="9- or 12-digit code of a township: its township lines "
-                                          "and the county lines along its border.", max_length=12)] = None,
+                                          "and the county lines along its border.",
+                                          json_schema_extra={"pattern": SELECTION_PATTERNS["township"]})] = None,
     neighbour: Annotated[str | None, Query(description="6-digit code of a neighbouring county, e.g. 500242 "
-                                           "(酉阳): every county line shared with it.", max_length=6)] = None,
+                                           "(酉阳): every county line shared with it.",
+                                           json_schema_extra={"pattern": SELECTION_PATTERNS["neighbour"]})] = None,
     format: Annotated[Literal["geojson", "kml", "gpx", "gpkg", "shp"],
                       Query(description="File format.")] = "geojson",
 ) -> Response:

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from gis_service import __version__
 from gis_service.api.deps import ConnectionDep
+from gis_service.api.openapi import error_responses
 from gis_service.db.migrate import current_revision
 from gis_service.io.load_demo import layer_counts
 
@@ -15,7 +16,7 @@ router = APIRouter(tags=["service"])
 
 @router.get("/health", summary="Service and database status",
             description="Database, PostGIS and pgRouting versions, the schema revision and the number of "
-            "features in each layer.")
+            "features in each layer.", responses=error_responses(503))
 def health(conn: ConnectionDep) -> dict:
     versions = conn.execute(sa.text(
         "SELECT current_setting('server_version'), postgis_lib_version(), pgr_version(), "

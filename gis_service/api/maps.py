@@ -11,16 +11,30 @@ import mimetypes
 from html import escape
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
-from gis_service.api.analysis import AnalysisSettingsDep
+from gis_service.analysis.sites import MAX_K
+from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, MODES
+from gis_service.api.analysis import FACILITY_KINDS, AnalysisSettingsDep
 from gis_service.api.deps import NEEDS_NETWORK, ConnectionDep, SettingsDep
+from gis_service.api.openapi import error_responses
 from gis_service.errors import NotFoundError
 from gis_service.maps.recipes import MAP_NAMES, load_recipe
 from gis_service.maps.render import STATIC_DIR
 
 router = APIRouter(prefix="/maps", tags=["maps"])
+
+
+def static_assets() -> dict[str, str]:
+    """The files under /maps/static (path relative to it -> media type)."""
+    return {path.relative_to(STATIC_DIR).as_posix(): _media_type(path.name)
+            for path in sorted(STATIC_DIR.rglob("*")) if path.is_file()}
+
+
+def _media_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
 
 _INDEX = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>专题地图</title>
@@ -59,33 +73,45 @@ def maps_index() -> HTMLResponse:
 
 
 @router.get("/static/{asset_path:path}", summary="Scripts, style sheets and images the maps use",
-            response_class=FileResponse)
-def maps_static(asset_path: str) -> FileResponse:
+            response_class=FileResponse,
+            responses={200: {"description": "The file.", "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in sorted(set(static_assets().values()))}}, **error_responses(404)})
+def maps_static(asset_path: Annotated[str, Path(description="A file the map pages link to.",
+                                                 json_schema_extra={"enum": list(static_assets())})]) -> FileResponse:
     root = STATIC_DIR.resolve()
     path = (root / asset_path).resolve()
     if not path.is_file() or root not in path.parents:
         raise NotFoundError(f"no map asset {asset_path!r}")
-    media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+    return FileResponse(path, media_type=_media_type(path.name), headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/{name}", response_class=HTMLResponse, summary="One web map",
             description="overview, coverage, facility_area, boundaries or site_suggestions. The coverage and "
-            "site-suggestion maps take the analysis parameters; the others ignore them.", dependencies=NEEDS_NETWORK)
+            "site-suggestion maps take the analysis parameters; the others check and ignore them.",
+            responses=error_responses(400, 404, 503), dependencies=NEEDS_NETWORK)
 def get_map(
-    name: str, conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
+    name: Annotated[str, Path(description="The map.", json_schema_extra={"enum": list(MAP_NAMES)})],
+    conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     kind: Annotated[str | None, Query(description="Facility kind, e.g. rural_happiness_home; the layer follows "
-                                                  "from it.")] = None,
-    minutes: Annotated[float | None, Query(description="Travel time limit in minutes (default 15).")] = None,
-    mode: Annotated[str | None, Query(description="walk, cycle or drive (default walk).")] = None,
-    layer: Annotated[str | None, Query(description="elder_care, community_centres or cemeteries.")] = None,
-    k: Annotated[int | None, Query(description="Site suggestions: number of new sites (default 5).")] = None,
+                                                  "from it (given both, the kind must be one of the layer's). "
+                                                  "Empty: every kind.",
+                                      json_schema_extra={"enum": ["", *FACILITY_KINDS]})] = None,
+    minutes: Annotated[float | None, Query(description=f"Travel time limit in minutes, more than 0 and at most "
+                                                       f"{MAX_MINUTES} (default 15).",
+                                           json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_MINUTES})] = None,
+    mode: Annotated[str | None, Query(description="walk, cycle or drive (default walk).",
+                                      json_schema_extra={"enum": list(MODES)})] = None,
+    layer: Annotated[str | None, Query(description="elder_care, community_centres or cemeteries.",
+                                       json_schema_extra={"enum": list(FACILITY_LAYERS)})] = None,
+    k: Annotated[int | None, Query(description=f"Site suggestions: number of new sites, 1 to {MAX_K} (default 5).",
+                                   json_schema_extra={"minimum": 1, "maximum": MAX_K})] = None,
 ) -> HTMLResponse:
     from gis_service.maps.builders import MapParameters, build_map
 
-    load_recipe(name)  # 404 before any work for a name that is not a map
-    html = build_map(conn, name, params=MapParameters(layer=layer, kind=kind or None, minutes=minutes, mode=mode,
-                                                       k=k),
+    params = MapParameters(layer=layer, kind=kind or None, minutes=minutes, mode=mode, k=k)
+    params.resolved(load_recipe(name))  # 404 for a name that is not a map, 400 for a bad parameter, before any work
+    html = build_map(conn, name, params=params,
                      measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
                      basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served",
                      static_url="static", service_url="..")

@@ -9,6 +9,7 @@ id of an error lets the operator find it in the log.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gis_service.errors import GisServiceError
@@ -135,10 +137,27 @@ def _describe_validation(exc: RequestValidationError) -> str:
     for error in exc.errors():
         where, *name = [str(p) for p in error.get("loc", ())] or ["request"]
         field = ".".join(name) or where
+        if error.get("type") == "missing":
+            problems.append(f"{field} ({where}) is required")
+            continue
         given = error.get("input")
         shown = f", got {str(given)[:80]!r}" if isinstance(given, str | int | float) else ""
         problems.append(f"{field} ({where}): {error.get('msg', 'invalid')}{shown}")
     return "; ".join(problems) or "the request is not valid"
+
+
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the API document lists for the request's path. (Starlette's 405 names only the methods of the
+    first route that matched: /collections/{id}/items/{featureId} is read by one router and changed by another.)"""
+    path = get_route_path(request.scope)
+    methods = {method.upper() for template, operations in request.app.openapi().get("paths", {}).items()
+               if _template(template).fullmatch(path) for method in operations}
+    return ", ".join(sorted(methods)) or fallback
+
+
+@functools.lru_cache(maxsize=256)
+def _template(path_template: str) -> re.Pattern:
+    return re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path_template)))
 
 
 def install_error_handlers(app: FastAPI, *, statement_timeout_s: float) -> None:
@@ -160,10 +179,11 @@ def install_error_handlers(app: FastAPI, *, statement_timeout_s: float) -> None:
                            "(and /docs), the collections are listed at /collections")
             return error_response(request, 404, "NotFound", description)
         if exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow", "")
+            given = exc.headers or {}
+            allowed = _allowed_methods(request, fallback=given.get("Allow") or given.get("allow", ""))
             description = f"{request.method} is not allowed on {request.url.path}" + \
                 (f"; use {allowed}" if allowed else "")
-            return error_response(request, 405, "MethodNotAllowed", description, headers=exc.headers)
+            return error_response(request, 405, "MethodNotAllowed", description, headers={"Allow": allowed})
         return error_response(request, exc.status_code, "HTTPError", str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(sa.exc.DBAPIError)

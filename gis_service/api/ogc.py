@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from gis_service import __version__
 from gis_service.api.deps import ConnectionDep, SettingsDep
+from gis_service.api.openapi import error_responses
 from gis_service.edits import make_etag
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.layers import LAYERS, get_layer
@@ -24,9 +25,20 @@ from gis_service.layers.base import Layer
 from gis_service.ogc import tiles
 from gis_service.ogc.cache import SummaryCache
 from gis_service.ogc.crs import CRS84_URI, GCJ02_URI, epsg_uri, parse_crs, served_crs_list
+from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES
 from gis_service.ogc.openapi import MEDIA_TYPE as OPENAPI_MEDIA_TYPE
 from gis_service.ogc.openapi import to_openapi_30
-from gis_service.ogc.params import DEFAULT_LIMIT, MAX_LIMIT, parse_format, parse_items_query
+from gis_service.ogc.params import (
+    BIGINT_MAX,
+    DATETIME_PATTERN,
+    DEFAULT_LIMIT,
+    FORMATS,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    name_list_pattern,
+    parse_format,
+    parse_items_query,
+)
 from gis_service.ogc.query import LayerSummary, fetch_feature, fetch_page
 from gis_service.settings import STORAGE_SRID
 
@@ -61,7 +73,8 @@ CRS_DOC = ("CRS84 (default, longitude/latitude), EPSG:4490 (CGCS2000, latitude/l
            f"Also `gcj02` ({GCJ02_URI}): GCJ-02 longitude/latitude for overlays on AMap/Tencent basemaps. GCJ-02 "
            "is not an EPSG CRS but an obfuscated offset of WGS 84 (50–500 m); never store or measure in it.")
 
-CollectionIdParam = Annotated[str, Path(description="Collection (layer) id, e.g. elder_care; see /collections.")]
+CollectionIdParam = Annotated[str, Path(description="Collection (layer) id, e.g. elder_care; see /collections.",
+                                        json_schema_extra={"enum": list(LAYERS)})]
 
 
 def get_collection(collectionId: CollectionIdParam) -> Layer:  # noqa: N803 - the OGC path parameter's name
@@ -93,19 +106,39 @@ def _link(href: str, rel: str, type_: str, title: str, **extra) -> dict:
     return {"href": href, "rel": rel, "type": type_, "title": title, **extra}
 
 
-def _format_only(request: Request) -> str:
+#: The formats of resources that are not features: JSON, or an HTML page where there is one.
+PAGE_FORMATS = ("json", "html")
+JSON_ONLY = ("json",)
+
+
+def _format_only(request: Request, formats: tuple[str, ...] = PAGE_FORMATS) -> str:
+    """The ``f`` asked for, refusing any other query parameter: these resources take nothing else."""
     unknown = [k for k in request.query_params if k != "f"]
     if unknown:
-        raise InvalidInputError(f"unknown query parameter {unknown[0]!r}; this resource takes only f (json or html)")
-    return parse_format(request.query_params.get("f"))
+        raise InvalidInputError(f"unknown query parameter {unknown[0]!r}; this resource takes only f "
+                                f"({' or '.join(formats)})")
+    return parse_format(request.query_params.get("f"), formats)
 
 
-FormatParam = Annotated[str | None, Query(description="Response format: json (default) or html.")]
+def _format_param(formats: tuple[str, ...]):
+    return Annotated[str | None, Query(description=f"Response format: {' or '.join(formats)} (default json).",
+                                       json_schema_extra={"enum": list(formats)})]
+
+
+FormatParam = _format_param(PAGE_FORMATS)
+FeatureFormatParam = _format_param(FORMATS)
+JsonFormatParam = _format_param(JSON_ONLY)
+#: The answer of a resource with an HTML page besides its JSON.
+_JSON_OR_HTML = {200: {"content": {"text/html": {"schema": {"type": "string"}}}}}
+_NO_DB = error_responses(400)
+_DB = error_responses(400, 503)
+_COLLECTION = error_responses(400, 404, 503)
+_ALL_FIELDS = sorted({f for layer in LAYERS.values() for f in layer.field_names})
 
 
 # -- landing page, conformance, API ----------------------------------------------------------------------------
 @router.get("/", summary="Landing page", description="Links to the API definition, the conformance classes and "
-            "the collections.")
+            "the collections.", responses={**_JSON_OR_HTML, **_NO_DB})
 def landing_page(request: Request, f: FormatParam = None):
     fmt = _format_only(request)
     base = _base(request)
@@ -127,18 +160,25 @@ def landing_page(request: Request, f: FormatParam = None):
 
 
 @router.get("/conformance", summary="Conformance classes",
-            description="The OGC conformance classes this service implements.")
+            description="The OGC conformance classes this service implements.",
+            responses={**_JSON_OR_HTML, **_NO_DB})
 def conformance(request: Request, f: FormatParam = None):
     fmt = _format_only(request)
     return _respond({"conformsTo": CONFORMANCE}, fmt, title="Conformance")
 
 
 @router.get("/api", summary="The API definition (OpenAPI 3.0)",
-            description="This service's OpenAPI document, as OpenAPI 3.0.3. (/openapi.json serves it as 3.1.)")
+            description="This service's OpenAPI document, as OpenAPI 3.0.3. (/openapi.json serves it as 3.1.) "
+            "f=html redirects to the documentation page, /docs.",
+            response_class=Response,
+            responses={200: {"description": "The OpenAPI 3.0 document.",
+                             "content": {OPENAPI_MEDIA_TYPE: {"schema": {"type": "object"}}}},
+                       307: {"description": "f=html: the documentation page is /docs.",
+                             "headers": {"Location": {"schema": {"type": "string"}}}},
+                       **_NO_DB})
 def api_definition(request: Request, f: FormatParam = None):
-    if (request.query_params.get("f") or "").lower() == "html":
+    if _format_only(request) == "html":
         return HTMLResponse(status_code=307, headers={"Location": str(request.base_url) + "docs"})
-    _format_only(request)
     return JSONResponse(to_openapi_30(request.app.openapi()), media_type=OPENAPI_MEDIA_TYPE)
 
 
@@ -187,7 +227,8 @@ def _datetime_doc(layer: Layer) -> str | None:
 
 @router.get("/collections", summary="The published layers",
             description="Every layer the service publishes, with its title, geometry type, extent, the CRSs it "
-            "can be served in and its feature count (current features only where a layer keeps history).")
+            "can be served in and its feature count (current features only where a layer keeps history).",
+            responses={**_JSON_OR_HTML, **_DB})
 def list_collections(request: Request, conn: ConnectionDep, settings: SettingsDep, cache: SummaryCacheDep,
                      f: FormatParam = None):
     fmt = _format_only(request)
@@ -205,7 +246,7 @@ def list_collections(request: Request, conn: ConnectionDep, settings: SettingsDe
 
 @router.get("/collections/{collectionId}", summary="One layer",
             description="The layer's title, extent (CRS84), CRSs, storage CRS and links to its items, queryables "
-            "and tiles.")
+            "and tiles.", responses={**_JSON_OR_HTML, **_COLLECTION})
 def describe_collection(layer: LayerDep, request: Request, conn: ConnectionDep, settings: SettingsDep,
                         cache: SummaryCacheDep, f: FormatParam = None):
     fmt = _format_only(request)
@@ -222,9 +263,12 @@ _GEOMETRY_FORMATS = {"Point": "geometry-point", "LineString": "geometry-linestri
 
 @router.get("/collections/{collectionId}/queryables", summary="Properties a filter may use",
             description="JSON Schema of the properties usable in `filter` (CQL2) and as property filters "
-            "(`?name=value`).")
-def queryables(layer: LayerDep, request: Request):
-    _format_only(request)
+            "(`?name=value`).", response_class=Response,
+            responses={200: {"description": "JSON Schema of the queryables.",
+                             "content": {"application/schema+json": {"schema": {"type": "object"}}}},
+                       **error_responses(400, 404)})
+def queryables(layer: LayerDep, request: Request, f: JsonFormatParam = None):
+    _format_only(request, JSON_ONLY)
     properties: dict = {
         "geometry": {"title": "geometry", "format": _GEOMETRY_FORMATS[layer.geometry_type],
                      "x-ogc-role": "primary-geometry",
@@ -264,18 +308,22 @@ def queryables(layer: LayerDep, request: Request):
     "property, membership). Any other parameter is a 400. Layers that keep history (admin_divisions) return "
     "current features unless `datetime` is given.",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}, "text/html": {}}, "description": "The features."}},
+    responses={200: {"content": {GEOJSON: {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}},
+                     "description": "The features."}, **_COLLECTION},
 )
 def list_items(
     layer: LayerDep,
     request: Request,
     conn: ConnectionDep,
     settings: SettingsDep,
-    f: FormatParam = None,
+    f: FeatureFormatParam = None,
     bbox: Annotated[str | None, Query(
         description="minx,miny,maxx,maxy (or 6 numbers with heights) in `bbox-crs`, in that CRS's axis order "
-        "(CRS84: lon,lat; EPSG:4490/4326: lat,lon; EPSG:4545: northing,easting). Features intersecting it.",
-        openapi_examples={"county seat": {"value": "108.95,28.40,109.05,28.50"}})] = None,
+        "(CRS84: lon,lat; EPSG:4490/4326: lat,lon; EPSG:4545: northing,easting), the minimum not above the "
+        "maximum, longitudes and latitudes within ±180 and ±90. Features intersecting it.",
+        openapi_examples={"county seat": {"value": [108.95, 28.40, 109.05, 28.50]}},
+        json_schema_extra={"type": "array", "items": {"type": "number"},
+                           "oneOf": [{"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}]})] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of `bbox`: " + CRS_DOC)] = None,
     crs: Annotated[str | None, Query(description="CRS of the returned geometries (the `Content-Crs` header "
                                      "says which): " + CRS_DOC)] = None,
@@ -284,22 +332,30 @@ def list_items(
         json_schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})] = None,
     offset: Annotated[str | None, Query(
         description="Features to skip (the `next` link sets it).",
-        json_schema_extra={"type": "integer", "minimum": 0, "default": 0})] = None,
+        json_schema_extra={"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0})] = None,
     datetime: Annotated[str | None, Query(
-        description="A date or RFC 3339 date-time, or an interval `start/end` with `..` for an open end. "
-        "admin_divisions: the versions in force then; other layers with dates: their first date field (see the "
-        "collection's datetimeProperty) within it.")] = None,
+        description="A date or RFC 3339 date-time, or an interval `start/end` with `..` (or nothing) for an open "
+        "end; the start not after the end. admin_divisions: the versions in force then; other layers with dates "
+        "(see the collection's datetimeProperty): their first date field within it. A layer without dates "
+        "refuses it.", json_schema_extra={"pattern": DATETIME_PATTERN})] = None,
     properties: Annotated[str | None, Query(
-        description="Comma-separated properties to return (default: all); empty: none.")] = None,
+        description="Comma-separated properties of the collection to return (default: all; empty: none); see "
+        "its /queryables.", json_schema_extra={"pattern": name_list_pattern([*_ALL_FIELDS, *GEOMETRY_NAMES],
+                                                                           signed=False)})] = None,
     sortby: Annotated[str | None, Query(
-        description="Comma-separated properties to sort by, `-name` for descending; ties are broken by id.")] = None,
+        description="Comma-separated properties of the collection (or id) to sort by, `-name` for descending; "
+        "ties are broken by id.", json_schema_extra={"pattern": name_list_pattern(["id", *_ALL_FIELDS],
+                                                                                   signed=True)})] = None,
     filter: Annotated[str | None, Query(
         description="A CQL2 filter (text or JSON, see `filter-lang`) on the queryables: comparisons, LIKE, IN, "
         "BETWEEN, IS NULL, AND/OR/NOT, CASEI, S_INTERSECTS/S_WITHIN/S_CONTAINS/S_DWITHIN (distance in metres), "
-        "A_CONTAINS…, T_BEFORE/T_AFTER/T_INTERSECTS. The geometry is `geometry`.",
-        openapi_examples={"cql2-text": {"value": "kind = 'township_home' AND beds >= 50"}})] = None,
+        "A_CONTAINS…, T_BEFORE/T_AFTER/T_INTERSECTS. The geometry is `geometry`. E.g. on elder_care: "
+        "`kind = 'township_home' AND beds >= 50`.",
+        openapi_examples={"cql2-text": {
+            "value": "S_INTERSECTS(geometry, BBOX(108.95, 28.40, 109.05, 28.50))"}})] = None,
     filter_lang: Annotated[str | None, Query(
-        alias="filter-lang", description="cql2-text (default) or cql2-json.")] = None,
+        alias="filter-lang", description="cql2-text (default) or cql2-json.",
+        json_schema_extra={"enum": list(FILTER_LANGS)})] = None,
     filter_crs: Annotated[str | None, Query(
         alias="filter-crs", description="CRS of geometry literals in `filter`: " + CRS_DOC)] = None,
 ):
@@ -337,15 +393,17 @@ def list_items(
     summary="One feature",
     description="A GeoJSON Feature by id (any version of a layer that keeps history).",
     response_class=Response,
-    responses={200: {"content": {GEOJSON: {}}, "description": "The feature."}},
+    responses={200: {"content": {GEOJSON: {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}},
+                     "description": "The feature."}, **_COLLECTION},
 )
 def get_item(
     layer: LayerDep,
     request: Request,
     conn: ConnectionDep,
     settings: SettingsDep,
-    featureId: Annotated[str, Path(description="Feature id (an integer).")],  # noqa: N803
-    f: FormatParam = None,
+    featureId: Annotated[str, Path(description="Feature id (a whole number).",  # noqa: N803
+                                   json_schema_extra={"pattern": "^[0-9]+$"})],
+    f: FeatureFormatParam = None,
     crs: Annotated[str | None, Query(description="CRS of the returned geometry: " + CRS_DOC)] = None,
 ):
     unknown = [k for k in request.query_params if k not in ("f", "crs")]
@@ -353,7 +411,8 @@ def get_item(
         raise InvalidInputError(f"unknown query parameter {unknown[0]!r}; a feature takes f and crs")
     fmt = parse_format(f)
     served = parse_crs(crs, parameter="crs", measure_srid=settings.measure_srid)
-    found = fetch_feature(conn, layer, int(featureId), served) if featureId.isdigit() else None
+    known = featureId.isascii() and featureId.isdigit() and int(featureId) <= BIGINT_MAX
+    found = fetch_feature(conn, layer, int(featureId), served) if known else None
     if found is None:
         raise NotFoundError(f"{layer.id} has no feature {featureId!r}")
     text, version = found
@@ -370,9 +429,10 @@ def get_item(
 
 # -- tiles ------------------------------------------------------------------------------------------------------
 @router.get("/collections/{collectionId}/tiles", summary="Vector tilesets of a layer",
-            description="The tilesets of the layer (one: WebMercatorQuad, Mapbox Vector Tiles).")
-def list_tilesets(layer: LayerDep, request: Request):
-    _format_only(request)
+            description="The tilesets of the layer (one: WebMercatorQuad, Mapbox Vector Tiles).",
+            responses=error_responses(400, 404))
+def list_tilesets(layer: LayerDep, request: Request, f: JsonFormatParam = None):
+    _format_only(request, JSON_ONLY)
     href = f"{_base(request)}/collections/{layer.id}/tiles/{tiles.TILE_MATRIX_SET}"
     return {"tilesets": [{
         "title": f"{layer.title} ({tiles.TILE_MATRIX_SET})",
@@ -388,10 +448,12 @@ def list_tilesets(layer: LayerDep, request: Request):
 
 
 @router.get("/collections/{collectionId}/tiles/WebMercatorQuad", summary="TileJSON of a layer's vector tiles",
-            description="TileJSON 3.0.0: tile URL template, zooms, bounds and the fields in each tile.")
+            description="TileJSON 3.0.0: tile URL template, zooms, bounds and the fields in each tile.",
+            responses=_COLLECTION)
 @router.get("/collections/{collectionId}/tiles/WebMercatorQuad/tilejson.json", include_in_schema=False)
-def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: SummaryCacheDep):
-    _format_only(request)
+def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: SummaryCacheDep,
+              f: JsonFormatParam = None):
+    _format_only(request, JSON_ONLY)
     summary = cache.summary(conn, layer)
     return tiles.tilejson(layer, base_url=_base(request), bbox=summary.bbox)
 
@@ -403,16 +465,21 @@ def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: Sum
     f"(long texts excepted; below zoom {tiles.DETAIL_ZOOM} only the name, code and class fields), geometry "
     "simplified to the zoom. 204 when the tile holds no feature.",
     response_class=Response,
-    responses={200: {"content": {tiles.MEDIA_TYPE: {}}, "description": "The tile."},
-               204: {"description": "No feature in this tile."}},
+    responses={200: {"content": {tiles.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+                     "description": "The tile."},
+               204: {"description": "No feature in this tile."},
+               **error_responses(400, 404, 503)},
 )
 def get_tile(
     layer: LayerDep,
     request: Request,
     conn: ConnectionDep,
-    z: Annotated[str, Path(description="Zoom level, 0 to 22.")],
-    x: Annotated[str, Path(description="Column, 0 to 2^z - 1.")],
-    y: Annotated[str, Path(description="Row from the top, 0 to 2^z - 1.")],
+    z: Annotated[str, Path(description=f"Zoom level, {tiles.MIN_ZOOM} to {tiles.MAX_ZOOM}.", json_schema_extra={
+        "type": "integer", "minimum": tiles.MIN_ZOOM, "maximum": tiles.MAX_ZOOM})],
+    x: Annotated[str, Path(description="Column, 0 to 2^z - 1 (404 outside).", json_schema_extra={
+        "type": "integer", "minimum": 0, "maximum": 2**tiles.MAX_ZOOM - 1})],
+    y: Annotated[str, Path(description="Row from the top, 0 to 2^z - 1 (404 outside).", json_schema_extra={
+        "type": "integer", "minimum": 0, "maximum": 2**tiles.MAX_ZOOM - 1})],
 ):
     zi, xi, yi = tiles.check_tile(z, x, y)
     if request.query_params:

@@ -13,20 +13,30 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from gis_service.api.deps import ConnectionDep, ReadRunnerDep, SettingsDep
-from gis_service.errors import InvalidInputError
+from gis_service.api.openapi import error_responses
+from gis_service.layers.placenames import CATEGORIES
 from gis_service.search import queries
-from gis_service.search.normalize import MAX_QUERY_LENGTH
+from gis_service.search.normalize import HAN_PATTERN, MAX_QUERY_LENGTH, SEARCHABLE_PATTERN
 
 router = APIRouter(prefix="/placenames", tags=["place names"])
 
-QueryText = Annotated[str | None, Query(
+#: Ids are PostgreSQL bigints.
+MAX_PLACE_NAME_ID = 2**63 - 1
+
+QueryText = Annotated[str, Query(
     description="What the user typed: a standard name or its short form (石堤镇, 石堤), toneless pinyin with or "
     "without spaces (shidi, shi di zhen; ü as v or u), pinyin initials (sdz), a name with one wrong, missing or "
-    f"extra character (including a homophone), or a former name (孝溪乡). At most {MAX_QUERY_LENGTH} characters.")]
-Limit = Annotated[int, Query(description="How many answers at most (1 to 100).")]
+    f"extra character (including a homophone), or a former name (孝溪乡). At most {MAX_QUERY_LENGTH} characters, "
+    "holding at least one Chinese character, letter or digit.",
+    json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": SEARCHABLE_PATTERN})]
 
 
-@router.get("/search", summary="Find place names",
+def _limit(maximum: int, what: str = "answers"):
+    return Annotated[int, Query(description=f"How many {what} at most (1 to {maximum}).",
+                                json_schema_extra={"minimum": 1, "maximum": maximum})]
+
+
+@router.get("/search", summary="Find place names", responses=error_responses(400, 404, 503),
             description="Place names matching q, best first, as a GeoJSON FeatureCollection (EPSG:4326). Each "
             "feature has `score` (0..1) and `match`: exact, short_name, former_name, prefix, pinyin, initials, "
             "pinyin_prefix, initials_prefix, typo or fuzzy. Exact matches come before prefixes before the rest; "
@@ -35,26 +45,34 @@ Limit = Annotated[int, Query(description="How many answers at most (1 to 100).")
 async def search(
     read: ReadRunnerDep,
     settings: SettingsDep,
-    q: QueryText = None,
+    q: QueryText,
     category: Annotated[str | None, Query(
         description="Only this category: administrative (行政区划), settlement (居民点), road (道路街巷), natural "
-        "(自然地理实体), memorial (纪念地/名胜) or facility (设施).")] = None,
+        "(自然地理实体), memorial (纪念地/名胜) or facility (设施); empty: every category.",
+        json_schema_extra={"enum": ["", *CATEGORIES]})] = None,
     division: Annotated[str | None, Query(
         description="Only names inside this administrative division and everything below it: its 6-, 9- or "
-        "12-digit statistical code, e.g. 500241107000 (石堤镇).")] = None,
+        "12-digit statistical code, e.g. 500241107000 (石堤镇); 404 when no division has it.",
+        json_schema_extra={"pattern": queries.DIVISION_CODE_PATTERN})] = None,
     near: Annotated[str | None, Query(
-        description="lon,lat in EPSG:4326: nearer names rank first among equally good matches, and each answer "
-        "carries distance_m.", examples=["108.99,28.45"])] = None,
+        description="lon,lat in EPSG:4326, in decimal degrees, within the area of use of the county's "
+        "Gauss-Krüger zone (where distance_m is measured; for EPSG:4545 longitude 106.5..109.51, latitude "
+        "18.19..42.47): nearer names rank first among equally good matches, and each answer carries distance_m.",
+        examples=["108.99,28.45"],
+        json_schema_extra={"pattern": queries.NEAR_PATTERN})] = None,
     radius_m: Annotated[float | None, Query(
-        description="With near: only names within this many metres of the point.")] = None,
+        description=f"Only with near: only names within this many metres of the point (at most "
+        f"{queries.MAX_RADIUS_M:,}).",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": queries.MAX_RADIUS_M})] = None,
     status: Annotated[str | None, Query(
         description="current (default: former names answer with their successor), historical (only names no "
-        "longer in use, as themselves) or all (every record as itself).")] = "current",
-    limit: Limit = 10,
+        "longer in use, as themselves) or all (every record as itself).",
+        json_schema_extra={"enum": list(queries.STATUSES)})] = "current",
+    limit: _limit(queries.MAX_LIMIT) = 10,
 ) -> JSONResponse:
     def answers(conn: sa.Connection) -> dict:
         filters = queries.check_filters(conn, category=category, division=division, near=near, radius_m=radius_m,
-                                        status=status)
+                                        status=status, measure_srid=settings.measure_srid)
         return queries.search(conn, q, filters, measure_srid=settings.measure_srid, limit=queries.check_limit(limit))
 
     # in a transaction: the fuzzy fallback sets its threshold with SET LOCAL. JSONResponse directly: the answer is
@@ -64,49 +82,57 @@ async def search(
 
 @router.get("/autocomplete", summary="Type-ahead suggestions",
             description="Up to 10 current place names whose name, short name, pinyin or pinyin initials start "
-            "with q, best first (GeoJSON FeatureCollection with `score` and `match`).")
-async def autocomplete(read: ReadRunnerDep, settings: SettingsDep, q: QueryText = None,
-                       limit: Annotated[int, Query(description="How many suggestions at most (1 to 20).")] = 10
-                       ) -> JSONResponse:
+            "with q, best first (GeoJSON FeatureCollection with `score` and `match`).",
+            responses=error_responses(400, 503))
+async def autocomplete(read: ReadRunnerDep, settings: SettingsDep, q: QueryText,
+                       limit: _limit(queries.MAX_AUTOCOMPLETE, "suggestions") = 10) -> JSONResponse:
     return JSONResponse(await read(lambda conn: queries.autocomplete(
-        conn, q, measure_srid=settings.measure_srid, limit=queries.check_limit(limit, maximum=20))))
+        conn, q, measure_srid=settings.measure_srid,
+        limit=queries.check_limit(limit, maximum=queries.MAX_AUTOCOMPLETE))))
 
 
 @router.get("/reverse", summary="What is here",
             description="The county, township and village containing a point, the nearest named road with its "
-            "distance in metres (measured in the county's Gauss-Krüger zone), and the nearest current place names.")
+            "distance in metres (measured in the county's Gauss-Krüger zone), and the nearest current place names.",
+            responses=error_responses(400, 503))
 def reverse(
     conn: ConnectionDep,
     settings: SettingsDep,
-    lon: Annotated[float | None, Query(description="Longitude in EPSG:4326 (CGCS2000 is treated as the same).")] = None,
-    lat: Annotated[float | None, Query(description="Latitude in EPSG:4326.")] = None,
-    nearest: Annotated[int, Query(description="How many nearest place names (1 to 50).")] = 5,
+    lon: Annotated[float, Query(description="Longitude in EPSG:4326 (CGCS2000 is treated as the same), e.g. 108.99; "
+                                            "within the area of the county's Gauss-Krüger zone.")],
+    lat: Annotated[float, Query(description="Latitude in EPSG:4326, e.g. 28.45; within the area of the county's "
+                                            "Gauss-Krüger zone.")],
+    nearest: _limit(queries.MAX_NEAREST, "nearest place names") = 5,
 ) -> dict:
-    if lon is None or lat is None:
-        raise InvalidInputError("reverse needs lon and lat in EPSG:4326, e.g. ?lon=108.99&lat=28.45")
     return queries.reverse(conn, lon, lat, measure_srid=settings.measure_srid,
-                           nearest=queries.check_limit(nearest, maximum=50))
+                           nearest=queries.check_limit(nearest, maximum=queries.MAX_NEAREST))
 
 
 @router.get("/check", summary="Would a new name clash",
             description="Before naming a road or a settlement: the existing names in the county (current and "
             "historical) that the proposed name would clash with: the same name, the same pinyin (同音), or one "
-            "character apart. `clear` is true when there are none.")
+            "character apart. `clear` is true when there are none.",
+            responses=error_responses(400, 404, 503))
 def check(
     conn: ConnectionDep,
-    name: Annotated[str | None, Query(description="The proposed standard name, in Chinese characters.")] = None,
+    name: Annotated[str, Query(description=f"The proposed standard name, in Chinese characters (at most "
+                                           f"{MAX_QUERY_LENGTH}).",
+                               json_schema_extra={"maxLength": MAX_QUERY_LENGTH, "pattern": HAN_PATTERN})],
     division: Annotated[str | None, Query(
-        description="Code of the division the new name is for: clashes inside it are marked same_division and "
-        "listed first.")] = None,
+        description="Code (6, 9 or 12 digits) of the division the new name is for: clashes inside it are marked "
+        "same_division and listed first; 404 when no division has it.",
+        json_schema_extra={"pattern": queries.DIVISION_CODE_PATTERN})] = None,
 ) -> dict:
     return queries.check_name(conn, name, division=division)
 
 
 @router.get("/{place_name_id}", summary="One place name with its history",
             description="The record with its meaning, origin and history, the former names that lead to it, its "
-            "successor when it is no longer current, and every recorded change (what, who, when).")
+            "successor when it is no longer current, and every recorded change (what, who, when).",
+            responses=error_responses(400, 404, 503))
 def get_place_name(
     conn: ConnectionDep,
-    place_name_id: Annotated[int, Path(description="Id of the place name.", ge=1, le=2**63 - 1)],
+    place_name_id: Annotated[int, Path(description="Id of the place name (a positive whole number).",
+                                       ge=1, le=MAX_PLACE_NAME_ID)],
 ) -> dict:
     return queries.place_name_detail(conn, place_name_id)

@@ -40,6 +40,9 @@ CONDITION_ZH = {"intact": "完好", "damaged": "损坏", "missing": "缺失", "d
 TYPE_ZH = {"Q": "单立", "A": "同号双立", "B": "同号双立", "C": "同号三立", "D": "同号三立", "E": "同号三立"}
 #: Metres of shared border for a county line to count as one of a township's lines.
 TOWNSHIP_BORDER_MIN_M = 10.0
+#: The codes a selection names (an empty value is a selection not made).
+SELECTION_PATTERNS = {"line": "^(?:[0-9]{6,12}-[0-9]{6,12})?$", "township": "^(?:[0-9]{9}(?:[0-9]{3})?)?$",
+                      "neighbour": "^(?:[0-9]{6})?$"}
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,7 @@ class Selection:
             raise InvalidInputError("name exactly one of line=CODE, township=CODE or neighbour=CODE "
                                     f"(got {', '.join(given) or 'none'})")
         value = getattr(self, given[0])
-        patterns = {"line": r"[0-9]{6,12}-[0-9]{6,12}", "township": r"[0-9]{9}([0-9]{3})?", "neighbour": r"[0-9]{6}"}
-        if not re.fullmatch(patterns[given[0]], value):
+        if not re.fullmatch(SELECTION_PATTERNS[given[0]], value):
             examples = {"line": "500241-500242", "township": "500241107 or 500241107000", "neighbour": "500242"}
             raise InvalidInputError(f"{given[0]} must look like {examples[given[0]]}; got {value[:40]!r}")
 

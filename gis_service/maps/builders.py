@@ -16,7 +16,8 @@ import sqlalchemy as sa
 
 from gis_service.analysis import network as net
 from gis_service.analysis.network import LRU
-from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings
+from gis_service.analysis.sites import check_k
+from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings, check_facilities, check_minutes, check_mode
 from gis_service.errors import InvalidInputError
 from gis_service.maps import data
 from gis_service.maps.recipes import MapRecipe, load_recipe, recipes_dir
@@ -37,8 +38,8 @@ class MapParameters:
     k: int | None = None
 
     def resolved(self, recipe: MapRecipe) -> MapParameters:
-        """Missing values from the recipe's defaults; the layer follows from the kind when only a kind is
-        given (rural_happiness_home → elder_care)."""
+        """Missing values from the recipe's defaults, every value checked (InvalidInputError naming it); the layer
+        follows from the kind when only a kind is given (rural_happiness_home → elder_care)."""
         defaults = recipe.parameters
         kind = self.kind or None
         layer = self.layer
@@ -50,8 +51,11 @@ class MapParameters:
         if layer is None:
             layer = defaults.get("layer", "elder_care")
             kind = kind or defaults.get("kind") or None
-        return MapParameters(layer=layer, kind=kind, minutes=float(self.minutes or defaults.get("minutes", 15)),
-                             mode=self.mode or defaults.get("mode", "walk"), k=int(self.k or defaults.get("k", 5)))
+        check_facilities(layer, kind)
+        minutes = check_minutes(float(defaults.get("minutes", 15) if self.minutes is None else self.minutes))
+        mode = check_mode(defaults.get("mode", "walk") if self.mode is None else self.mode)
+        k = check_k(int(defaults.get("k", 5) if self.k is None else self.k))
+        return MapParameters(layer=layer, kind=kind, minutes=minutes, mode=mode, k=k)
 
 
 def _common(conn: sa.Connection, measure_srid: int) -> dict[str, list[dict]]:

@@ -65,14 +65,30 @@ GCJ02 = ServedCrs(GCJ02_URI, 4326, False, True, "GCJ-02 longitude/latitude (AMap
                   gcj02=True)
 
 
+def crs_names(measure_srid: int) -> list[str]:
+    """How the API document spells the CRSs a request may name (``crs``, ``bbox-crs``, ``filter-crs``): each
+    CRS's URI and its short form. :func:`parse_crs` accepts these, and a few more spellings of the same CRSs."""
+    names = [CRS84_URI, "CRS84"]
+    for crs in served_crs_list(measure_srid)[1:]:
+        names += [crs.uri, f"EPSG:{crs.srid}"]
+    return [*names, GCJ02_URI, "gcj02"]
+
+
+def content_crs_names(measure_srid: int) -> list[str]:
+    """The values of a ``Content-Crs`` header the API document lists: ``<URI>`` (as OGC API - Features Part 4
+    writes it) of every served CRS, or its bare URI or short form. GCJ-02 is for display only, never written."""
+    bare = [name for name in crs_names(measure_srid) if name not in (GCJ02_URI, "gcj02")]
+    return [f"<{crs.uri}>" for crs in served_crs_list(measure_srid)] + bare
+
+
 def parse_crs(value: str | None, *, parameter: str, measure_srid: int) -> ServedCrs:
     """The :class:`ServedCrs` named by a request parameter (``crs``, ``bbox-crs`` or ``filter-crs``).
 
     Accepts the OGC URIs, ``EPSG:n``, ``urn:ogc:def:crs:EPSG::n``, ``CRS84``/``OGC:CRS84`` and ``gcj02``;
-    anything else is a 400 listing the supported values. None means CRS84.
+    anything else (an empty value too) is a 400 listing the supported values. None (not given) means CRS84.
     """
     served = served_crs_list(measure_srid)
-    if value is None or value.strip() == "":
+    if value is None:
         return served[0]
     text = value.strip()
     if text.startswith("[") and text.endswith("]"):  # safe CURIE form, e.g. [EPSG:4490]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gis_service.errors import InvalidInputError
@@ -18,12 +19,23 @@ from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES, parse_filter
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
-#: Largest offset: PostgreSQL's OFFSET is a bigint.
-MAX_OFFSET = 2**63 - 1
+#: PostgreSQL's bigint: the largest feature id, and the largest offset (OFFSET takes a bigint).
+BIGINT_MAX = 2**63 - 1
+MAX_OFFSET = BIGINT_MAX
 #: Parameters of the items endpoint; any other name must be a queryable (a property filter).
 ITEMS_PARAMETERS = ("f", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "properties", "sortby",
                     "filter", "filter-lang", "filter-crs")
 FORMATS = ("json", "geojson", "html")
+
+# What `datetime` accepts, as the API document's pattern: an RFC 3339 date or date-time (days of the calendar
+# only: 29 February in leap years), or an interval of two with `..` (or nothing) for an open end, not open at both.
+_YEAR = "(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+_LEAP_YEAR = "(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_DATE = (f"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+         f"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP_YEAR}-02-29)")
+_TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+_INSTANT = f"{_DATE}(?:{_TIME})?"
+DATETIME_PATTERN = rf"^(?:{_INSTANT}(?:/(?:{_INSTANT}|\.\.)?)?|(?:\.\.)?/{_INSTANT})$"
 
 
 @dataclass
@@ -62,15 +74,13 @@ def parse_items_query(layer: Layer, params: Mapping[str, str], *, measure_srid: 
     query = ItemsQuery(layer=layer, crs=parse_crs(params.get("crs"), parameter="crs", measure_srid=measure_srid))
     query.f = parse_format(params.get("f"))
     query.limit = parse_int(params.get("limit"), "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    query.offset = parse_int(params.get("offset"), "offset", default=0, low=0, high=None)
-    if query.offset > MAX_OFFSET:
-        raise InvalidInputError(f"offset must be at most {MAX_OFFSET} (the database skips no more rows); "
-                                f"got {query.offset}")
+    query.offset = parse_int(params.get("offset"), "offset", default=0, low=0, high=MAX_OFFSET)
+    # bbox-crs and filter-crs are checked even without the bbox or filter they describe (where they change nothing)
+    bbox_crs = parse_crs(params.get("bbox-crs"), parameter="bbox-crs", measure_srid=measure_srid)
+    filter_crs = parse_crs(params.get("filter-crs"), parameter="filter-crs", measure_srid=measure_srid)
     if params.get("bbox") is not None:
-        query.bbox_crs = parse_crs(params.get("bbox-crs"), parameter="bbox-crs", measure_srid=measure_srid)
-        query.bbox = parse_bbox(params["bbox"], query.bbox_crs)
-    elif params.get("bbox-crs") is not None:
-        raise InvalidInputError("bbox-crs was given without bbox")
+        query.bbox_crs = bbox_crs
+        query.bbox = parse_bbox(params["bbox"], bbox_crs)
     if params.get("datetime") is not None:
         if not layer.temporal:
             raise InvalidInputError(f"{layer.id} has no dates, so datetime cannot be used on it")
@@ -81,34 +91,39 @@ def parse_items_query(layer: Layer, params: Mapping[str, str], *, measure_srid: 
     if "id" in params:
         query.property_filters["id"] = parse_int(params["id"], "id", default=0, low=None, high=None)
     if params.get("filter") is not None:
-        query.filter_crs = parse_crs(params.get("filter-crs"), parameter="filter-crs", measure_srid=measure_srid)
+        query.filter_crs = filter_crs
         query.filter = parse_filter(params["filter"], params.get("filter-lang"))
     elif params.get("filter-lang") is not None and params["filter-lang"] not in FILTER_LANGS:
         raise InvalidInputError(f"filter-lang must be one of {', '.join(FILTER_LANGS)}; got {params['filter-lang']!r}")
-    if params.get("sortby"):
+    if params.get("sortby") is not None:
         query.sortby = parse_sortby(layer, params["sortby"])
     if params.get("properties") is not None:
         query.properties = parse_properties(layer, params["properties"])
     return query
 
 
-def parse_format(value: str | None) -> str:
-    if value is None or value == "":
+def parse_format(value: str | None, formats: tuple[str, ...] = FORMATS) -> str:
+    """json (also for geojson) or html: the ``f`` asked for, among ``formats`` (any case); json when absent."""
+    if value is None:
         return "json"
-    if value.lower() not in FORMATS:
-        raise InvalidInputError(f"f must be one of {', '.join(FORMATS)}; got {value!r}")
+    if value.lower() not in formats:
+        raise InvalidInputError(f"f must be {' or '.join(formats)} here; got {value!r}")
     return "json" if value.lower() == "geojson" else value.lower()
 
 
 def parse_int(value: str | None, name: str, *, default: int, low: int | None, high: int | None) -> int:
-    if value is None or value == "":
+    if value is None:
         return default
     try:
         number = int(value)
     except ValueError:
         raise InvalidInputError(f"{name} must be a whole number; got {value!r}") from None
-    if (low is not None and number < low) or (high is not None and number > high):
-        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+    too_low, too_high = low is not None and number < low, high is not None and number > high
+    if too_low or too_high:
+        if low is not None and high is not None and high < BIGINT_MAX:
+            bounds = f"between {low} and {high}"
+        else:  # one side is a technical limit (a bigint): name only the side that was crossed
+            bounds = f"at least {low}" if too_low else f"at most {high}"
         raise InvalidInputError(f"{name} must be {bounds}; got {number}")
     return number
 
@@ -142,31 +157,21 @@ def parse_bbox(value: str, crs: ServedCrs) -> tuple[float, float, float, float]:
 
 def parse_datetime(value: str) -> tuple[dt.date | None, dt.date | None]:
     """An RFC 3339 instant or interval (``a/b``, ``../b``, ``a/..``) as a closed interval of dates."""
-    def one(text: str, *, end: bool) -> dt.date | None:
-        text = text.strip()
-        if text in ("..", ""):
-            return None
-        try:
-            if len(text) == 10:
-                return dt.date.fromisoformat(text)
-            return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-        except ValueError:
-            raise InvalidInputError(
-                f"datetime must be a date or date-time (RFC 3339), or an interval start/end with '..' for an open "
-                f"end, e.g. 2021-01-01 or 2020-01-01/2021-12-31 or ../2021-12-31; got {value!r}") from None
+    if "/" in value and all(part in ("..", "") for part in value.split("/", 1)):
+        raise InvalidInputError(f"datetime {value!r} is not an interval; give at least one end")
+    if not re.fullmatch(DATETIME_PATTERN, value):
+        raise InvalidInputError(
+            "datetime must be a date or date-time (RFC 3339), or an interval start/end with '..' for an open end, "
+            f"e.g. 2021-01-01, 2021-01-01T08:00:00Z, 2020-01-01/2021-12-31 or ../2021-12-31; got {value!r}")
 
-    if "/" in value:
-        start_text, end_text = value.split("/", 1)
-        start, end = one(start_text, end=False), one(end_text, end=True)
-        if start and end and start > end:
-            raise InvalidInputError(f"datetime interval starts after it ends: {value!r}")
-        if start is None and end is None:
-            raise InvalidInputError("datetime '../..' is not an interval; give at least one end")
-        return start, end
-    instant = one(value, end=False)
-    if instant is None:
-        raise InvalidInputError(f"datetime must not be empty; got {value!r}")
-    return instant, instant
+    def one(text: str) -> dt.date | None:
+        return None if text in ("..", "") else dt.date.fromisoformat(text[:10])  # the date as written
+
+    start_text, _, end_text = value.partition("/")
+    start, end = one(start_text), (one(end_text) if "/" in value else one(start_text))
+    if start and end and start > end:
+        raise InvalidInputError(f"datetime interval starts after it ends: {value!r}")
+    return start, end
 
 
 def parse_property_value(layer: Layer, name: str, value: str):
@@ -194,23 +199,36 @@ def parse_property_value(layer: Layer, name: str, value: str):
     return value
 
 
+def name_list_pattern(names: Iterable[str], *, signed: bool) -> str:
+    """The pattern of a comma-separated list of ``names`` (``sortby``, ``properties``), as the API document
+    states it: spaces around an item allowed, empty items skipped, ``+``/``-`` in front of a name when ``signed``
+    (a ``+`` typed in a URL arrives as a space)."""
+    sign = "[+-]? *" if signed else ""
+    item = f" *(?:{sign}(?:{'|'.join(re.escape(n) for n in names)}) *)?"
+    return f"^{item}(?:,{item})*$"
+
+
+_SORT_ITEM = re.compile(r" *([+-]?) *([A-Za-z_][A-Za-z0-9_]*) *")
+
+
 def parse_sortby(layer: Layer, value: str) -> list[tuple[str, bool]]:
+    """(name, descending) for each item of ``sortby``, e.g. ``-beds,name``."""
     keys = []
     for raw in value.split(","):
-        item = raw.strip()
-        if not item:
+        if not raw.strip(" "):
             continue
-        descending = item.startswith("-")
-        name = item.lstrip("+-").strip()
-        if name != "id" and layer.get_field(name) is None:
+        match = _SORT_ITEM.fullmatch(raw)
+        name = match.group(2) if match else raw.strip()
+        if match is None or (name != "id" and layer.get_field(name) is None):
             raise InvalidInputError(f"sortby: {layer.id} has no property {name!r}; sort by one of: "
                                     f"id, {', '.join(layer.field_names)} (prefix - for descending)")
-        keys.append((name, descending))
+        keys.append((name, match.group(1) == "-"))
     return keys
 
 
 def parse_properties(layer: Layer, value: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
+    """The names listed in ``properties`` (the geometry's name aside); an empty list: no properties."""
+    names = [n.strip(" ") for n in value.split(",") if n.strip(" ")]
     for name in names:
         if layer.get_field(name) is None and name not in GEOMETRY_NAMES:
             raise InvalidInputError(f"properties: {layer.id} has no property {name!r}; choose from: "

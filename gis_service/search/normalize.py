@@ -10,10 +10,15 @@ from gis_service.errors import InvalidInputError
 from gis_service.io.validate import CONTROL_CHARACTERS
 from gis_service.search.keys import deletes, fold_pinyin, is_han, pinyin_key, preferred_syllables, short_name
 
-__all__ = ["SearchQuery", "normalize_query", "MAX_QUERY_LENGTH"]
+__all__ = ["SearchQuery", "normalize_query", "MAX_QUERY_LENGTH", "SEARCHABLE_PATTERN", "HAN_PATTERN"]
 
-#: Longest query accepted, in characters (the longest standard name is 100).
+#: Longest query accepted, in characters as typed (the longest standard name is 100).
 MAX_QUERY_LENGTH = 100
+#: A query must hold one of these to be searched for: a Chinese character, or a letter or digit (also full-width,
+#: as a Chinese input method types them). As the API document's pattern.
+SEARCHABLE_PATTERN = "[0-9A-Za-z\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u3400-\u9fff]"
+#: A Chinese character (CJK unified ideographs and extension A): a proposed name must hold one.
+HAN_PATTERN = "[\u3400-\u9fff]"
 
 # Prefixes a user may type before a name in this county: 秀山县石堤镇 means 石堤镇.
 _COUNTY_PREFIXES = ("重庆市秀山土家族苗族自治县", "秀山土家族苗族自治县", "重庆市秀山县", "重庆市", "秀山县")
@@ -56,9 +61,11 @@ def normalize_query(q: str | None, *, argument: str = "q") -> SearchQuery:
     """Normalise a user's query; InvalidInputError (400) when it is empty, too long or has nothing searchable."""
     if q is None or not q.strip():
         raise InvalidInputError(f"{argument} is empty; type a place name, its pinyin or its initials, e.g. 石堤 or sdz")
+    if len(q) > MAX_QUERY_LENGTH:
+        raise InvalidInputError(f"{argument} is {len(q)} characters long; at most {MAX_QUERY_LENGTH} are accepted")
+    if not re.search(SEARCHABLE_PATTERN, q):
+        raise InvalidInputError(f"{argument} {q!r} holds no letters, digits or Chinese characters to search for")
     raw = unicodedata.normalize("NFKC", q).strip()
-    if len(raw) > MAX_QUERY_LENGTH:
-        raise InvalidInputError(f"{argument} is {len(raw)} characters long; at most {MAX_QUERY_LENGTH} are accepted")
     if CONTROL_CHARACTERS.search(raw):
         raise InvalidInputError(f"{argument} contains control characters; type the name without them")
     if is_han(raw):

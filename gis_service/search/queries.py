@@ -8,6 +8,7 @@ then ordered by :func:`gis_service.search.ranking.rank`. Distances are measured 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.layers.placenames import CATEGORIES
 from gis_service.search.keys import FUZZY_SOUNDS, fuzzy_pinyin, levenshtein, pinyin_key, short_name
-from gis_service.search.normalize import SearchQuery, normalize_query
+from gis_service.search.normalize import HAN_PATTERN, SearchQuery, normalize_query
 from gis_service.search.ranking import Candidate, Ranked, level_rank, rank
 
 STATUSES = ("current", "historical", "all")
@@ -25,7 +26,14 @@ PER_LOOKUP = 120
 #: pg_trgm similarity below which the fuzzy fallback does not answer.
 FUZZY_THRESHOLD = 0.45
 MAX_LIMIT = 100
+MAX_AUTOCOMPLETE = 20
+MAX_NEAREST = 50
 MAX_RADIUS_M = 200_000
+#: What ``near`` accepts, as the API document's pattern: lon,lat in decimal degrees within ±180 and ±90.
+_LON = r"-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[0-9]{1,2})(?:\.[0-9]+)?)"
+_LAT = r"-?(?:90(?:\.0+)?|[0-8]?[0-9](?:\.[0-9]+)?)"
+NEAR_PATTERN = rf"^(?: *{_LON} *, *{_LAT} *)?$"
+DIVISION_CODE_PATTERN = "^(?:[0-9]{6}|[0-9]{9}|[0-9]{12})?$"
 
 _KEY_COLUMNS = ("p.id, p.name, p.name_short, p.py_key, p.py_short_key, p.py_initials, p.py_alt_key, "
                 "p.py_alt_short_key, p.py_alt_initials, p.status, p.successor_id, p.category, p.division_code")
@@ -46,40 +54,60 @@ class SearchFilters:
 
 # -- checking the parameters --------------------------------------------------------------------------
 
-def parse_near(text: str | None) -> tuple[float, float] | None:
+def parse_near(text: str | None, *, measure_srid: int) -> tuple[float, float] | None:
     """``lon,lat`` in EPSG:4326 -> (lon, lat); InvalidInputError naming what is wrong."""
-    if text is None or not text.strip():
+    if not text:
         return None
     parts = [p.strip() for p in text.split(",")]
     try:
         lon, lat = (float(p) for p in parts)
     except ValueError:
         raise InvalidInputError(f"near must be lon,lat in EPSG:4326, e.g. near=108.99,28.45; got {text!r}") from None
-    return check_lon_lat(lon, lat, argument="near")
+    check_lon_lat(lon, lat, argument="near", measure_srid=measure_srid)
+    if not re.fullmatch(NEAR_PATTERN, text):
+        raise InvalidInputError(f"near must be lon,lat in decimal degrees, e.g. near=108.99,28.45; got {text!r}")
+    return lon, lat
 
 
-def check_lon_lat(lon: float, lat: float, *, argument: str = "lon/lat") -> tuple[float, float]:
+@functools.cache
+def measure_area(measure_srid: int) -> tuple[float, float, float, float]:
+    """(west, south, east, north) in degrees: where the CRS distances are measured in is defined (its area of use;
+    for EPSG:4545, China between 106°30'E and 109°30'E). Farther away a Gauss-Krüger zone's distances mean
+    nothing, and near 90° from its meridian they cannot be computed at all."""
+    from pyproj import CRS
+
+    area = CRS.from_epsg(measure_srid).area_of_use
+    return (area.west, area.south, area.east, area.north) if area else (-180.0, -90.0, 180.0, 90.0)
+
+
+def check_lon_lat(lon: float, lat: float, *, argument: str = "lon/lat", measure_srid: int) -> tuple[float, float]:
+    """(lon, lat) when it is a point where distances can be measured (see :func:`measure_area`)."""
     if not (-180 <= lon <= 180 and -90 <= lat <= 90) or lon != lon or lat != lat:
         raise InvalidInputError(f"{argument}: longitude must be within -180..180 and latitude within -90..90 "
                                 f"(EPSG:4326, lon first); got lon={lon}, lat={lat}")
+    west, south, east, north = measure_area(measure_srid)
+    if not (west <= lon <= east and south <= lat <= north):
+        raise InvalidInputError(f"{argument}: ({lon}, {lat}) is outside the area distances are measured in "
+                                f"(EPSG:{measure_srid}: longitude {west:g}..{east:g}, latitude {south:g}..{north:g}); "
+                                "is the point in this county, lon first?")
     return lon, lat
 
 
 def division_prefix(conn: sa.Connection, code: str | None) -> str | None:
     """The code prefix that selects a division and everything below it: 500241107000 -> 500241107.
 
-    Accepts 6-, 9- or 12-digit codes; InvalidInputError when the code is malformed or names no division.
+    Accepts 6-, 9- or 12-digit codes; InvalidInputError when the code is malformed, NotFoundError when it names
+    no division.
     """
-    if code is None or not code.strip():
+    if not code:
         return None
-    code = code.strip()
-    if not re.fullmatch(r"[0-9]{6}|[0-9]{9}|[0-9]{12}", code):
+    if not re.fullmatch(DIVISION_CODE_PATTERN, code):
         raise InvalidInputError(f"division must be a 6-, 9- or 12-digit division code, e.g. 500241107000; got {code!r}")
     full = code.ljust(12, "0")
     exists = conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM admin_divisions WHERE code = :code)"),
                           {"code": full}).scalar()
     if not exists:
-        raise InvalidInputError(f"division {code} is not the code of any administrative division")
+        raise NotFoundError(f"division {code} is not the code of any administrative division")
     if full.endswith("000000"):
         return full[:6]
     if full.endswith("000"):
@@ -88,13 +116,13 @@ def division_prefix(conn: sa.Connection, code: str | None) -> str | None:
 
 
 def check_filters(conn: sa.Connection, *, category: str | None, division: str | None, near: str | None,
-                  radius_m: float | None, status: str | None) -> SearchFilters:
-    if category is not None and category.strip() and category not in CATEGORIES:
+                  radius_m: float | None, status: str | None, measure_srid: int) -> SearchFilters:
+    if category and category not in CATEGORIES:
         raise InvalidInputError(f"unknown category {category!r}; use one of {', '.join(CATEGORIES)}")
-    status = (status or "current").strip()
+    status = "current" if status is None else status
     if status not in STATUSES:
         raise InvalidInputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
-    point = parse_near(near)
+    point = parse_near(near, measure_srid=measure_srid)
     if radius_m is not None:
         if point is None:
             raise InvalidInputError("radius_m needs near=lon,lat: the radius is measured around that point")
@@ -505,7 +533,7 @@ _LEVEL_ORDER = {"county": 0, "township": 1, "village": 2}
 def reverse(conn: sa.Connection, lon: float, lat: float, *, measure_srid: int, nearest: int = 5) -> dict:
     """What is at (lon, lat) in EPSG:4326: the divisions containing it, the nearest named road and its distance
     in metres, and the nearest current place names with theirs."""
-    lon, lat = check_lon_lat(lon, lat)
+    lon, lat = check_lon_lat(lon, lat, measure_srid=measure_srid)
     params = {"lon": lon, "lat": lat, "measure_srid": measure_srid, "n": nearest}
     divisions = conn.execute(sa.text(
         f"SELECT code, name, level, kind FROM admin_divisions WHERE valid_to IS NULL "
@@ -544,7 +572,7 @@ def check_name(conn: sa.Connection, name: str, *, division: str | None = None) -
     the same name, the same pinyin (同音), or one character apart. ``division`` (a division code) marks the
     clashes inside that division, which are listed first."""
     query = normalize_query(name, argument="name")
-    if not query.is_han:
+    if not re.search(HAN_PATTERN, name):
         raise InvalidInputError("name must be the proposed standard name in Chinese characters, e.g. 梅江路")
     prefix = division_prefix(conn, division)
     proposed = query.text

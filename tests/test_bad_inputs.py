@@ -175,7 +175,7 @@ def too_many_vertices(api: Api) -> httpx.Response:
     return api.create(road, layer="roads", role="placename")
 
 
-@refused(400, "Content-Crs 'EPSG:99999' is not a CRS")
+@refused(400, "Content-Crs 'EPSG:99999' is not supported")
 def unknown_content_crs(api: Api) -> httpx.Response:
     return api.create(station(), headers={"Content-Crs": "EPSG:99999"})
 

@@ -32,8 +32,6 @@ error_log = logging.getLogger("gis_service.errors")
 
 #: A client's X-Request-ID is kept when it is this sane; otherwise the service makes one.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
-#: Largest request body accepted by any endpoint (a feature, a CQL2 JSON filter).
-MAX_BODY_BYTES = 5 * 1024 * 1024
 
 
 def request_id(request: Request) -> str | None:
@@ -51,7 +49,7 @@ class RequestContext:
     request): assigns the request id, refuses bodies over ``max_body_bytes`` with 413 before the endpoint reads
     them (both by Content-Length and by counting a chunked body), and writes the access log line."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int):  # GIS_MAX_BODY_BYTES
         self.app = app
         self.max_body_bytes = max_body_bytes
 

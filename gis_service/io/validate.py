@@ -8,7 +8,6 @@ its row, its field and what is wrong. Callers write nothing when any problem is 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
-from gis_service.errors import RowProblem
+from gis_service.errors import InvalidInputError, RowProblem
 from gis_service.layers.base import Field, Layer
+from gis_service.limits import MAX_IMPORTED_ID, load_json
 
 #: Largest number of vertices accepted in one geometry.
 MAX_VERTICES = 100_000
@@ -367,7 +367,10 @@ def _to_text_list(value) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            value = json.loads(text)
+            try:
+                value = load_json(text, what="the list", max_depth=1)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
         else:
             return [part.strip() for part in re.split(r"[;；]", text) if part.strip()]
     if isinstance(value, (list, tuple, np.ndarray)):

@@ -218,8 +218,10 @@ def _rule_problem(spec: Field, value) -> str | None:
     if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
         return f"is {len(value)} characters long; at most {spec.max_length} are allowed"
     texts = [value] if spec.type == "text" else value if spec.type == "text_list" else []
-    if any(CONTROL_CHARACTERS.search(text) for text in texts):
-        return "contains control characters"
+    for text in texts:
+        problem = text_problem(text, multiline=spec.multiline)
+        if problem:
+            return problem
     if spec.minimum is not None and value < spec.minimum:
         return f"{value} is below the minimum {spec.minimum:g}"
     if spec.maximum is not None and value > spec.maximum:
@@ -291,6 +293,31 @@ def _check_cross_row_rules(layer: Layer, rows: pd.DataFrame, row_numbers, contex
 
 #: Characters no text may hold: C0 controls but tab and line breaks, and DEL. (PostgreSQL refuses NUL outright.)
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: What stored text may not hold, besides those: C1 controls (U+0080-U+009F); tabs and line breaks outside the
+#: multi-line fields; lone surrogates (no UTF-8 for them: the database refuses them); and the Unicode
+#: noncharacters U+FDD0-U+FDEF and U+xFFFE/U+xFFFF of every plane, which XML (so KML and GPX) cannot carry.
+_CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NONCHARACTER = re.compile("[\ufdd0-\ufdef" + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}"
+                                                      for plane in range(17)) + "]")
+
+
+def text_problem(text: str, *, multiline: bool = False) -> str | None:
+    """What makes ``text`` unfit to store and export (as "contains ..."), or None."""
+    control = (_CONTROL_MULTILINE if multiline else _CONTROL_ONE_LINE).search(text)
+    if control:
+        allowed = "" if multiline else "; tabs and line breaks only in multi-line fields"
+        return f"contains control characters (U+{ord(control.group()):04X} at character {control.start() + 1}{allowed})"
+    surrogate = _SURROGATE.search(text)
+    if surrogate:
+        return (f"contains a lone surrogate (U+{ord(surrogate.group()):04X} at character {surrogate.start() + 1}), "
+                "which is not text: send text as UTF-8")
+    nonchar = _NONCHARACTER.search(text)
+    if nonchar:
+        return (f"contains the Unicode noncharacter U+{ord(nonchar.group()):04X} (at character {nonchar.start() + 1}), "
+                "which exports (KML, GPX) cannot carry; remove it")
+    return None
 
 
 def _is_missing(value) -> bool:

@@ -181,6 +181,9 @@ def _validate_ids(frame, row_numbers, context, problems) -> list:
             continue
         if ident <= 0:
             problems.append(RowProblem(int(n), "id", "must be a positive whole number"))
+        elif ident > MAX_IMPORTED_ID:
+            problems.append(RowProblem(int(n), "id", f"{ident} is above {MAX_IMPORTED_ID:,} (2^53 - 1), the largest "
+                                       "id a file may give: leave the id out and the service numbers the row"))
         elif ident in seen:
             problems.append(RowProblem(int(n), "id", f"id {ident} appears twice in the file"))
         elif ident in context.existing_ids:
@@ -342,7 +345,13 @@ def _to_text(value) -> str:
     return value.strip()
 
 
+#: Digits a whole number may be written with (a bigint has 19).
+_MAX_DIGITS = 30
+
+
 def _to_int(value) -> int:
+    """Exactly the whole number ``value`` holds: text is read digit by digit, never through a float (which
+    rounds beyond 2^53)."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError("")
     if isinstance(value, (int, np.integer)):
@@ -351,9 +360,12 @@ def _to_int(value) -> int:
         if not value.is_integer():
             raise ValueError("")
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.0*)?\s*", value):
-        return int(float(value))
-    raise ValueError("")
+    whole = re.fullmatch(r"\s*([+-]?\d+)(?:\.0*)?\s*", value) if isinstance(value, str) else None
+    if whole is None:
+        raise ValueError("")
+    if len(whole.group(1).lstrip("+-0")) > _MAX_DIGITS:
+        raise ValueError(f"more than {_MAX_DIGITS} digits")
+    return int(whole.group(1))
 
 
 def _to_number(value) -> float:

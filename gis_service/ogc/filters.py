@@ -123,6 +123,9 @@ class FilterTranslator:
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _bind(self, value) -> str:
+        if any("\x00" in text for text in (value if isinstance(value, list) else [value]) if isinstance(text, str)):
+            raise FilterError("filter holds the character NUL (\\u0000) in a text value; the database cannot "
+                              "compare text that holds it, so no feature could match: remove it")
         name = f"{self.prefix}{len(self.params)}"
         while name in self.params:
             name += "_"

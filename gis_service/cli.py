@@ -292,6 +292,7 @@ def demo_build(
     seed: SeedOption = None,
 ) -> None:
     """Build the demo county (seeded: the same output every run) and write it as GeoJSON files."""
+    from gis_service.io.csv_cells import write_frame
     from gis_service.io.files import write_export
 
     settings = get_settings()
@@ -301,7 +302,7 @@ def demo_build(
         if hasattr(frame, "geometry"):
             write_export(frame, out_dir / f"{name}.geojson", fmt="geojson", layer_name=name)
         else:
-            frame.to_csv(out_dir / f"{name}.csv", index=False)
+            write_frame(frame, out_dir / f"{name}.csv")
     out.print(f"wrote {len(frames)} files to {out_dir}")
 
 

@@ -21,7 +21,7 @@ from pyproj import CRS
 from gis_service.auth import Principal
 from gis_service.errors import GisServiceError, ImportRejected, InvalidInputError, NotFoundError
 from gis_service.io.store import load_context
-from gis_service.io.validate import CONTROL_CHARACTERS, validate_frame
+from gis_service.io.validate import text_problem, validate_frame
 from gis_service.layers.base import Layer
 from gis_service.pinyin import romanize
 from gis_service.settings import STORAGE_SRID, Settings
@@ -353,8 +353,9 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     notes = body.get("notes")
     if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_NOTES_LENGTH):
         raise InvalidInputError(f"notes must be text of at most {MAX_NOTES_LENGTH:,} characters")
-    if notes is not None and CONTROL_CHARACTERS.search(notes):
-        raise InvalidInputError("notes contains control characters; write the notes without them")
+    problem = text_problem(notes, multiline=True) if notes is not None else None
+    if problem:
+        raise InvalidInputError(f"notes {problem}; write the notes without them")
     before = snapshot(conn, layer, marker_id, lock=True)
     if before is None:
         raise NotFoundError(f"boundary_markers has no feature {marker_id}")

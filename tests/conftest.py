@@ -25,6 +25,7 @@ from gis_service.auth import create_token
 from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import check_server, create_db_engine
+from gis_service.layers import LAYERS
 from gis_service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,3 +157,13 @@ def station(name: str = "测试养老服务站") -> dict:
     return {"type": "Feature", "geometry": {"type": "Point", "coordinates": NEAR_SEAT},
             "properties": {"name": name, "kind": "community_station", "beds": 20, "nursing_beds": 8,
                            "operator": "public_private", "division_code": "500241001001"}}
+
+
+def fingerprint(conn: sa.Connection) -> dict[str, tuple]:
+    """What a refused input must not change: per layer table its rows, the sum of their versions (every update
+    bumps one) and the largest id; the rows of the audit trail, the inspections and the place-name events."""
+    parts = [f"SELECT '{layer.table}', count(*), coalesce(sum(version), 0), max(id) FROM {layer.table}"
+             for layer in LAYERS.values()]
+    parts += [f"SELECT '{table}', count(*), 0, max(id) FROM {table}"
+              for table in ("audit_log", "marker_inspections", "place_name_events")]
+    return {name: tuple(rest) for name, *rest in conn.execute(sa.text(" UNION ALL ".join(parts)))}

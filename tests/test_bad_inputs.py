@@ -25,23 +25,12 @@ from gis_service.auth import create_token, revoke_token
 from gis_service.cli import app as cli_app
 from gis_service.errors import GisServiceError
 from gis_service.io.layers_io import import_into
-from gis_service.layers import LAYERS
 from gis_service.settings import Settings
 
-from .conftest import GEOJSON, NEAR_SEAT, bearer, station
+from .conftest import GEOJSON, NEAR_SEAT, bearer, fingerprint, station
 
 ELDER_CARE = "/collections/elder_care/items"
 TILE = "/collections/roads/tiles/WebMercatorQuad"
-
-
-def fingerprint(conn: sa.Connection) -> dict[str, tuple]:
-    """What a refused input must not change: per layer table its rows, the sum of their versions (every update
-    bumps one) and the largest id; the rows of the audit trail, the inspections and the place-name events."""
-    parts = [f"SELECT '{layer.table}', count(*), coalesce(sum(version), 0), max(id) FROM {layer.table}"
-             for layer in LAYERS.values()]
-    parts += [f"SELECT '{table}', count(*), 0, max(id) FROM {table}"
-              for table in ("audit_log", "marker_inspections", "place_name_events")]
-    return {name: tuple(rest) for name, *rest in conn.execute(sa.text(" UNION ALL ".join(parts)))}
 
 
 @dataclass

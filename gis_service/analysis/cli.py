@@ -7,7 +7,6 @@ answer as is).
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Annotated
@@ -57,15 +56,17 @@ def _run(task: str, compute, *, steps: int = 3):
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
+    """One line per row, a column per key of any row; no text cell a spreadsheet would run (io/csv_cells.py)."""
+    from gis_service.io.csv_cells import write_rows
+
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
-                             for k, v in row.items()})
+
+    def cell(value: object) -> object:
+        return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+    write_rows(path, columns, ([cell(row.get(k)) for k in columns] for row in rows))
 
 
 def _write_json(path: Path, body: dict) -> None:

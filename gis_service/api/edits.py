@@ -6,7 +6,6 @@ existing feature needs ``If-Match`` with the ETag from the last read (428 withou
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -23,13 +22,12 @@ from gis_service.auth import Principal, authenticate
 from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
 from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import Layer
+from gis_service.limits import MAX_FEATURE_ID, load_json
 from gis_service.ogc.crs import parse_crs
 
 router = APIRouter(tags=["edits"])
 
 JSON_TYPES = ("application/json", "application/geo+json")
-#: Largest feature id a path may name (PostgreSQL bigint, with room to spare).
-MAX_FEATURE_ID = 2**62
 #: What a write can answer besides success; 412 and 428 only where an ETag is needed.
 WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
 
@@ -83,14 +81,7 @@ async def json_body(request: Request) -> object:
         raise UnsupportedMediaType(f"send the feature as application/geo+json or application/json; "
                                    f"got {media or 'no Content-Type'}")
     raw = await request.body()  # at most GIS_MAX_BODY_BYTES: the middleware answers 413 beyond
-    try:
-        return json.loads(raw, parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
-
-
-def _refuse_constant(name: str):
-    raise InvalidInputError(f"the body contains {name}, which is not a JSON number")
+    return load_json(raw, what="the body")
 
 
 BodyDep = Annotated[object, Depends(json_body)]

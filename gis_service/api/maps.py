@@ -7,6 +7,7 @@ loaded from the internet. Building a page is :func:`gis_service.maps.builders.bu
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from html import escape
 from typing import Annotated
@@ -26,6 +27,7 @@ from gis_service.maps.render import STATIC_DIR
 router = APIRouter(prefix="/maps", tags=["maps"])
 
 
+@functools.cache
 def static_assets() -> dict[str, str]:
     """The files under /maps/static (path relative to it -> media type)."""
     return {path.relative_to(STATIC_DIR).as_posix(): _media_type(path.name)
@@ -79,11 +81,12 @@ def maps_index() -> HTMLResponse:
                 for media in sorted(set(static_assets().values()))}}, **error_responses(404)})
 def maps_static(asset_path: Annotated[str, Path(description="A file the map pages link to.",
                                                  json_schema_extra={"enum": list(static_assets())})]) -> FileResponse:
-    root = STATIC_DIR.resolve()
-    path = (root / asset_path).resolve()
-    if not path.is_file() or root not in path.parents:
-        raise NotFoundError(f"no map asset {asset_path!r}")
-    return FileResponse(path, media_type=_media_type(path.name), headers={"Cache-Control": "public, max-age=86400"})
+    # Only the listed files: no path from a request reaches the file system (not `..`, not a name too long for it).
+    if asset_path not in static_assets():
+        shown = asset_path if len(asset_path) <= 100 else asset_path[:100] + "..."
+        raise NotFoundError(f"no map asset {shown!r}; the map pages link the files they need")
+    return FileResponse(STATIC_DIR / asset_path, media_type=static_assets()[asset_path],
+                        headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/{name}", response_class=HTMLResponse, summary="One web map",

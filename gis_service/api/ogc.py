@@ -22,6 +22,7 @@ from gis_service.edits import make_etag
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import Layer
+from gis_service.limits import FILTER_LIMITS_DOC, MAX_FILTER_CHARS
 from gis_service.ogc import tiles
 from gis_service.ogc.cache import SummaryCache
 from gis_service.ogc.crs import CRS84_URI, GCJ02_URI, epsg_uri, parse_crs, served_crs_list
@@ -350,7 +351,8 @@ def list_items(
         description="A CQL2 filter (text or JSON, see `filter-lang`) on the queryables: comparisons, LIKE, IN, "
         "BETWEEN, IS NULL, AND/OR/NOT, CASEI, S_INTERSECTS/S_WITHIN/S_CONTAINS/S_DWITHIN (distance in metres), "
         "A_CONTAINS…, T_BEFORE/T_AFTER/T_INTERSECTS. The geometry is `geometry`. E.g. on elder_care: "
-        "`kind = 'township_home' AND beds >= 50`.",
+        "`kind = 'township_home' AND beds >= 50`. " + FILTER_LIMITS_DOC,
+        json_schema_extra={"maxLength": MAX_FILTER_CHARS},
         openapi_examples={"cql2-text": {
             "value": "S_INTERSECTS(geometry, BBOX(108.95, 28.40, 109.05, 28.50))"}})] = None,
     filter_lang: Annotated[str | None, Query(

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from gis_service.edits import CONDITIONS, IF_MATCH_PATTERN, MAX_NOTES_LENGTH
+from gis_service.limits import BODY_LIMITS_DOC
 from gis_service.ogc.crs import content_crs_names, crs_names
 from gis_service.search.queries import measure_area
 from gis_service.settings import Settings
@@ -74,14 +75,15 @@ def feature_body(*, partial: bool) -> dict:
     description = ("A GeoJSON Feature with only the properties (and, optionally, the geometry) that change."
                    if partial else "A GeoJSON Feature: the layer's properties (see its /queryables) and a "
                    "geometry of the layer's type, in CRS84 unless Content-Crs names another CRS.")
-    return {"requestBody": {"required": True, "description": description,
+    return {"requestBody": {"required": True, "description": f"{description} {BODY_LIMITS_DOC}",
                             "content": {GEOJSON: {"schema": schema}, "application/json": {"schema": schema}}}}
 
 
 def inspection_body() -> dict:
     """``openapi_extra`` describing an inspection record's body."""
     schema = {"$ref": "#/components/schemas/Inspection"}
-    return {"requestBody": {"required": True, "description": "The inspection; the inspector is the token's holder.",
+    return {"requestBody": {"required": True, "description": "The inspection; the inspector is the token's holder. "
+                            + BODY_LIMITS_DOC,
                             "content": {"application/json": {"schema": schema}, GEOJSON: {"schema": schema}}}}
 
 

@@ -8,10 +8,17 @@ border), or every line shared with a neighbouring county. Formats, all written b
 - gpx: markers as waypoints named by their number, lines as tracks (GPX 1.1, WGS84), for handheld GPS;
 - gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490;
 - shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg).
+
+KML and GPX are XML that viewers show as HTML (a KML ``<description>`` is an HTML balloon in Google Earth; OsmAnd
+renders GPX descriptions): every text written into them is HTML-escaped, so an inspection note or a line name that
+holds ``<img onerror=...>`` is shown as those characters, never run. Characters XML cannot hold at all (control
+characters, U+FFFE/U+FFFF, lone surrogates; the API and the import refuse them, but older rows may hold them) are
+written as U+FFFD, so one such row cannot make a whole export fail.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -148,6 +155,23 @@ def _line_description(row) -> str:
             f"长 {row.length_m / 1000:.2f} km，状态 {row.status}，最近检查 {row.last_inspected or '无记录'}")
 
 
+#: What XML 1.0 cannot hold: C0 controls but tab and line breaks, surrogates, U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _markup_text(value):
+    """``value`` fit for a KML or GPX text: HTML-escaped, XML's forbidden characters as U+FFFD; not text: as is."""
+    if not isinstance(value, str):
+        return value
+    return html.escape(_NOT_XML.sub("\ufffd", value))
+
+
+def _as_markup(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with every text cell made fit for KML or GPX (the geometry untouched)."""
+    return frame.assign(**{column: frame[column].map(_markup_text) for column in frame.columns
+                           if column != frame.geometry.name and not pd.api.types.is_numeric_dtype(frame[column])})
+
+
 def _with_temp_dir(write) -> bytes:
     with tempfile.TemporaryDirectory(prefix="gis-export-") as folder:
         return write(Path(folder))
@@ -179,11 +203,12 @@ def _kml(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
         path = folder / "boundaries.kml"
         named_lines = lines.to_crs(SERVE_SRID).assign(
             Name=lines["code"], Description=[_line_description(r) for r in lines.itertuples()])
-        pyogrio.write_dataframe(named_lines, path, layer="boundary_lines", driver="LIBKML")
+        pyogrio.write_dataframe(_as_markup(named_lines), path, layer="boundary_lines", driver="LIBKML")
         if not markers.empty:
             named_markers = markers.to_crs(SERVE_SRID).assign(
                 Name=markers["number"], Description=[_marker_description(r) for r in markers.itertuples()])
-            pyogrio.write_dataframe(named_markers, path, layer="boundary_markers", driver="LIBKML", append=True)
+            pyogrio.write_dataframe(_as_markup(named_markers), path, layer="boundary_markers", driver="LIBKML",
+                                    append=True)
         return path.read_bytes()
 
     return _with_temp_dir(write)
@@ -207,10 +232,10 @@ def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
             "name": lines["code"] + " " + lines["name"],
             "desc": [_line_description(r) for r in lines.itertuples()],
         }, geometry=lines.geometry.values, crs=STORAGE_SRID).to_crs(SERVE_SRID)
-        pyogrio.write_dataframe(tracks, tracks_path, layer="tracks", driver="GPX")
+        pyogrio.write_dataframe(_as_markup(tracks), tracks_path, layer="tracks", driver="GPX")
         if waypoints.empty:
             return tracks_path.read_bytes()
-        pyogrio.write_dataframe(waypoints, waypoints_path, layer="waypoints", driver="GPX")
+        pyogrio.write_dataframe(_as_markup(waypoints), waypoints_path, layer="waypoints", driver="GPX")
         ElementTree.register_namespace("", GPX_NS)
         document = ElementTree.parse(waypoints_path)
         for track in ElementTree.parse(tracks_path).getroot().findall(f"{{{GPX_NS}}}trk"):

@@ -13,6 +13,8 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from gis_service.errors import InvalidInputError
+from gis_service.io.csv_cells import restore
+from gis_service.io.csv_cells import write_frame as write_csv_frame
 from gis_service.layers.base import Layer
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
 
@@ -132,6 +134,7 @@ def _read_csv(path: Path) -> gpd.GeoDataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InvalidInputError(f"cannot read {path.name} as UTF-8 CSV: {exc}") from None
+    table = table.map(restore)  # undo the exports' defence against formulas (see io/csv_cells.py)
     lowered = {c.lower(): c for c in table.columns}
     lon = next((lowered[c] for c in LON_COLUMNS if c in lowered), None)
     lat = next((lowered[c] for c in LAT_COLUMNS if c in lowered), None)
@@ -167,7 +170,8 @@ def _to_storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def write_export(frame: gpd.GeoDataFrame, path: Path, *, fmt: str, layer_name: str) -> Path:
     """Write a layer's features. GeoJSON in EPSG:4326 (RFC 7946); GeoPackage in EPSG:4490; CSV with lon/lat
-    (points) or WKT (other geometries) in EPSG:4490. Lists become ';'-separated text outside GeoJSON."""
+    (points) or WKT (other geometries) in EPSG:4490, no text cell a spreadsheet would run (io/csv_cells.py).
+    Lists become ';'-separated text outside GeoJSON."""
     if fmt not in EXPORT_FORMATS:
         raise InvalidInputError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
     path = Path(path)
@@ -186,7 +190,7 @@ def write_export(frame: gpd.GeoDataFrame, path: Path, *, fmt: str, layer_name: s
         table.insert(len(table.columns), "lat", flat.geometry.y.round(7))
     else:
         table["wkt"] = flat.geometry.to_wkt(rounding_precision=7)
-    table.to_csv(path, index=False, encoding="utf-8")
+    write_csv_frame(table, path)
     return path
 
 

@@ -3,18 +3,19 @@
 Fields, in order: standard name (标准名称), Roman-alphabet spelling (罗马字母拼写), category (类别),
 division (所属行政区划), location (地理位置), meaning (含义), origin (来历), history (历史沿革); then the
 service's own: status, heritage listing, former names, division code, lon, lat and id.
-CSV is UTF-8 with a byte-order mark (Excel opens it as UTF-8); GeoJSON is EPSG:4326 (RFC 7946).
+CSV is UTF-8 with a byte-order mark (Excel opens it as UTF-8), no cell a spreadsheet would run as a formula;
+GeoJSON is EPSG:4326 (RFC 7946).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError
+from gis_service.io.csv_cells import write_rows
 
 EXPORT_FORMATS = ("csv", "geojson")
 
@@ -91,16 +92,18 @@ def export_place_names(engine: sa.Engine, path: Path, *, fmt: str) -> tuple[Path
         raise InvalidInputError(f"place names export as {' or '.join(EXPORT_FORMATS)}; got --format {fmt}")
     with engine.connect() as conn:
         records = place_name_records(conn)
+    return write_place_names(records, path, fmt=fmt), len(records)
+
+
+def write_place_names(records: list[dict], path: Path, *, fmt: str) -> Path:
+    """Write :func:`place_name_records` to ``path`` as :func:`export_place_names` describes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = NATIONAL_FIELDS + EXTRA_FIELDS
     if fmt == "csv":
-        with path.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow([header for _, header in fields])
-            for record in records:
-                writer.writerow([record[name] for name, _ in fields])
-        return path, len(records)
+        write_rows(path, [header for _, header in fields],
+                   ([record[name] for name, _ in fields] for record in records), encoding="utf-8-sig")
+        return path
     features = [{
         "type": "Feature",
         "id": record["id"],
@@ -110,4 +113,4 @@ def export_place_names(engine: sa.Engine, path: Path, *, fmt: str) -> tuple[Path
     document = {"type": "FeatureCollection", "name": "place_names",
                 "field_titles_zh": {name: header for name, header in fields}, "features": features}
     path.write_text(json.dumps(document, ensure_ascii=False, indent=None), encoding="utf-8")
-    return path, len(records)
+    return path

@@ -8,7 +8,6 @@ its row, its field and what is wrong. Callers write nothing when any problem is 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from shapely.prepared import prep
 
-from gis_service.errors import RowProblem
+from gis_service.errors import InvalidInputError, RowProblem
 from gis_service.layers.base import Field, Layer
+from gis_service.limits import MAX_IMPORTED_ID, load_json
 
 #: Largest number of vertices accepted in one geometry.
 MAX_VERTICES = 100_000
@@ -181,6 +181,9 @@ def _validate_ids(frame, row_numbers, context, problems) -> list:
             continue
         if ident <= 0:
             problems.append(RowProblem(int(n), "id", "must be a positive whole number"))
+        elif ident > MAX_IMPORTED_ID:
+            problems.append(RowProblem(int(n), "id", f"{ident} is above {MAX_IMPORTED_ID:,} (2^53 - 1), the largest "
+                                       "id a file may give: leave the id out and the service numbers the row"))
         elif ident in seen:
             problems.append(RowProblem(int(n), "id", f"id {ident} appears twice in the file"))
         elif ident in context.existing_ids:
@@ -218,8 +221,10 @@ def _rule_problem(spec: Field, value) -> str | None:
     if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
         return f"is {len(value)} characters long; at most {spec.max_length} are allowed"
     texts = [value] if spec.type == "text" else value if spec.type == "text_list" else []
-    if any(CONTROL_CHARACTERS.search(text) for text in texts):
-        return "contains control characters"
+    for text in texts:
+        problem = text_problem(text, multiline=spec.multiline)
+        if problem:
+            return problem
     if spec.minimum is not None and value < spec.minimum:
         return f"{value} is below the minimum {spec.minimum:g}"
     if spec.maximum is not None and value > spec.maximum:
@@ -291,6 +296,31 @@ def _check_cross_row_rules(layer: Layer, rows: pd.DataFrame, row_numbers, contex
 
 #: Characters no text may hold: C0 controls but tab and line breaks, and DEL. (PostgreSQL refuses NUL outright.)
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: What stored text may not hold, besides those: C1 controls (U+0080-U+009F); tabs and line breaks outside the
+#: multi-line fields; lone surrogates (no UTF-8 for them: the database refuses them); and the Unicode
+#: noncharacters U+FDD0-U+FDEF and U+xFFFE/U+xFFFF of every plane, which XML (so KML and GPX) cannot carry.
+_CONTROL_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NONCHARACTER = re.compile("[\ufdd0-\ufdef" + "".join(f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}"
+                                                      for plane in range(17)) + "]")
+
+
+def text_problem(text: str, *, multiline: bool = False) -> str | None:
+    """What makes ``text`` unfit to store and export (as "contains ..."), or None."""
+    control = (_CONTROL_MULTILINE if multiline else _CONTROL_ONE_LINE).search(text)
+    if control:
+        allowed = "" if multiline else "; tabs and line breaks only in multi-line fields"
+        return f"contains control characters (U+{ord(control.group()):04X} at character {control.start() + 1}{allowed})"
+    surrogate = _SURROGATE.search(text)
+    if surrogate:
+        return (f"contains a lone surrogate (U+{ord(surrogate.group()):04X} at character {surrogate.start() + 1}), "
+                "which is not text: send text as UTF-8")
+    nonchar = _NONCHARACTER.search(text)
+    if nonchar:
+        return (f"contains the Unicode noncharacter U+{ord(nonchar.group()):04X} (at character {nonchar.start() + 1}), "
+                "which exports (KML, GPX) cannot carry; remove it")
+    return None
 
 
 def _is_missing(value) -> bool:
@@ -315,7 +345,13 @@ def _to_text(value) -> str:
     return value.strip()
 
 
+#: Digits a whole number may be written with (a bigint has 19).
+_MAX_DIGITS = 30
+
+
 def _to_int(value) -> int:
+    """Exactly the whole number ``value`` holds: text is read digit by digit, never through a float (which
+    rounds beyond 2^53)."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError("")
     if isinstance(value, (int, np.integer)):
@@ -324,9 +360,12 @@ def _to_int(value) -> int:
         if not value.is_integer():
             raise ValueError("")
         return int(value)
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.0*)?\s*", value):
-        return int(float(value))
-    raise ValueError("")
+    whole = re.fullmatch(r"\s*([+-]?\d+)(?:\.0*)?\s*", value) if isinstance(value, str) else None
+    if whole is None:
+        raise ValueError("")
+    if len(whole.group(1).lstrip("+-0")) > _MAX_DIGITS:
+        raise ValueError(f"more than {_MAX_DIGITS} digits")
+    return int(whole.group(1))
 
 
 def _to_number(value) -> float:
@@ -367,7 +406,10 @@ def _to_text_list(value) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            value = json.loads(text)
+            try:
+                value = load_json(text, what="the list", max_depth=1)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from None
         else:
             return [part.strip() for part in re.split(r"[;；]", text) if part.strip()]
     if isinstance(value, (list, tuple, np.ndarray)):

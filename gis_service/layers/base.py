@@ -31,6 +31,8 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None
+    #: Text of several lines (tabs and line breaks allowed); other text is one line.
+    multiline: bool = False
     #: "division": must be the code of a current administrative division.
     references: Literal["division"] | None = None
     #: Unique among the layer's (current) features.

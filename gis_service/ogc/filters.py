@@ -30,6 +30,7 @@ from shapely.geometry.base import BaseGeometry
 from gis_service.errors import InvalidInputError
 from gis_service.geo.gcj02 import gcj02_to_wgs84
 from gis_service.layers.base import Field, Layer
+from gis_service.limits import LimitExceeded, check_cql2_expression, check_cql2_json_text, check_cql2_text, load_json
 from gis_service.ogc.crs import ServedCrs
 from gis_service.settings import STORAGE_SRID
 
@@ -64,22 +65,29 @@ def parse_filter(text: str, lang: str | None) -> dict:
     """
     if lang is not None and lang not in FILTER_LANGS:
         raise FilterError(f"filter-lang must be one of {', '.join(FILTER_LANGS)}; got {lang!r}")
+    # The limits come first: cql2 (Rust) kills the process on input nested deep enough (see gis_service.limits).
     if lang == "cql2-json" or (lang is None and text.lstrip().startswith("{")):
+        check_cql2_json_text(text)
         try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FilterError(f"filter is not valid JSON (filter-lang cql2-json): {exc}") from None
+            load_json(text, what="filter")
+        except LimitExceeded:
+            raise
+        except InvalidInputError as exc:
+            raise FilterError(f"{exc} (filter-lang cql2-json)") from None
         try:
             expr = cql2.parse_json(text)
         except (cql2.ParseError, ValueError) as exc:
             raise FilterError(f"filter is not valid CQL2 JSON: {exc}") from None
     else:
+        check_cql2_text(text)
         try:
             expr = cql2.parse_text(text)
         except (cql2.ParseError, ValueError) as exc:
             raise FilterError(f"filter could not be parsed as CQL2 text; it failed here:\n{exc}") from None
     # cql2's schema validation costs ~50 ms a call; the translator checks each operator's arguments instead.
-    return expr.to_json()
+    parsed = expr.to_json()
+    check_cql2_expression(parsed)  # the translator recurses: arithmetic chains nest as deep as they are long
+    return parsed
 
 
 @dataclass
@@ -115,6 +123,9 @@ class FilterTranslator:
 
     # -- helpers ---------------------------------------------------------------------------------------------
     def _bind(self, value) -> str:
+        if any("\x00" in text for text in (value if isinstance(value, list) else [value]) if isinstance(text, str)):
+            raise FilterError("filter holds the character NUL (\\u0000) in a text value; the database cannot "
+                              "compare text that holds it, so no feature could match: remove it")
         name = f"{self.prefix}{len(self.params)}"
         while name in self.params:
             name += "_"

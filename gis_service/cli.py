@@ -111,8 +111,11 @@ def serve(
         served = create_db_engine(engine.url.render_as_string(hide_password=False),
                                   statement_timeout_s=settings.statement_timeout_s)
         try:
+            # proxy_headers off: uvicorn would believe X-Forwarded-For from any local process; the app reads
+            # forwarded headers itself, from GIS_TRUSTED_PROXIES only
             uvicorn.run(create_app(settings, served), host=host or settings.host, port=port or settings.port,
-                        log_level=settings.log_level, log_config=log_config(settings.log_level), access_log=False)
+                        log_level=settings.log_level, log_config=log_config(settings.log_level), access_log=False,
+                        proxy_headers=False)
         finally:
             served.dispose()
 

@@ -224,7 +224,8 @@ def test_a_client_chosen_request_id_never_reaches_the_audit_trail(
 
 # -- links ------------------------------------------------------------------------------------------------------
 
-FORGED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+FORGED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+          "X-Forwarded-For": "198.51.100.1"}
 PUBLIC = "https://gis.example.gov.cn/gis"
 
 
@@ -356,27 +357,37 @@ def test_a_maps_policy_admits_the_tiles_of_its_basemap_and_no_other_host(basemap
 
 
 @pytest.fixture(scope="module")
-def docs_server(engine: sa.Engine, database_url: str) -> Iterator[str]:
+def live_server(engine: sa.Engine, database_url: str) -> Iterator[str]:
+    """The service under uvicorn (as `serve` runs it: no proxy headers of uvicorn's own), on a loopback port."""
     from gis_service.devserver import service
 
     with service(database_url, ready_path="/conformance") as url:
         yield url
 
 
+def test_a_real_server_links_to_the_address_it_was_reached_at(live_server: str) -> None:
+    import httpx
+
+    answer = httpx.get(f"{live_server}/collections", headers=FORGED, timeout=30)
+    assert answer.status_code == 200
+    assert [link for link in _links(answer) if not link.startswith(live_server + "/")] == []
+    assert "evil.example" not in answer.text
+
+
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/maps"])
-def test_the_pages_break_no_rule_of_their_policy_in_chromium(path: str, docs_server: str) -> None:
+def test_the_pages_break_no_rule_of_their_policy_in_chromium(path: str, live_server: str) -> None:
     """Offline, the documentation pages cannot fetch Swagger UI and ReDoc from their CDN; what must not appear is
     a load or a script that the page's own Content-Security-Policy blocks."""
     from gis_service.maps.browser import Chromium
 
     with Chromium() as chromium:
         page = chromium.new_page()
-        page.send("Page.navigate", {"url": docs_server + path})
+        page.send("Page.navigate", {"url": live_server + path})
         page.evaluate("new Promise(r => document.readyState === 'complete' ? r() : addEventListener('load', r))",
                       timeout_s=60)
         blocked = [e for e in page.console_errors if "Content Security Policy" in e]
     assert blocked == []
-    assert page.requests and page.requests[0] == docs_server + path
+    assert page.requests and page.requests[0] == live_server + path
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])

@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from starlette.routing import get_route_path
 
 from gis_service import __version__
 from gis_service.api import analysis, edits, exports, health, maps, ogc, placenames
 from gis_service.api.middleware import RequestContext, install_error_handlers
 from gis_service.api.openapi import install_openapi
 from gis_service.api.ratelimit import WriteRateLimiter
+from gis_service.api.security import DOCS_POLICY
 from gis_service.db.engine import READER_CHECKS
 from gis_service.settings import Settings
 
@@ -57,7 +59,8 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     app.state.write_limiter = WriteRateLimiter(settings.write_rate_per_minute)
     if engine is not None:
         app.state.engine = engine
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, settings=settings, html_policies={
+        path: DOCS_POLICY for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path})
     install_error_handlers(app, statement_timeout_s=settings.statement_timeout_s)
 
     app.include_router(health.router)
@@ -95,7 +98,7 @@ def _warm_up(engine: sa.Engine, settings: Settings) -> None:
 async def require_reader(request: Request) -> None:
     """With GIS_READ_REQUIRES_TOKEN, every request but /health needs a valid bearer token (any role)."""
     settings: Settings = request.app.state.settings
-    if not settings.read_requires_token or request.url.path == "/health":
+    if not settings.read_requires_token or get_route_path(request.scope) == "/health":
         return
     await run_in_threadpool(_check_reader, request.app.state.engine, request.headers.get("authorization"))
 

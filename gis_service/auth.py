@@ -21,6 +21,10 @@ from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
 
 ROLES = ("inspector", "placename", "planner", "admin")
 TOKEN_PREFIX = "gis_"
+#: A token's life unless told otherwise: a year, so that a forgotten token stops working by itself.
+DEFAULT_TOKEN_DAYS = 365
+#: The longest life a token may be given in days (``never`` is asked for separately).
+MAX_TOKEN_DAYS = 3650
 
 #: Layers each role may change. Divisions are special: planners may change only their figures.
 ROLE_LAYERS: dict[str, frozenset[str]] = {
@@ -33,11 +37,15 @@ PLANNER_DIVISION_FIELDS = frozenset({"households", "population"})
 
 
 class AuthenticationRequired(GisServiceError):
+    """401, with the ``WWW-Authenticate`` challenge RFC 6750 asks for (``invalid_token`` when one was sent)."""
+
     status_code = 401
 
     def __init__(self, message: str = "this request needs a bearer token: send 'Authorization: Bearer <token>' "
-                 "(create one with `gis-service token create --role ROLE --name NAME`)"):
+                 "(create one with `gis-service token create --role ROLE --name NAME`)", *, token_sent: bool = False):
         super().__init__(message)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="gis-service"' +
+                        (', error="invalid_token"' if token_sent else "")}
 
 
 class Forbidden(GisServiceError):
@@ -73,8 +81,10 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(conn: sa.Connection, *, role: str, name: str, expires_days: int | None = None) -> tuple[int, str]:
-    """Store a new token's hash; return its id and the token itself (shown once, never stored)."""
+def create_token(conn: sa.Connection, *, role: str, name: str,
+                 expires_days: int | None = DEFAULT_TOKEN_DAYS) -> tuple[int, str]:
+    """Store a new token's hash; return its id and the token itself (shown once, never stored). It expires after
+    ``expires_days`` days (a year by default); ``None``: never (until revoked)."""
     if role not in ROLES:
         raise InvalidInputError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     name = name.strip()
@@ -83,13 +93,30 @@ def create_token(conn: sa.Connection, *, role: str, name: str, expires_days: int
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = None
     if expires_days is not None:
-        if expires_days <= 0:
-            raise InvalidInputError("expires_days must be a positive number of days")
+        if not 1 <= expires_days <= MAX_TOKEN_DAYS:
+            raise InvalidInputError(f"a token lives 1 to {MAX_TOKEN_DAYS:,} days; got {expires_days}")
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days)
     token_id = conn.execute(sa.text(
         "INSERT INTO api_tokens (name, role, token_hash, expires_at) VALUES (:n, :r, :h, :e) RETURNING id"),
         {"n": name, "r": role, "h": hash_token(token), "e": expires}).scalar_one()
     return token_id, token
+
+
+def parse_expiry(text: str, *, never_allowed: bool) -> int | None:
+    """``--expires``: a number of days (``90d``; a bare ``90`` is read as days too), or ``never`` (None) when
+    ``never_allowed``. The message says what to write instead."""
+    value = text.strip().lower()
+    if value == "never":
+        if not never_allowed:
+            raise InvalidInputError("--expires never makes a token that works until it is revoked; confirm with "
+                                    "--allow-never (for a service account on a machine you trust), or give days, "
+                                    f"e.g. --expires {DEFAULT_TOKEN_DAYS}d")
+        return None
+    digits = value.removesuffix("d")
+    if not digits.isascii() or not digits.isdigit() or not 1 <= int(digits) <= MAX_TOKEN_DAYS:
+        raise InvalidInputError(f"--expires must be a number of days from 1d to {MAX_TOKEN_DAYS}d, e.g. 90d, or "
+                                f"never; got {text!r}")
+    return int(digits)
 
 
 def list_tokens(conn: sa.Connection) -> list[dict]:
@@ -119,11 +146,14 @@ def authenticate(conn: sa.Connection, authorization: str | None) -> Principal:
         "SELECT id, name, role, revoked_at, expires_at, last_used_at >= now() - interval '1 minute' AS recent "
         "FROM api_tokens WHERE token_hash = :h"), {"h": hash_token(token.strip())}).one_or_none()
     if row is None:
-        raise AuthenticationRequired("the bearer token is not known")
+        raise AuthenticationRequired("the bearer token is not known", token_sent=True)
     if row.revoked_at is not None:
-        raise AuthenticationRequired("the bearer token has been revoked")
+        raise AuthenticationRequired("the bearer token has been revoked", token_sent=True)
     if row.expires_at is not None and row.expires_at <= dt.datetime.now(dt.UTC):
-        raise AuthenticationRequired("the bearer token has expired")
+        raise AuthenticationRequired(
+            f"the bearer token has expired (on {row.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC); ask an "
+            "administrator for a new one: `gis-service token create --role ROLE --name NAME --expires 365d`",
+            token_sent=True)
     if not row.recent:
         # to the minute: updating the row on every request would make all requests with one token wait for
         # each other's transactions (the row stays locked until each commits)

@@ -111,8 +111,11 @@ def serve(
         served = create_db_engine(engine.url.render_as_string(hide_password=False),
                                   statement_timeout_s=settings.statement_timeout_s)
         try:
+            # proxy_headers off: uvicorn would believe X-Forwarded-For from any local process; the app reads
+            # forwarded headers itself, from GIS_TRUSTED_PROXIES only
             uvicorn.run(create_app(settings, served), host=host or settings.host, port=port or settings.port,
-                        log_level=settings.log_level, log_config=log_config(settings.log_level), access_log=False)
+                        log_level=settings.log_level, log_config=log_config(settings.log_level), access_log=False,
+                        proxy_headers=False)
         finally:
             served.dispose()
 
@@ -418,28 +421,37 @@ app.add_typer(token_app, name="token")
 def token_create(
     role: Annotated[str, typer.Option(help="inspector, placename, planner or admin.")],
     name: Annotated[str, typer.Option(help="Who holds the token (kept in the audit trail).")],
-    expires_days: Annotated[int | None, typer.Option(help="Days until the token expires (default: never).")] = None,
+    expires: Annotated[str, typer.Option(help="How long the token works: days, e.g. 90d (1d to 3650d), or never "
+                                              "(with --allow-never).")] = "365d",
+    allow_never: Annotated[bool, typer.Option(help="Confirm --expires never.")] = False,
 ) -> None:
-    """Create a token and print it once: only its hash is stored."""
-    from gis_service.auth import create_token
+    """Create a token and print it once: only its hash is stored. It expires after a year unless told otherwise."""
+    from gis_service.auth import create_token, parse_expiry
 
+    expires_days = parse_expiry(expires, never_allowed=allow_never)  # before connecting: a typo costs nothing
     with database(get_settings()) as engine, engine.begin() as conn:
         token_id, token = create_token(conn, role=role, name=name, expires_days=expires_days)
-    console.print(f"token {token_id} for {name} ({role}); it is shown only now:")
+    until = "never expires" if expires_days is None else f"expires in {expires_days} days"
+    console.print(f"token {token_id} for {name} ({role}), {until}; it is shown only now:")
     out.print(token, highlight=False)
 
 
 @token_app.command("list")
 def token_list() -> None:
-    """The tokens (never the tokens themselves): id, holder, role, created, expires, revoked, last used."""
+    """The tokens (never the tokens themselves): id, holder, role, state, created, expires, last used."""
+    import datetime as dt
+
     from gis_service.auth import list_tokens
 
     with database(get_settings()) as engine, engine.connect() as conn:
         for row in list_tokens(conn):
-            state = "revoked" if row["revoked_at"] else "active"
+            expires = row["expires_at"]
+            state = ("revoked" if row["revoked_at"] else
+                     "expired" if expires is not None and expires <= dt.datetime.now(dt.UTC) else "active")
+            used = f"{row['last_used_at']:%Y-%m-%d %H:%M}" if row["last_used_at"] else "never"
             out.print(f"{row['id']:>4}  {row['role']:<10} {state:<8} {row['name']}  "
-                      f"created {row['created_at']:%Y-%m-%d}  last used {row['last_used_at'] or 'never'}",
-                      highlight=False)
+                      f"created {row['created_at']:%Y-%m-%d}  expires {f'{expires:%Y-%m-%d}' if expires else 'never'}"
+                      f"  last used {used}", highlight=False)
 
 
 @token_app.command("revoke")

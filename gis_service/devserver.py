@@ -58,7 +58,7 @@ def uvicorn_process(app: str = "gis_service.app:create_app", *, env: dict[str, s
     """As :func:`uvicorn_server`, yielding the URL and the process id."""
     port = free_port()
     command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-               "--log-level", "warning"]
+               "--log-level", "warning", "--no-proxy-headers"]  # as `serve`: GIS_TRUSTED_PROXIES decides
     if factory:
         command.append("--factory")
     # cwd: a neutral folder, so that no stray .env file is read

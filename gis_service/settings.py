@@ -5,14 +5,16 @@ Nothing here runs at import time: call :func:`get_settings` (the app and the CLI
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Storage CRS: CGCS2000 geographic.
 STORAGE_SRID = 4490
@@ -63,6 +65,18 @@ class Settings(BaseSettings):
         "(needs GIS_TIANDITU_KEY), osm, or amap (overlays are then drawn in GCJ-02).",
     )
     tianditu_key: str | None = Field(default=None, description="Tianditu key (tk) for GIS_MAP_BASEMAP=tianditu.")
+    public_url: str | None = Field(
+        default=None,
+        description="The address people reach the service at (https://gis.example.gov.cn, or with a path behind a "
+        "proxy: https://intranet.example/gis): every link in an answer starts with it, whatever Host header a "
+        "client sends. Unset: links name the address and port the request reached the server at.",
+    )
+    # NoDecode: a comma-separated list in the environment, not JSON
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="IPs or networks (CIDR) of the reverse proxies in front of the service: only their "
+        "X-Forwarded-For / Forwarded headers are believed (for the client's address in the log). Empty: nobody's.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -72,6 +86,33 @@ class Settings(BaseSettings):
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("GIS_DATABASE_URL must be a postgresql+psycopg:// URL, e.g. postgresql+psycopg://user@host/db")
         return "postgresql+psycopg://" + value.split("://", 1)[1]
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+                or parts.username is not None:
+            raise ValueError(f"GIS_PUBLIC_URL must be http(s)://host[:port][/path] with no query, e.g. "
+                             f"https://gis.example.gov.cn; got {value!r}")
+        return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value or ())
+        networks = []
+        for item in (str(i).strip() for i in items):
+            if not item:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ValueError(f"GIS_TRUSTED_PROXIES must list IP addresses or networks (10.0.0.5, "
+                                 f"10.0.0.0/24, ::1), separated by commas; {item!r} is neither") from None
+        return tuple(networks)
 
     @cached_property
     def embedded(self) -> bool:

@@ -113,7 +113,8 @@ def test_twenty_clients_patching_one_feature_at_once_exactly_one_wins_each_round
     assert feature.json()["properties"]["beds"] == final_beds  # the last winner's values, both of them
     assert feature.json()["properties"]["nursing_beds"] == final_beds // 2
     assert feature.headers["ETag"] == f'"elder_care.{station}.v{start_version + ROUNDS}"'  # one version per win
-    history = httpx.get(f"{server}{url}/history").json()["changes"]
+    # history needs a token of any role (it names the staff)
+    history = httpx.get(f"{server}{url}/history", headers={"Authorization": f"Bearer {tokens[0]}"}).json()["changes"]
     assert [c["after"]["beds"] for c in history] == [100 * (r + 1) + n for r, n in enumerate(winners)]
     assert [c["actor"] for c in history] == [f"规划员{n}" for n in winners]
     assert [c["version"] for c in history] == list(range(start_version + 1, start_version + ROUNDS + 1))

@@ -52,7 +52,7 @@ def test_a_stale_etag_is_refused_and_nothing_is_lost(client: TestClient, conn: s
     assert stale.status_code == 412 and "has changed since you read it" in stale.text
     assert conn.execute(sa.text(f"SELECT beds FROM elder_care WHERE id = {created.json()['id']}")).scalar() == 30
     assert client.get(url).headers["ETag"] == first.headers["ETag"] != etag_v1
-    history = client.get(url + "/history").json()
+    history = client.get(url + "/history", headers=bearer(tokens["inspector"])).json()  # any role may read it
     assert [c["action"] for c in history["changes"]] == ["create", "update"]
     assert history["changes"][1]["before"]["beds"] == 20 and history["changes"][1]["after"]["beds"] == 30
 
@@ -118,7 +118,8 @@ def test_an_inspection_updates_the_marker_in_the_same_transaction(
     condition, last = conn.execute(sa.text(
         "SELECT condition, last_inspected::text FROM boundary_markers WHERE id = :id"), {"id": marker}).one()
     assert (condition, last) == ("damaged", "2026-11-20")
-    records = client.get(f"/collections/boundary_markers/items/{marker}/inspections").json()["inspections"]
+    records = client.get(f"/collections/boundary_markers/items/{marker}/inspections",
+                         headers=bearer(tokens["planner"])).json()["inspections"]
     assert records[0]["inspector"] == "测试inspector" and records[0]["notes"] == "桩体倾斜"
     denied = client.post(f"/collections/boundary_markers/items/{marker}/inspections",
                          json={"condition": "intact"}, headers=bearer(tokens["placename"]))
@@ -131,7 +132,7 @@ def test_delete_keeps_the_feature_in_the_audit_trail(client: TestClient, conn: s
     assert client.delete(url, headers=bearer(tokens["admin"])).status_code == 428
     assert client.delete(url, headers=bearer(tokens["admin"], **{"If-Match": created.headers["ETag"]})
                          ).status_code == 204
-    history = client.get(url + "/history").json()["changes"]
+    history = client.get(url + "/history", headers=bearer(tokens["admin"])).json()["changes"]
     assert [c["action"] for c in history] == ["create", "delete"]
     assert history[-1]["before"]["name"] == "测试养老服务站"
 

@@ -69,6 +69,22 @@ def test_writes_document_tokens_roles_rate_limits_and_preconditions() -> None:
         **doc["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
 
 
+#: The reads that name the bureau's staff, or keep copies of deleted features: a token of any role.
+TOKEN_READS = {"/collections/{collectionId}/items/{featureId}/history",
+               "/collections/boundary_markers/items/{featureId}/inspections", "/placenames/{place_name_id}/changes"}
+
+
+def test_reads_that_name_staff_document_their_token_and_no_other_read_does() -> None:
+    doc = document()
+    reads = {p: op for m, p, op in operations(doc) if m == "get"}
+    assert {p for p, op in reads.items() if "security" in op} == TOKEN_READS
+    for path in TOKEN_READS:
+        assert reads[path]["security"] == [{"bearer": []}]
+        challenge = reads[path]["responses"]["401"]["headers"]["WWW-Authenticate"]
+        assert challenge["schema"]["pattern"] == "^Bearer "
+    assert all("401" not in op["responses"] for p, op in reads.items() if p not in TOKEN_READS)
+
+
 def test_only_writes_of_features_document_422_and_fastapis_validation_error_is_gone() -> None:
     for doc in (document(), to_openapi_30(document())):
         documented = {(m, p) for m, p, op in operations(doc) if "422" in op["responses"]}

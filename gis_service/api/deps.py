@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 import anyio
 import sqlalchemy as sa
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session
 
+from gis_service.auth import Principal, authenticate
 from gis_service.db.engine import FAST_READS, MAX_SESSIONS
 from gis_service.settings import Settings
 
@@ -74,6 +76,26 @@ async def get_read_runner(request: Request) -> ReadRunner:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnectionDep = Annotated[sa.Connection, Depends(get_connection)]
 ReadRunnerDep = Annotated[ReadRunner, Depends(get_read_runner)]
+
+#: Documents the bearer token (the ``bearer`` security scheme) on the operations that depend on it; the token
+#: itself is checked by :func:`gis_service.auth.authenticate`, whose messages say what is wrong with it.
+bearer_token = HTTPBearer(scheme_name="bearer", auto_error=False,
+                          description="A token from `gis-service token create --role ROLE --name NAME`: "
+                          "`Authorization: Bearer gis_...`.")
+
+
+def staff_reader(request: Request, response: Response, conn: ConnectionDep,
+                 _: Annotated[object, Depends(bearer_token)]) -> Principal:
+    """Whoever holds a valid token, of any role: for the records that name the bureau's staff or keep copies of
+    what was deleted (a feature's history, inspections, the place-name change log). Their answers are not kept
+    by caches (``Cache-Control: no-store``)."""
+    who = authenticate(conn, request.headers.get("authorization"))
+    response.headers["Cache-Control"] = "no-store"
+    return who
+
+
+#: ``dependencies=`` of the reads that need a token of any role (see :func:`staff_reader`).
+NEEDS_TOKEN = [Depends(staff_reader)]
 
 
 async def wait_for_network_build() -> None:

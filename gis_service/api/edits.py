@@ -11,12 +11,11 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPBearer
 from pyproj import CRS
 
 from gis_service import edits
 from gis_service.api import middleware
-from gis_service.api.deps import ConnectionDep, SessionDep, SettingsDep
+from gis_service.api.deps import NEEDS_TOKEN, ConnectionDep, SessionDep, SettingsDep, bearer_token
 from gis_service.api.openapi import GEOJSON, error_responses, feature_body, if_match_header, inspection_body
 from gis_service.auth import Principal, authenticate
 from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
@@ -34,13 +33,6 @@ WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
 
 class UnsupportedMediaType(GisServiceError):
     status_code = 415
-
-
-#: Documents the bearer token (the ``bearer`` security scheme); the token itself is checked by
-#: :func:`gis_service.auth.authenticate`, whose messages say what is wrong with it.
-bearer_token = HTTPBearer(scheme_name="bearer", auto_error=False,
-                          description="A token from `gis-service token create --role ROLE --name NAME`: "
-                          "`Authorization: Bearer gis_...`.")
 
 
 def principal(request: Request, conn: ConnectionDep, _: Annotated[object, Depends(bearer_token)]) -> Principal:
@@ -64,8 +56,9 @@ ContentCrs = Annotated[str | None, Header(description="CRS of the body's coordin
 
 
 XRequestId = Annotated[str | None, Header(
-    description="Your id for this request (letters, digits, . _ : -, at most 100), kept in the audit trail and the "
-    "log; one is made when it is absent or not of that form. Answers carry it in X-Request-ID.")]
+    description="Your id for this request (letters, digits, . _ : -, at most 100): logged beside the service's own "
+    "id (as client_request_id), so that you can find your request in the log. The audit trail keeps the "
+    "service's id, which answers carry in X-Request-ID.")]
 
 
 def request_id(request: Request, x_request_id: XRequestId = None) -> str:
@@ -195,8 +188,9 @@ def delete_item(collectionId: CollectionId, featureId: FeatureId, session: Sessi
 
 @router.get("/collections/{collectionId}/items/{featureId}/history", summary="A feature's past versions",
             description="Every accepted change of the feature, oldest first: who, when, the action, and the "
-            "feature before and after (GeoJSON geometry in EPSG:4326).",
-            responses=error_responses(400, 404, 503))
+            "feature before and after (GeoJSON geometry in EPSG:4326). Needs a bearer token of any role: it names "
+            "the bureau's staff and keeps full copies of deleted features.",
+            responses=error_responses(400, 401, 404, 503), dependencies=NEEDS_TOKEN)
 def item_history(collectionId: CollectionId, featureId: FeatureId, conn: ConnectionDep) -> dict:
     layer = writable_layer(collectionId)
     history = edits.feature_history(conn, layer, featureId)
@@ -219,8 +213,10 @@ def create_inspection(featureId: FeatureId, body: BodyDep, session: SessionDep, 
 
 
 @router.get("/collections/boundary_markers/items/{featureId}/inspections", summary="A marker's inspections",
-            description="The inspection records of a boundary marker, newest first.",
-            responses=error_responses(400, 404, 503))
+            description="The inspection records of a boundary marker, newest first, with the inspectors' names. "
+            "Needs a bearer token of any role. (A marker's condition and last inspection date are open: see the "
+            "marker itself.)",
+            responses=error_responses(400, 401, 404, 503), dependencies=NEEDS_TOKEN)
 def list_inspections(featureId: FeatureId, conn: ConnectionDep) -> dict:
     if conn.execute(sa.text("SELECT 1 FROM boundary_markers WHERE id = :id"), {"id": featureId}).scalar() is None:
         raise NotFoundError(f"boundary_markers has no feature {featureId}")

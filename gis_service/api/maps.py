@@ -20,6 +20,7 @@ from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, MODES
 from gis_service.api.analysis import FACILITY_KINDS, AnalysisSettingsDep
 from gis_service.api.deps import NEEDS_NETWORK, ConnectionDep, SettingsDep
 from gis_service.api.openapi import error_responses
+from gis_service.api.security import MAP_REFERRER_POLICY, map_policy
 from gis_service.errors import NotFoundError
 from gis_service.maps.recipes import MAP_NAMES, load_recipe
 from gis_service.maps.render import STATIC_DIR
@@ -62,8 +63,14 @@ _COVERAGE_FORM = """<form action="{href}" method="get">
 <option value="drive">驾车</option></select></label><button type="submit">打开</button></form>"""
 
 
+def map_page(html: str, *, basemap: str) -> HTMLResponse:
+    """A page of the maps, with the security policy its inline scripts and basemap tiles need."""
+    return HTMLResponse(html, headers={"Content-Security-Policy": map_policy(basemap),
+                                       "Referrer-Policy": MAP_REFERRER_POLICY})
+
+
 @router.get("", response_class=HTMLResponse, summary="Index of the web maps")
-def maps_index() -> HTMLResponse:
+def maps_index(settings: SettingsDep) -> HTMLResponse:
     items = []
     for name in MAP_NAMES:
         recipe = load_recipe(name)
@@ -71,7 +78,7 @@ def maps_index() -> HTMLResponse:
         form = _COVERAGE_FORM.format(href=href) if name == "coverage" else ""
         items.append(f'<li><a href="{href}">{escape(recipe.title_zh)}</a><p class="d">'
                      f"{escape(recipe.description_zh)}</p>{form}</li>")
-    return HTMLResponse(_INDEX.format(items="".join(items)))
+    return map_page(_INDEX.format(items="".join(items)), basemap=settings.map_basemap)
 
 
 @router.get("/static/{asset_path:path}", summary="Scripts, style sheets and images the maps use",
@@ -118,4 +125,4 @@ def get_map(
                      measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
                      basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served",
                      static_url="static", service_url="..")
-    return HTMLResponse(html)
+    return map_page(html, basemap=settings.map_basemap)

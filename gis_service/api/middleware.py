@@ -1,10 +1,14 @@
-"""What every request goes through: a request id, a size limit on bodies, one structured log line, and errors
-in one shape.
+"""What every request goes through: a request id, the client's address and the service's public address, a
+refusal of tokens in URLs, a size limit on bodies, security headers, one structured log line, and errors in one
+shape.
 
-Every answer carries ``X-Request-ID`` (the client's own when it sends a sane one, else a new one), every error
-body is ``{"code", "description", "request_id"}`` (the OGC API exception shape plus the id), and every request
-is logged as one JSON line on the ``gis_service.access`` logger with the same id, so that a user who quotes the
-id of an error lets the operator find it in the log.
+Every answer carries ``X-Request-ID``, the service's own id for the request, and every error body is
+``{"code", "description", "request_id"}`` (the OGC API exception shape plus the id); every request is logged as
+one JSON line on the ``gis_service.access`` logger with the same id, so that a user who quotes the id of an error
+lets the operator find it in the log. The id in the log and the audit trail is always made here: one a client
+chose could pass a change off as part of another request, or send log searches to the wrong lines. A client's own
+``X-Request-ID`` (when sane) is written beside it in the log line, as ``client_request_id``, so that the client can
+still find its request there. See :mod:`gis_service.api.security` for what a request may say about itself.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import re
 import time
 import uuid
+from urllib.parse import unquote
 
 import psycopg.errors
 import sqlalchemy as sa
@@ -25,13 +30,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gis_service.api import security
 from gis_service.errors import GisServiceError
+from gis_service.settings import Settings
 
 access_log = logging.getLogger("gis_service.access")
 error_log = logging.getLogger("gis_service.errors")
 
-#: A client's X-Request-ID is kept when it is this sane; otherwise the service makes one.
+#: A client's X-Request-ID is logged beside the service's id when it is this sane.
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+#: Addresses a server listens on that are no address to link to.
+_ANY_ADDRESS = ("", "0.0.0.0", "::", "[::]")
 
 
 def request_id(request: Request) -> str | None:
@@ -46,20 +55,36 @@ def error_response(request: Request, status_code: int, code: str, description: s
 
 class RequestContext:
     """Pure ASGI middleware (no BaseHTTPMiddleware: it would buffer streamed answers and cost a task per
-    request): assigns the request id, refuses bodies over ``max_body_bytes`` with 413 before the endpoint reads
-    them (both by Content-Length and by counting a chunked body), and writes the access log line."""
+    request): assigns the request id, finds the client's address, presents the request to the app as the public
+    sees it (:meth:`_as_public`), refuses a token in the query string with 400 and bodies over
+    ``GIS_MAX_BODY_BYTES`` with 413 before the endpoint reads them (both by Content-Length and by counting a
+    chunked body), adds the security headers to every answer, and writes the access log line.
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int):  # GIS_MAX_BODY_BYTES
+    ``html_policies``: the Content-Security-Policy of HTML pages at these paths (FastAPI's /docs and /redoc);
+    other HTML gets :data:`security.PAGE_POLICY` unless its router sets one (/maps does)."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, html_policies: dict[str, str] | None = None):
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes = settings.max_body_bytes
+        self.trusted = security.networks(settings.trusted_proxies)
+        self.public = security.PublicAddress.parse(settings.public_url) if settings.public_url else None
+        self.https = self.public is not None and self.public.scheme == "https"
+        host = "127.0.0.1" if settings.host in _ANY_ADDRESS else settings.host
+        self.configured_netloc = f"[{host}]:{settings.port}" if ":" in host else f"{host}:{settings.port}"
+        self.html_policies = html_policies or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        given = headers.get("x-request-id", "")
-        rid = given if _CLIENT_ID.fullmatch(given) else uuid.uuid4().hex
+        rid = uuid.uuid4().hex
+        peer = (scope.get("client") or ("", 0))[0]
+        client = security.client_address(peer, headers, self.trusted)
+        logged = {"path": security.without_tokens(scope["path"]),
+                  "query": security.without_tokens(scope.get("query_string", b"").decode("latin-1")[:500])}
+        html_policy = self.html_policies.get(get_route_path(scope), security.PAGE_POLICY)
+        scope = self._as_public(scope, client)
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status = {"code": 500, "started": False}
@@ -67,10 +92,22 @@ class RequestContext:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"], status["started"] = message["status"], True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                given = list(message.get("headers", []))
+                message["headers"] = [*given, (b"x-request-id", rid.encode()), *security.security_headers(
+                    given, https=self.https, policy_for_html=html_policy)]
             await send(message)
 
         try:
+            holder = security.token_in_query(scope.get("query_string", b""))
+            if holder is not None:
+                logged["query"] = "[withheld: it held a token]"
+                await _send_json(send_with_id, 400, {
+                    "code": "TokenInUrl", "request_id": rid,
+                    "description": f"the query parameter {security.without_tokens(holder)!r} holds a token; "
+                                   "tokens in URLs end up in logs, browser history and Referer headers, so they are "
+                                   "refused: send it as a header, 'Authorization: Bearer <token>' (and revoke a "
+                                   "token that was sent in a URL: `gis-service token revoke ID`)"})
+                return
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_body_bytes:
                 await self._too_large(send_with_id, rid, int(declared))
@@ -92,7 +129,7 @@ class RequestContext:
                 await self._too_large(send_with_id, rid, exc.size, at_least=True)
             except Exception as exc:
                 # the last resort: a bug. Logged with its traceback under the id the user is shown.
-                error_log.error("request %s failed: %s %s", rid, scope["method"], scope["path"], exc_info=exc)
+                error_log.error("request %s failed: %s %s", rid, scope["method"], logged["path"], exc_info=exc)
                 if status["started"]:
                     raise
                 await _send_json(send_with_id, 500, {
@@ -101,12 +138,38 @@ class RequestContext:
                                    "please quote it when you report this"})
         finally:
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info(json.dumps({
-                    "request_id": rid, "method": scope["method"], "path": scope["path"],
-                    "query": scope.get("query_string", b"").decode("latin-1")[:500], "status": status["code"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                    "client": (scope.get("client") or ("", 0))[0],
-                }, ensure_ascii=False))
+                entry = {"request_id": rid, "method": scope["method"], **logged, "status": status["code"],
+                         "duration_ms": round((time.perf_counter() - started) * 1000, 1), "client": client}
+                if client != peer:
+                    entry["proxy"] = peer
+                given_id = headers.get("x-request-id", "")
+                if _CLIENT_ID.fullmatch(given_id):
+                    entry["client_request_id"] = given_id
+                access_log.info(json.dumps(entry, ensure_ascii=False))
+
+    def _as_public(self, scope: Scope, client: str) -> Scope:
+        """A copy of ``scope`` describing the request as the public sees it, so that every ``request.url`` and
+        ``request.base_url`` in the app (the links of every answer) names the service's own address:
+        GIS_PUBLIC_URL's scheme, host and path prefix (as the ASGI ``root_path``; the proxy may or may not strip
+        it from the path), or else the address and port the request reached. The Host header a client sends is
+        never used. ``client``: the client's address, as :func:`security.client_address` found it."""
+        scope = dict(scope)
+        if self.public is not None:
+            scope["scheme"], netloc, prefix = self.public.scheme, self.public.netloc, self.public.prefix
+            if prefix:
+                path = unquote(prefix)
+                if not (scope["path"] == path or scope["path"].startswith(path + "/")):
+                    scope["path"] = path + scope["path"]
+                    if scope.get("raw_path") is not None:
+                        scope["raw_path"] = prefix.encode("latin-1") + scope["raw_path"]
+                scope["root_path"] = path
+        else:
+            netloc = security.socket_netloc(scope.get("server"), scope.get("scheme", "http"), self.configured_netloc)
+        scope["headers"] = [(k, v) for k, v in scope["headers"] if k.lower() != b"host"] + [
+            (b"host", netloc.encode("latin-1"))]
+        if scope.get("client") and scope["client"][0] != client:
+            scope["client"] = (client, 0)
+        return scope
 
     async def _too_large(self, send: Send, rid: str, size: int, *, at_least: bool = False) -> None:
         what = f"more than {self.max_body_bytes:,}" if at_least else f"{size:,}"

@@ -36,11 +36,15 @@ ERROR_SCHEMA_REF = "#/components/schemas/Exception"
 
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.",
                                 "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+_CHALLENGE = {"WWW-Authenticate": {"description": 'The scheme to use (RFC 6750): Bearer realm="gis-service", with '
+                                   'error="invalid_token" when the token sent is unknown, revoked or expired.',
+                                   "schema": {"type": "string", "pattern": "^Bearer "}}}
 #: What each error status means in this service; the body always says exactly what was wrong.
 ERRORS: dict[int, str] = {
     400: "A parameter, header or the body is not valid; `description` names it, says what was expected and "
          "shows what was sent.",
-    401: "No bearer token, or one that is unknown, revoked or expired (`Authorization: Bearer <token>`).",
+    401: "No bearer token, or one that is unknown, revoked or expired (`Authorization: Bearer <token>`; tokens "
+         "expire after a year unless made with another --expires).",
     403: "The token's role may not change this layer (or these fields).",
     404: "No such collection, feature, record or resource.",
     412: "If-Match does not name the feature's current ETag: it changed since it was read. GET it again and "
@@ -65,6 +69,8 @@ def error_responses(*status_codes: int) -> dict[int | str, dict]:
                     "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}}}}
         if status in (429, 503):
             response["headers"] = _RETRY_AFTER
+        if status == 401:
+            response["headers"] = _CHALLENGE
         responses[status] = response
     return responses
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
-from gis_service.api.deps import ConnectionDep, ReadRunnerDep, SettingsDep
+from gis_service.api.deps import NEEDS_TOKEN, ConnectionDep, ReadRunnerDep, SettingsDep
 from gis_service.api.openapi import error_responses
 from gis_service.layers.placenames import CATEGORIES
 from gis_service.search import queries
@@ -126,13 +126,22 @@ def check(
     return queries.check_name(conn, name, division=division)
 
 
+PlaceNameId = Annotated[int, Path(description="Id of the place name (a positive whole number).",
+                                  ge=1, le=MAX_PLACE_NAME_ID)]
+
+
 @router.get("/{place_name_id}", summary="One place name with its history",
-            description="The record with its meaning, origin and history, the former names that lead to it, its "
-            "successor when it is no longer current, and every recorded change (what, who, when).",
+            description="The record with its meaning, origin and history, the former names that lead to it and "
+            "its successor when it is no longer current. Who changed it and when: /placenames/{id}/changes.",
             responses=error_responses(400, 404, 503))
-def get_place_name(
-    conn: ConnectionDep,
-    place_name_id: Annotated[int, Path(description="Id of the place name (a positive whole number).",
-                                       ge=1, le=MAX_PLACE_NAME_ID)],
-) -> dict:
+def get_place_name(conn: ConnectionDep, place_name_id: PlaceNameId) -> dict:
     return queries.place_name_detail(conn, place_name_id)
+
+
+@router.get("/{place_name_id}/changes", summary="Who changed a place name, and how",
+            description="Every recorded change of the record, oldest first: the action (renamed, cancelled, "
+            "pinyin set …), who made it, when, a note, and the values before and after. Needs a bearer token of "
+            "any role: it names the bureau's staff.",
+            responses=error_responses(400, 401, 404, 503), dependencies=NEEDS_TOKEN)
+def get_place_name_changes(conn: ConnectionDep, place_name_id: PlaceNameId) -> dict:
+    return queries.place_name_changes(conn, place_name_id)

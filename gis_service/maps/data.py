@@ -133,13 +133,15 @@ def boundary_lines(conn: sa.Connection, *, measure_srid: int) -> list[dict]:
 
 
 def boundary_markers(conn: sa.Connection) -> list[dict]:
-    """Boundary markers with their condition and their last inspection (date, inspector, condition found)."""
+    """Boundary markers with their condition and their last inspection (date, notes). Not the inspector: the
+    maps are open to anyone (and their files are passed around), and staff names are read with a token
+    (GET .../inspections)."""
     return _features(conn, """
         SELECT m.id AS fid, m.number, m.marker_type, m.line_code, m.material, m.set_on, m.condition,
-               coalesce(i.inspected_on, m.last_inspected) AS last_inspected, i.inspector, i.notes,
+               coalesce(i.inspected_on, m.last_inspected) AS last_inspected, i.notes,
                ST_AsGeoJSON(ST_Transform(m.geom, 4326), 6) AS geojson
         FROM boundary_markers m
-        LEFT JOIN LATERAL (SELECT inspected_on, inspector, notes FROM marker_inspections mi
+        LEFT JOIN LATERAL (SELECT inspected_on, notes FROM marker_inspections mi
                            WHERE mi.marker_id = m.id ORDER BY inspected_on DESC, id DESC LIMIT 1) i ON true
         ORDER BY m.number""", {})
 

@@ -614,8 +614,8 @@ def check_name(conn: sa.Connection, name: str, *, division: str | None = None) -
 # -- one record ----------------------------------------------------------------------------------------
 
 def place_name_detail(conn: sa.Connection, place_name_id: int) -> dict:
-    """One place name with everything the office keeps: meaning, origin, history, the former names that
-    lead to it, its successor (if it is no longer current) and the log of changes (who, when, what)."""
+    """One place name with everything the office publishes: meaning, origin, history, the former names that
+    lead to it and its successor (if it is no longer current). Who changed it is in :func:`place_name_changes`."""
     rows = feature_rows(conn, [place_name_id])
     row = rows.get(place_name_id)
     if row is None:
@@ -627,9 +627,6 @@ def place_name_detail(conn: sa.Connection, place_name_id: int) -> dict:
         " WHERE e.depth < 10)"
         " SELECT p.id, p.name, p.pinyin, p.pinyin_manual, p.status, p.history, e.depth FROM earlier e"
         " JOIN place_names p ON p.id = e.id ORDER BY e.depth, p.id"), {"id": place_name_id}).all()
-    events = conn.execute(sa.text(
-        "SELECT action, changed_at, changed_by, note, old_values, new_values FROM place_name_events "
-        "WHERE place_name_id = :id ORDER BY changed_at, id"), {"id": place_name_id}).all()
     successor = None
     if row.successor_id is not None:
         successor = conn.execute(sa.text("SELECT id, name, status FROM place_names WHERE id = :id"),
@@ -642,8 +639,17 @@ def place_name_detail(conn: sa.Connection, place_name_id: int) -> dict:
          "history": f.history, "steps_back": f.depth} for f in former]
     result["properties"]["successor"] = None if successor is None else {
         "id": successor.id, "name": successor.name, "status": successor.status}
-    result["properties"]["changes"] = [
-        {"action": e.action, "changed_at": e.changed_at.isoformat(), "changed_by": e.changed_by, "note": e.note,
-         "old": e.old_values, "new": e.new_values} for e in events]
     return result
+
+
+def place_name_changes(conn: sa.Connection, place_name_id: int) -> dict:
+    """The log of changes of one place name, oldest first: what, who, when, the values before and after."""
+    if conn.execute(sa.text("SELECT 1 FROM place_names WHERE id = :id"), {"id": place_name_id}).scalar() is None:
+        raise NotFoundError(f"no place name has id {place_name_id}")
+    events = conn.execute(sa.text(
+        "SELECT action, changed_at, changed_by, note, old_values, new_values FROM place_name_events "
+        "WHERE place_name_id = :id ORDER BY changed_at, id"), {"id": place_name_id}).all()
+    return {"placeNameId": place_name_id, "changes": [
+        {"action": e.action, "changed_at": e.changed_at.isoformat(), "changed_by": e.changed_by, "note": e.note,
+         "old": e.old_values, "new": e.new_values} for e in events]}
 

@@ -51,12 +51,11 @@ def main() -> None:
 
 @contextlib.contextmanager
 def database(settings: Settings) -> Iterator[sa.Engine]:
-    """A migrated database for the duration of a command."""
-    from gis_service.db import migrate
-    from gis_service.db.engine import create_db_engine, provisioned
+    """A migrated database for the duration of a command, as the service role."""
+    from gis_service.db.engine import create_db_engine, provisioned, upgrade_schema
 
     with provisioned(settings) as url:
-        migrate.upgrade(url)
+        upgrade_schema(settings, url)
         engine = create_db_engine(url)
         try:
             yield engine
@@ -141,11 +140,12 @@ def _cluster(settings: Settings):
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded cluster (creating it on first use) and leave it running."""
-    from gis_service.db import migrate
+    from gis_service.db.engine import upgrade_schema
 
-    cluster = _cluster(get_settings())
+    settings = get_settings()
+    cluster = _cluster(settings)
     started = cluster.start()
-    migrate.upgrade(cluster.url())
+    upgrade_schema(settings, cluster.url())
     out.print(f"{'started' if started else 'already running'}: {cluster.url()}", highlight=False)
 
 
@@ -175,31 +175,39 @@ def db_status() -> None:
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the SQLAlchemy URL of the database."""
+    """Print the SQLAlchemy URL of the database (the service role's); never a password: it says where that is."""
+    from sqlalchemy.engine import make_url
+
     settings = get_settings()
-    url = _cluster(settings).url() if settings.embedded else settings.database_url
-    out.print(url, highlight=False, soft_wrap=True)
+    if settings.embedded:
+        cluster = _cluster(settings)
+        out.print(cluster.url(), highlight=False, soft_wrap=True)
+        console.print(f"The password is in {cluster.password_file} (readable by its owner only), which the URL names "
+                      "as passfile: psql and libpq read it from there.", highlight=False, soft_wrap=True)
+    else:
+        out.print(make_url(settings.database_url).render_as_string(), highlight=False, soft_wrap=True)
+        console.print("The password (***) is the one in GIS_DATABASE_URL.", highlight=False)
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Run the schema migrations up to a revision."""
-    from gis_service.db import migrate
-    from gis_service.db.engine import provisioned
+    from gis_service.db.engine import provisioned, upgrade_schema
 
-    with provisioned(get_settings()) as url:
-        migrate.upgrade(url, revision)
+    settings = get_settings()
+    with provisioned(settings) as url:
+        upgrade_schema(settings, url, revision)
     out.print(f"schema at {revision}")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g. base (drops every layer).")) -> None:
     """Undo schema migrations down to a revision."""
-    from gis_service.db import migrate
-    from gis_service.db.engine import provisioned
+    from gis_service.db.engine import downgrade_schema, provisioned
 
-    with provisioned(get_settings()) as url:
-        migrate.downgrade(url, revision)
+    settings = get_settings()
+    with provisioned(settings) as url:
+        downgrade_schema(settings, url, revision)
     out.print(f"schema at {revision}")
 
 

@@ -102,6 +102,14 @@ def settings(cluster_dir: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def backup_key(settings: Settings) -> bytes:
+    """The key the session's backups are signed with (made in the test cluster's data folder)."""
+    from gis_service.db.backup import backup_key
+
+    return backup_key(settings.data_dir, create=True)
+
+
+@pytest.fixture(scope="session")
 def demo_frames(settings: Settings) -> dict:
     from gis_service.demo.build import build_demo
 

@@ -56,6 +56,21 @@ def _psql(cluster: EmbeddedCluster, role: str, *, user: str | None = None,
                           env={**os.environ, "PGPASSFILE": "/nonexistent"})
 
 
+#: One audit entry for each token, as a change through the API would write it.
+AUDIT_ENTRY_PER_TOKEN = sa.text("INSERT INTO audit_log (token_id, actor, role, layer, feature_id, action) "
+                                "SELECT id, name, role, 'elder_care', 1, 'update' FROM api_tokens")
+
+
+def _small_county_with_an_admin(url: str, name: str, settings: Settings, demo_frames: dict) -> None:
+    """Migrate the empty database at ``url`` and put in the small county, an admin token and its audit entry."""
+    load_small_county(url, settings, demo_frames)
+    engine = create_db_engine(url)
+    with engine.begin() as conn:
+        create_token(conn, role="admin", name=name)
+        conn.execute(AUDIT_ENTRY_PER_TOKEN)
+    engine.dispose()
+
+
 # -- the embedded cluster admits the service only -------------------------------------------------------------
 
 @needs_root
@@ -140,13 +155,19 @@ def test_the_service_role_may_not_do_what_only_a_superuser_may(
     assert not MARKER.exists()
 
 
+def _owners(conn: sa.Connection) -> dict[str, str]:
+    """The owner of every table and sequence of schema public, but PostGIS's spatial_ref_sys."""
+    return dict(conn.execute(sa.text(
+        "SELECT relname, pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+        "AND relkind IN ('r', 'S') AND relname <> 'spatial_ref_sys'")).all())
+
+
 def test_the_service_role_owns_every_table_but_the_audit_log_and_neither_the_schema_nor_the_database(
         conn: sa.Connection) -> None:
-    owners = dict(conn.execute(sa.text(
-        "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace "
-        "AND c.relkind IN ('r', 'S') AND c.relname <> 'spatial_ref_sys'")).all())
+    owners = _owners(conn)
+    assert {"roads", "api_tokens", "alembic_version", "data_version_seq"} <= set(owners)
     assert owners.pop("audit_log") == owners.pop("audit_log_id_seq") == AUDIT_OWNER
-    assert set(owners.values()) == {SERVICE_ROLE} and {"roads", "api_tokens", "alembic_version"} <= set(owners)
+    assert set(owners.values()) == {SERVICE_ROLE}
     owns_schema, database_owner, may_create = conn.execute(sa.text(
         "SELECT pg_has_role(current_user, nspowner, 'USAGE'), (SELECT pg_get_userbyid(datdba) FROM pg_database "
         "WHERE datname = current_database()), has_schema_privilege('public', 'CREATE') "
@@ -170,8 +191,7 @@ def test_the_service_role_owns_every_table_but_the_audit_log_and_neither_the_sch
 ])
 def test_the_audit_log_is_append_only_for_the_service(
         conn: sa.Connection, tokens: dict[str, str], statement: str, refusal: str) -> None:
-    conn.execute(sa.text("INSERT INTO audit_log (token_id, actor, role, layer, feature_id, action) "
-                         "SELECT id, name, role, 'elder_care', 1, 'update' FROM api_tokens"))
+    conn.execute(AUDIT_ENTRY_PER_TOKEN)
     before = conn.execute(sa.text("SELECT id, actor FROM audit_log ORDER BY id")).all()
     assert len(before) >= 4  # the service appends and reads
     with pytest.raises(sa.exc.DBAPIError) as refused, conn.begin_nested():
@@ -203,13 +223,7 @@ def earlier_cluster(demo_frames: dict, settings: Settings) -> Iterator[EmbeddedC
             admin.execute(f"CREATE DATABASE {DATABASE_NAME} TEMPLATE template0 LC_COLLATE 'C.UTF-8' "
                           "LC_CTYPE 'C.UTF-8'")
         earlier_url = f"postgresql+psycopg://{SUPERUSER}@/{DATABASE_NAME}?host={cluster.socket_dir}&port=5432"
-        load_small_county(earlier_url, settings, demo_frames)
-        engine = create_db_engine(earlier_url)
-        with engine.begin() as conn:
-            create_token(conn, role="admin", name="旧管理员")
-            conn.execute(sa.text("INSERT INTO audit_log (token_id, actor, role, layer, feature_id, action) "
-                                 "SELECT id, name, role, 'elder_care', 1, 'update' FROM api_tokens"))
-        engine.dispose()
+        _small_county_with_an_admin(earlier_url, "旧管理员", settings, demo_frames)
         if os.geteuid() == 0:  # the hole this closes: any local user is the superuser
             opened = _as_nobody("psql", f"{trust} dbname={DATABASE_NAME}", "-Atc", "SELECT count(*) FROM api_tokens")
             assert opened.returncode == 0 and opened.stdout.strip() == "1", opened.stderr
@@ -231,11 +245,9 @@ def test_a_data_folder_of_the_earlier_version_is_closed_on_its_next_start(earlie
                 assert conn.execute(sa.text("SELECT current_user")).scalar_one() == SERVICE_ROLE
                 assert conn.execute(sa.text("SELECT name FROM api_tokens")).scalar_one() == "旧管理员"
                 assert conn.execute(sa.text("SELECT count(*) FROM elder_care")).scalar_one() > 100
-                owners = set(conn.execute(sa.text(
-                    "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-                    "AND relkind IN ('r', 'S') AND relname NOT IN ('spatial_ref_sys', 'audit_log', "
-                    "'audit_log_id_seq')")).scalars())
-                assert owners == {SERVICE_ROLE}
+                owners = _owners(conn)
+                assert owners.pop("audit_log") == owners.pop("audit_log_id_seq") == AUDIT_OWNER
+                assert set(owners.values()) == {SERVICE_ROLE}
                 with pytest.raises(sa.exc.ProgrammingError, match="permission denied for table audit_log"):
                     conn.execute(sa.text("DELETE FROM audit_log"))
         finally:
@@ -301,13 +313,7 @@ CRAFTED = "gis_security_crafted"
 def source(admin_url: str, database_url: str, settings: Settings, demo_frames: dict) -> Iterator[str]:
     """A database holding the small county, an admin token and one audit entry: what the genuine backup holds."""
     url = create_database(admin_url, database_url, SOURCE)
-    load_small_county(url, settings, demo_frames)
-    engine = create_db_engine(url)
-    with engine.begin() as conn:
-        create_token(conn, role="admin", name="局管理员")
-        conn.execute(sa.text("INSERT INTO audit_log (token_id, actor, role, layer, feature_id, action) "
-                             "SELECT id, name, role, 'elder_care', 1, 'update' FROM api_tokens"))
-    engine.dispose()
+    _small_county_with_an_admin(url, "局管理员", settings, demo_frames)
     yield url
     drop_database(admin_url, SOURCE)
 
@@ -407,11 +413,16 @@ def test_sql_in_place_of_a_tables_rows_is_never_run(
     assert "holds SQL where a backup holds only rows" in message and "TO PROGRAM" in message
 
 
+@pytest.fixture()
+def planted(genuine: backup.BackupResult, crafted: str, tmp_path: Path) -> Path:
+    """An archive with a planted admin token, and the genuine backup's manifest beside it."""
+    path = _planted_token_archive(crafted, tmp_path)
+    shutil.copy(backup.manifest_path(genuine.archive.path), backup.manifest_path(path))
+    return path
+
+
 def test_a_planted_token_is_refused_with_the_genuine_manifest_beside_it(
-        genuine: backup.BackupResult, crafted: str, small_county: str, admin_url: str, backup_key: bytes,
-        tmp_path: Path) -> None:
-    planted = _planted_token_archive(crafted, tmp_path)
-    shutil.copy(backup.manifest_path(genuine.archive.path), backup.manifest_path(planted))
+        planted: Path, small_county: str, admin_url: str, backup_key: bytes) -> None:
     message = _refused(small_county, admin_url, planted, backup_key)
     assert "is not the file its manifest describes" in message
 
@@ -470,10 +481,7 @@ def test_a_backup_without_its_manifest_is_refused_with_the_way_out(
 
 
 def test_the_command_refuses_a_planted_token_with_exit_code_2(
-        genuine: backup.BackupResult, crafted: str, small_county: str, admin_url: str, settings: Settings,
-        tmp_path: Path) -> None:
-    planted = _planted_token_archive(crafted, tmp_path)
-    shutil.copy(backup.manifest_path(genuine.archive.path), backup.manifest_path(planted))
+        planted: Path, small_county: str, admin_url: str, settings: Settings) -> None:
     before = _state(small_county)
     env = {**os.environ, "GIS_DATABASE_URL": small_county, "GIS_ADMIN_DATABASE_URL": admin_url,
            "GIS_DATA_DIR": str(settings.data_dir)}
@@ -495,10 +503,8 @@ def test_a_genuine_backup_restores_as_the_service_role_with_the_audit_log_sealed
     engine = create_db_engine(small_county)
     try:
         with engine.connect() as conn:
-            owners = dict(conn.execute(sa.text(
-                "SELECT relname, pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
-                "AND relkind = 'r' AND relname <> 'spatial_ref_sys'")).all())
-            assert owners.pop("audit_log") == AUDIT_OWNER
+            owners = _owners(conn)
+            assert owners.pop("audit_log") == owners.pop("audit_log_id_seq") == AUDIT_OWNER
             assert set(owners.values()) == {SERVICE_ROLE}  # loaded by the service role, not the superuser
             assert conn.execute(sa.text("SELECT name FROM api_tokens")).scalar_one() == "局管理员"
             with pytest.raises(sa.exc.ProgrammingError, match="permission denied for table audit_log"):

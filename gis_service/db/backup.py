@@ -292,10 +292,13 @@ def open_archive(path: Path, *, key: bytes | None = None, without_manifest: bool
         raise BackupFileError(f"{path} is not a backup that pg_restore can read ({_tool_message(result)}); "
                               f"give a file written by `gis-service db backup`. {NOTHING_CHANGED}")
     listing = result.stdout
-    entries = {}
+    entries: dict[str, int] = {}
     for line in listing.splitlines():
         if match := TOC_LINE.match(line):
-            entries[match.group(2).rsplit(" ", 1)[0]] = int(match.group(1))  # without the owner
+            entry = match.group(2).rsplit(" ", 1)[0]  # without the owner
+            if entry in entries:
+                raise BackupFileError(f"{path} holds {entry} twice: it is not a gis-service backup. {NOTHING_CHANGED}")
+            entries[entry] = int(match.group(1))
     tables = frozenset(name.removeprefix("TABLE DATA public ") for name in entries
                        if name.startswith("TABLE DATA public "))
     missing = sorted({"alembic_version", *(layer.table for layer in LAYERS.values())} - tables)

@@ -35,11 +35,10 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
             _start_warm_up(engine, settings)
             yield
             return
-        from gis_service.db import migrate
-        from gis_service.db.engine import create_db_engine, provisioned
+        from gis_service.db.engine import create_db_engine, provisioned, upgrade_schema
 
         with provisioned(settings) as url:
-            migrate.upgrade(url)
+            upgrade_schema(settings, url)
             app.state.engine = create_db_engine(url, statement_timeout_s=settings.statement_timeout_s)
             _start_warm_up(app.state.engine, settings)
             try:

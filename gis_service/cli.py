@@ -51,12 +51,11 @@ def main() -> None:
 
 @contextlib.contextmanager
 def database(settings: Settings) -> Iterator[sa.Engine]:
-    """A migrated database for the duration of a command."""
-    from gis_service.db import migrate
-    from gis_service.db.engine import create_db_engine, provisioned
+    """A migrated database for the duration of a command, as the service role."""
+    from gis_service.db.engine import create_db_engine, provisioned, upgrade_schema
 
     with provisioned(settings) as url:
-        migrate.upgrade(url)
+        upgrade_schema(settings, url)
         engine = create_db_engine(url)
         try:
             yield engine
@@ -144,11 +143,12 @@ def _cluster(settings: Settings):
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded cluster (creating it on first use) and leave it running."""
-    from gis_service.db import migrate
+    from gis_service.db.engine import upgrade_schema
 
-    cluster = _cluster(get_settings())
+    settings = get_settings()
+    cluster = _cluster(settings)
     started = cluster.start()
-    migrate.upgrade(cluster.url())
+    upgrade_schema(settings, cluster.url())
     out.print(f"{'started' if started else 'already running'}: {cluster.url()}", highlight=False)
 
 
@@ -178,31 +178,39 @@ def db_status() -> None:
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the SQLAlchemy URL of the database."""
+    """Print the SQLAlchemy URL of the database (the service role's); never a password: it says where that is."""
+    from sqlalchemy.engine import make_url
+
     settings = get_settings()
-    url = _cluster(settings).url() if settings.embedded else settings.database_url
-    out.print(url, highlight=False, soft_wrap=True)
+    if settings.embedded:
+        cluster = _cluster(settings)
+        out.print(cluster.url(), highlight=False, soft_wrap=True)
+        console.print(f"The password is in {cluster.password_file} (readable by its owner only), which the URL names "
+                      "as passfile: psql and libpq read it from there.", highlight=False, soft_wrap=True)
+    else:
+        out.print(make_url(settings.database_url).render_as_string(), highlight=False, soft_wrap=True)
+        console.print("The password (***) is the one in GIS_DATABASE_URL.", highlight=False)
 
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Run the schema migrations up to a revision."""
-    from gis_service.db import migrate
-    from gis_service.db.engine import provisioned
+    from gis_service.db.engine import provisioned, upgrade_schema
 
-    with provisioned(get_settings()) as url:
-        migrate.upgrade(url, revision)
+    settings = get_settings()
+    with provisioned(settings) as url:
+        upgrade_schema(settings, url, revision)
     out.print(f"schema at {revision}")
 
 
 @db_app.command("downgrade")
 def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g. base (drops every layer).")) -> None:
     """Undo schema migrations down to a revision."""
-    from gis_service.db import migrate
-    from gis_service.db.engine import provisioned
+    from gis_service.db.engine import downgrade_schema, provisioned
 
-    with provisioned(get_settings()) as url:
-        migrate.downgrade(url, revision)
+    settings = get_settings()
+    with provisioned(settings) as url:
+        downgrade_schema(settings, url, revision)
     out.print(f"schema at {revision}")
 
 
@@ -212,18 +220,24 @@ def db_backup(
     verify: Annotated[bool, typer.Option(help="Then restore the file into a throwaway database and compare "
                                          "every table with the data backed up.")] = False,
 ) -> None:
-    """Back up the whole database to one file (pg_dump) and print the rows and checksums of every layer in it."""
+    """Back up the whole database to one file (pg_dump) and a signed manifest beside it, and print the rows and
+    checksums of every layer in it."""
     from gis_service.db import backup
-    from gis_service.db.engine import provisioned
+    from gis_service.db.engine import admin_url, provisioned
 
     settings = get_settings()
+    key = backup.backup_key(settings.data_dir, create=True)
     with provisioned(settings) as url:
-        result = backup.backup(url, file, bin_dir=settings.pg_bin_dir)
+        result = backup.backup(url, file, key=key, bin_dir=settings.pg_bin_dir)
         if verify:
-            backup.verify_backup(url, result.archive, result.checksums, bin_dir=settings.pg_bin_dir)
+            backup.verify_backup(url, result.archive, result.checksums, admin_url=admin_url(settings),
+                                 bin_dir=settings.pg_bin_dir)
     _print_checksums(result.checksums)
     checked = "; verified: it restores to the same data" if verify else ""
     out.print(f"backed up to {result.archive.path} ({result.size_bytes:,} bytes) in {result.seconds:.1f} s{checked}",
+              highlight=False, soft_wrap=True)
+    out.print(f"manifest: {backup.manifest_path(result.archive.path)}, signed with the key in "
+              f"{settings.data_dir / backup.KEY_FILE}; keep the two files together, and a copy of the key apart",
               highlight=False, soft_wrap=True)
 
 
@@ -232,18 +246,28 @@ def db_restore(
     file: Annotated[Path, typer.Argument(help="A file written by `gis-service db backup`.")],
     keep_previous: Annotated[bool, typer.Option(help="Keep the replaced database under another name, to be "
                                                 "dropped by hand once the restore is known to be right.")] = True,
+    without_manifest: Annotated[bool, typer.Option(help="Restore a backup that has no manifest (written before "
+                                                   "manifests existed): only for a file whose origin you know; its "
+                                                   "rows, tokens included, are taken as they are.")] = False,
 ) -> None:
-    """Replace the database with a backup: restored into a fresh database, checked, then swapped in whole.
+    """Replace the database with a backup: its rows loaded into a fresh database of this version's schema, checked
+    against the manifest, then swapped in whole.
 
-    A missing or damaged file is refused with exit code 2 and changes nothing.
+    A missing or damaged file, one its manifest does not describe, or one holding anything a backup does not hold is
+    refused with exit code 2 and changes nothing.
     """
     from gis_service.db import backup
-    from gis_service.db.engine import provisioned
+    from gis_service.db.engine import admin_url, provisioned
+    from gis_service.db.roles import AUDIT_OWNER
 
     settings = get_settings()
-    archive = backup.open_archive(file, bin_dir=settings.pg_bin_dir)  # a bad file is refused before anything starts
+    # a bad file is refused before anything starts
+    archive = backup.open_archive(file, key=backup.backup_key(settings.data_dir), without_manifest=without_manifest,
+                                  bin_dir=settings.pg_bin_dir)
     with provisioned(settings) as url:
-        result = backup.restore(url, archive, bin_dir=settings.pg_bin_dir, keep_previous=keep_previous)
+        result = backup.restore(url, archive, admin_url=admin_url(settings),
+                                audit_owner=AUDIT_OWNER if settings.embedded else None, bin_dir=settings.pg_bin_dir,
+                                keep_previous=keep_previous)
     _print_checksums(result.checksums)
     out.print(f"restored {archive.path} (written {archive.created}, schema {result.revision}) into the database "
               f"{result.database} in {result.seconds:.1f} s", highlight=False, soft_wrap=True)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Storage CRS: CGCS2000 geographic.
@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None,
         description="postgresql+psycopg:// URL of an existing PostGIS server. Unset: run an embedded cluster.",
+    )
+    admin_database_url: str | None = Field(
+        default=None,
+        description="With GIS_DATABASE_URL: the URL of a role that may create databases and extensions (a superuser), "
+        "for `db restore` and `db backup --verify`; the data itself is always written as GIS_DATABASE_URL's role.",
     )
     data_dir: Path = Field(default_factory=default_data_dir, description="Folder of the embedded cluster.")
     pg_bin_dir: Path | None = Field(default=None, description="Folder of initdb/pg_ctl; found when unset.")
@@ -78,13 +83,14 @@ class Settings(BaseSettings):
         "X-Forwarded-For / Forwarded headers are believed (for the client's address in the log). Empty: nobody's.",
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "admin_database_url")
     @classmethod
-    def _psycopg_url(cls, value: str | None) -> str | None:
+    def _psycopg_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value in (None, ""):
             return None
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-            raise ValueError("GIS_DATABASE_URL must be a postgresql+psycopg:// URL, e.g. postgresql+psycopg://user@host/db")
+            raise ValueError(f"GIS_{info.field_name.upper()} must be a postgresql+psycopg:// URL, "
+                             "e.g. postgresql+psycopg://user@host/db")
         return "postgresql+psycopg://" + value.split("://", 1)[1]
 
     @field_validator("public_url")

@@ -52,7 +52,8 @@ import mapbox_vector_tile
 import sqlalchemy as sa
 
 from gis_service.db import migrate
-from gis_service.db.cluster import DATABASE_NAME, PORT, SUPERUSER, EmbeddedCluster
+from gis_service.db.cluster import DATABASE_NAME, PORT, EmbeddedCluster
+from gis_service.db.roles import SERVICE_ROLE
 from gis_service.demo.build import build_demo
 from gis_service.devserver import uvicorn_server
 from gis_service.io.load_demo import load_frames
@@ -211,12 +212,15 @@ def tipg_python() -> Path:
 def tipg_environment(cluster: EmbeddedCluster) -> dict[str, str]:
     """tipg's settings: our database over the cluster's unix socket, our layers' tables only, no functions.
 
-    asyncpg reads a percent-encoded socket folder as the host (pydantic refuses a URL with an empty host).
+    asyncpg reads a percent-encoded socket folder as the host (pydantic refuses a URL with an empty host), and the
+    service role's password from the cluster's password file (PGPASSFILE), as ours does.
     """
     tables = json.dumps([f"public.{layer.table}" for layer in LAYERS.values()])
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TIPG_", "GIS_"))},
-        "DATABASE_URL": f"postgresql://{SUPERUSER}@{quote(str(cluster.socket_dir), safe='')}:{PORT}/{DATABASE_NAME}",
+        "DATABASE_URL": f"postgresql://{SERVICE_ROLE}@{quote(str(cluster.socket_dir), safe='')}:{PORT}/"
+                        f"{DATABASE_NAME}",
+        "PGPASSFILE": str(cluster.password_file),
         "TIPG_DB_SCHEMAS": '["public"]',
         "TIPG_DB_TABLES": tables,
         "TIPG_DB_FUNCTIONS": "[]",

@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.concurrency import run_in_threadpool
 from fastapi.testclient import TestClient
+from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,8 @@ from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
-from gis_service.db.engine import check_server, create_db_engine
+from gis_service.db.engine import check_server, connect, create_db_engine
+from gis_service.db.roles import prepare_database
 from gis_service.layers import LAYERS
 from gis_service.settings import Settings
 
@@ -42,22 +44,55 @@ def cluster_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def database_url(cluster_dir: Path) -> Iterator[str]:
-    """URL of an empty, migrated test database. GIS_TEST_DATABASE_URL must name a throwaway database."""
-    external = os.environ.get("GIS_TEST_DATABASE_URL")
-    if external:
-        check_server(external)
-        migrate.downgrade(external, "base")
-        migrate.upgrade(external)
-        yield external
+def test_cluster(cluster_dir: Path) -> Iterator[EmbeddedCluster | None]:
+    """The throwaway embedded cluster of the session; None with GIS_TEST_DATABASE_URL."""
+    if os.environ.get("GIS_TEST_DATABASE_URL"):
+        yield None
         return
     cluster = EmbeddedCluster(cluster_dir / "data")
     cluster.start()
     try:
-        migrate.upgrade(cluster.url())
-        yield cluster.url()
+        yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(test_cluster: EmbeddedCluster | None) -> str:
+    """URL of an empty, migrated test database, as the service role (on the cluster, with the audit log sealed as
+    in production). GIS_TEST_DATABASE_URL must name a throwaway database."""
+    if test_cluster is None:
+        external = os.environ["GIS_TEST_DATABASE_URL"]
+        check_server(external)
+        migrate.downgrade(external, "base")
+        migrate.upgrade(external)
+        return external
+    migrate.upgrade(test_cluster.url())
+    test_cluster.seal_audit_log()
+    return test_cluster.url()
+
+
+@pytest.fixture(scope="session")
+def admin_url(test_cluster: EmbeddedCluster | None, database_url: str) -> str:
+    """URL of the role for set-up work (creating databases and extensions): the cluster's superuser, or
+    GIS_TEST_DATABASE_URL's own role."""
+    return test_cluster.admin_url() if test_cluster is not None else database_url
+
+
+def create_database(admin_url: str, service_url: str, name: str) -> str:
+    """A new empty database ``name`` (dropped first if it exists) with the extensions, in which the service role of
+    ``service_url`` may create its tables; returns its URL as that role."""
+    with connect(admin_url, "postgres") as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with connect(admin_url, name) as admin:
+        prepare_database(admin, service_role=make_url(service_url).username)
+    return make_url(service_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with connect(admin_url, "postgres") as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +100,14 @@ def settings(cluster_dir: Path, database_url: str) -> Settings:
     # no background warm-up: it would build the network beside the tests' own transactions
     return Settings(database_url=database_url, data_dir=cluster_dir / "data", load_demo=False, warm_up=False,
                     _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def backup_key(settings: Settings) -> bytes:
+    """The key the session's backups are signed with (made in the test cluster's data folder)."""
+    from gis_service.db.backup import backup_key
+
+    return backup_key(settings.data_dir, create=True)
 
 
 @pytest.fixture(scope="session")
@@ -87,15 +130,33 @@ def engine(database_url: str, settings: Settings, demo_frames: dict) -> Iterator
 
 
 @pytest.fixture()
-def scratch_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
-    """An empty database beside the test database (for migration tests), dropped afterwards."""
+def scratch_url(engine: sa.Engine, database_url: str, admin_url: str) -> Iterator[str]:
+    """An empty database beside the test database (for migration tests), with the extensions, as the service role;
+    dropped afterwards."""
     name = "gis_scratch_test"
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-        admin.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-        admin.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    yield create_database(admin_url, database_url, name)
+    drop_database(admin_url, name)
+
+
+def load_small_county(url: str, settings: Settings, demo_frames: dict) -> None:
+    """Migrate the empty database at ``url`` and load the demo county's divisions and elder-care facilities only."""
+    from gis_service.io.load_demo import load_frames
+
+    migrate.upgrade(url)
+    small = create_db_engine(url)
+    try:
+        load_frames(small, {name: demo_frames[name] for name in ("admin_divisions", "elder_care")},
+                    county_code=settings.county_code, measure_srid=settings.measure_srid)
+    finally:
+        small.dispose()
+
+
+@pytest.fixture()
+def small_county(scratch_url: str, settings: Settings, demo_frames: dict) -> str:
+    """The scratch database holding the demo county's divisions and elder-care facilities only: a live database to
+    restore over, quick to back up and restore."""
+    load_small_county(scratch_url, settings, demo_frames)
+    return scratch_url
 
 
 @pytest.fixture()

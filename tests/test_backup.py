@@ -17,31 +17,16 @@ from gis_service.cli import app
 from gis_service.db import backup, migrate
 from gis_service.db.engine import create_db_engine
 from gis_service.errors import BackupFileError
-from gis_service.io.load_demo import load_frames
 from gis_service.layers import LAYERS
-from gis_service.settings import Settings
 
-from .conftest import REPO
+from .conftest import REPO, drop_database
 
 
 @pytest.fixture(scope="module")
-def demo_backup(engine: sa.Engine, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> backup.BackupResult:
+def demo_backup(engine: sa.Engine, database_url: str, backup_key: bytes,
+                tmp_path_factory: pytest.TempPathFactory) -> backup.BackupResult:
     """A backup of the test database, which holds the demo county."""
-    return backup.backup(database_url, tmp_path_factory.mktemp("backup") / "demo.backup")
-
-
-@pytest.fixture()
-def small_county(scratch_url: str, settings: Settings, demo_frames: dict) -> str:
-    """The scratch database, migrated and holding the demo county's divisions and elder-care facilities only:
-    a live database to restore over, quick to back up and restore."""
-    migrate.upgrade(scratch_url)
-    small = create_db_engine(scratch_url)
-    try:
-        load_frames(small, {name: demo_frames[name] for name in ("admin_divisions", "elder_care")},
-                    county_code=settings.county_code, measure_srid=settings.measure_srid)
-    finally:
-        small.dispose()
-    return scratch_url
+    return backup.backup(database_url, tmp_path_factory.mktemp("backup") / "demo.backup", key=backup_key)
 
 
 def _checksums(url: str) -> dict[str, backup.TableChecksum]:
@@ -65,13 +50,13 @@ def _databases_named_like(engine: sa.Engine, prefix: str) -> set[str]:
 
 
 def test_a_backup_restored_into_another_database_gives_back_every_layer_identical(
-        demo_backup: backup.BackupResult, engine: sa.Engine, scratch_url: str) -> None:
+        demo_backup: backup.BackupResult, engine: sa.Engine, scratch_url: str, admin_url: str) -> None:
     with engine.connect() as conn:
         source = backup.checksums(conn)
     assert demo_backup.checksums == source  # the summary printed with a backup is the data in it
     assert set(LAYERS) <= set(source) and source["roads"].rows > 10_000 and source["marker_inspections"].rows > 0
 
-    result = backup.restore(scratch_url, demo_backup.archive, keep_previous=False)
+    result = backup.restore(scratch_url, demo_backup.archive, admin_url=admin_url, keep_previous=False)
 
     restored = _checksums(scratch_url)
     for layer_id in LAYERS:
@@ -96,7 +81,7 @@ def test_a_backup_restored_into_another_database_gives_back_every_layer_identica
 
 
 def test_restoring_over_live_data_keeps_the_replaced_database_and_gives_fresh_data_versions(
-        demo_backup: backup.BackupResult, engine: sa.Engine, small_county: str) -> None:
+        demo_backup: backup.BackupResult, admin_url: str, small_county: str) -> None:
     live = create_db_engine(small_county)
     with live.begin() as conn:  # the live database has handed out many data versions since the backup
         conn.execute(sa.text("SELECT setval('data_version_seq', 100000)"))
@@ -104,7 +89,7 @@ def test_restoring_over_live_data_keeps_the_replaced_database_and_gives_fresh_da
     idle = live.connect()
     idle.execute(sa.text("SELECT 1"))
 
-    result = backup.restore(small_county, demo_backup.archive, keep_previous=True)
+    result = backup.restore(small_county, demo_backup.archive, admin_url=admin_url, keep_previous=True)
     try:
         assert _checksums(small_county) == demo_backup.checksums
         with pytest.raises(sa.exc.OperationalError):  # the swap closed the connections to the replaced database
@@ -122,8 +107,7 @@ def test_restoring_over_live_data_keeps_the_replaced_database_and_gives_fresh_da
         assert kept["roads"].rows == 0 and kept["elder_care"].rows == demo_backup.checksums["elder_care"].rows
     finally:
         live.dispose()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-            admin.execute(sa.text(f'DROP DATABASE IF EXISTS "{result.previous}" WITH (FORCE)'))
+        drop_database(admin_url, result.previous)
 
 
 def _damaged_files(good: Path, folder: Path, database_url: str) -> dict[str, Path]:
@@ -147,14 +131,15 @@ def _damaged_files(good: Path, folder: Path, database_url: str) -> dict[str, Pat
 
 
 def test_a_missing_or_damaged_file_is_refused_and_the_database_is_left_as_it_was(
-        demo_backup: backup.BackupResult, engine: sa.Engine, database_url: str, small_county: str,
+        demo_backup: backup.BackupResult, engine: sa.Engine, database_url: str, admin_url: str, small_county: str,
         tmp_path: Path) -> None:
     before = _checksums(small_county)
     name = make_url(small_county).database
     refused = {}
     for what, path in _damaged_files(demo_backup.archive.path, tmp_path, database_url).items():
-        with pytest.raises(BackupFileError) as error:
-            backup.restore(small_county, backup.open_archive(path), keep_previous=False)
+        with pytest.raises(BackupFileError) as error:  # without a manifest: what pg_restore and the loading find
+            backup.restore(small_county, backup.open_archive(path, without_manifest=True), admin_url=admin_url,
+                           keep_previous=False)
         refused[what] = str(error.value)
         assert _checksums(small_county) == before, what
         assert _databases_named_like(engine, name) == {name}, what  # the half-restored copy is gone
@@ -165,21 +150,24 @@ def test_a_missing_or_damaged_file_is_refused_and_the_database_is_left_as_it_was
     assert "not a gis-service backup" in refused["another database's"]
 
 
-def test_a_backup_of_a_newer_schema_is_refused(small_county: str, tmp_path: Path) -> None:
+def test_a_backup_of_a_newer_schema_is_refused(small_county: str, admin_url: str, backup_key: bytes,
+                                               tmp_path: Path) -> None:
     future = create_db_engine(small_county)
     with future.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
     future.dispose()
-    newer = backup.backup(small_county, tmp_path / "newer.backup")
+    newer = backup.backup(small_county, tmp_path / "newer.backup", key=backup_key)
     with pytest.raises(BackupFileError, match=r"written by a newer gis-service \(schema 0099_from_the_future\)"):
-        backup.restore(small_county, newer.archive)
+        backup.restore(small_county, newer.archive, admin_url=admin_url)
     assert _checksums(small_county) == newer.checksums
 
 
 def test_the_commands_back_up_restore_and_refuse_a_bad_file_with_exit_code_2(
-        small_county: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        small_county: str, admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     file = tmp_path / "county.backup"
     monkeypatch.setenv("GIS_DATABASE_URL", small_county)
+    monkeypatch.setenv("GIS_ADMIN_DATABASE_URL", admin_url)
+    monkeypatch.setenv("GIS_DATA_DIR", str(tmp_path / "data"))  # where the signing key is made
     made = CliRunner().invoke(app, ["db", "backup", str(file), "--verify"])
     assert made.exit_code == 0, made.output
     counts = {table: f"{sums.rows:,}" for table, sums in _checksums(small_county).items()}
@@ -200,6 +188,6 @@ def test_the_commands_back_up_restore_and_refuse_a_bad_file_with_exit_code_2(
                              env={**os.environ, "GIS_DATABASE_URL": small_county}, cwd=REPO, capture_output=True,
                              text=True, timeout=120)
     assert refused.returncode == 2, refused.stderr
-    assert "county.backup is not a backup that pg_restore can read" in refused.stderr
+    assert "county.backup is not the file its manifest describes" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert {table: f"{sums.rows:,}" for table, sums in _checksums(small_county).items()} == counts

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from gis_service import devserver
 from gis_service.auth import create_token
@@ -20,26 +19,25 @@ from gis_service.db.engine import create_db_engine
 from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
 
+from .conftest import create_database, drop_database
+
 CLIENTS = 20
 ROUNDS = 5
 DATABASE = "gis_concurrency_test"
 
 
 @pytest.fixture(scope="module")
-def concurrency_db(engine: sa.Engine, database_url: str, settings: Settings, demo_frames: dict) -> Iterator[sa.Engine]:
+def concurrency_db(engine: sa.Engine, database_url: str, admin_url: str, settings: Settings,
+                   demo_frames: dict) -> Iterator[sa.Engine]:
     """A database of its own beside the test database (the server commits), with the divisions and elder care."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-        admin.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
-        admin.execute(sa.text(f"CREATE DATABASE {DATABASE}"))
-    url = make_url(database_url).set(database=DATABASE).render_as_string(hide_password=False)
+    url = create_database(admin_url, database_url, DATABASE)
     migrate.upgrade(url)
     own = create_db_engine(url)
     load_frames(own, {name: demo_frames[name] for name in ("admin_divisions", "elder_care")},
                 county_code=settings.county_code, measure_srid=settings.measure_srid)
     yield own
     own.dispose()
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-        admin.execute(sa.text(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
+    drop_database(admin_url, DATABASE)
 
 
 @pytest.fixture(scope="module")

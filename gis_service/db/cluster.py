@@ -5,10 +5,18 @@ Layout of the data folder::
     DATA_DIR/pgdata/     the cluster (initdb --encoding=UTF8 --locale=C.UTF-8)
     DATA_DIR/run/        its unix socket (no TCP port is opened)
     DATA_DIR/log/        postgresql.log
+    DATA_DIR/pgpass      the roles' passwords (a libpq password file, mode 0600)
     DATA_DIR/serve.lock  held by a running ``gis-service serve``
 
 PostgreSQL refuses to run as root, so when this process is root the server binaries run as the
 ``postgres`` user through ``runuser`` and the cluster folders belong to that user.
+
+Only the service's user gets in: ``run/``, ``log/`` and ``pgdata/`` are 0700 and belong to the server's user (the
+service's own user, or ``postgres`` when the service is root, which passes any permission), the socket is 0700,
+and every connection needs its role's password (SCRAM-SHA-256), kept in ``pgpass``, which only the service's user
+can read. The service connects as the role ``gis``, which is not a superuser (see :mod:`gis_service.db.roles`); the
+superuser ``postgres`` is for set-up work only. A data folder made by an earlier version (``initdb --auth=trust``,
+the objects the superuser's) is brought to this on its next start: see :meth:`EmbeddedCluster.grant_access`.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import fcntl
 import os
 import pwd
 import re
+import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -26,12 +35,13 @@ from pathlib import Path
 
 import psycopg
 
+from gis_service.db import roles
+from gis_service.db.roles import REQUIRED_EXTENSIONS, SERVICE_ROLE
 from gis_service.errors import ClusterBusyError, SetupError
 
 DATABASE_NAME = "gis"
 SUPERUSER = "postgres"
 PORT = 5432  # only names the socket file; nothing listens on TCP
-REQUIRED_EXTENSIONS = ("postgis", "pgrouting", "pg_trgm", "fuzzystrmatch")
 INSTALL_HINT = "apt-get install -y postgresql-15-postgis-3 postgresql-15-pgrouting"
 
 # Appended to postgresql.conf once, after initdb.
@@ -47,6 +57,17 @@ max_connections = 100
 fsync = on
 synchronous_commit = on
 jit = off
+"""
+# Appended too; to a cluster made before passwords, when access is granted (taking effect at its next restart; until
+# then the socket's folder, 0700, keeps others out).
+ACCESS_CONFIG = """
+# --- gis-service: access ---
+unix_socket_permissions = 0700
+password_encryption = scram-sha-256
+"""
+HBA_CONF = """# gis-service: connections over the unix socket only (nothing listens on TCP), each with its role's
+# password (SCRAM-SHA-256). The passwords are in ../pgpass, which only the service's user can read.
+local all all scram-sha-256
 """
 
 
@@ -77,6 +98,18 @@ def find_bin_dir(explicit: Path | None = None) -> Path:
     raise SetupError(
         f"PostgreSQL in {with_server[0]} lacks the extensions {missing}. Install them: {INSTALL_HINT}"
     )
+
+
+def write_private_file(path: Path, text: str, *, owner: tuple[int, int] | None = None) -> None:
+    """Write ``path`` whole, readable by its owner only (0600; ``owner``: uid and gid to give it), replacing any
+    file there at once: a reader sees the old file or the new one, never part of one."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(text)
+    if owner is not None:
+        os.chown(partial, *owner)
+    partial.replace(path)
 
 
 def _version_key(path: Path) -> tuple[int, ...]:
@@ -125,12 +158,23 @@ class EmbeddedCluster:
     def serve_lock(self) -> Path:
         return self.data_dir / "serve.lock"
 
-    def url(self, database: str = DATABASE_NAME) -> str:
-        """SQLAlchemy URL of the cluster, over its unix socket."""
-        return f"postgresql+psycopg://{SUPERUSER}@/{database}?host={self.socket_dir}&port={PORT}"
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "pgpass"
 
-    def conninfo(self, database: str = DATABASE_NAME) -> str:
-        return f"dbname={database} user={SUPERUSER} host={self.socket_dir} port={PORT}"
+    def url(self, database: str = DATABASE_NAME, *, role: str = SERVICE_ROLE) -> str:
+        """SQLAlchemy URL of the cluster as the service role (``role=SUPERUSER`` for set-up work), over its unix
+        socket. It names the password file rather than holding a password, so it can be printed."""
+        return (f"postgresql+psycopg://{role}@/{database}?host={self.socket_dir}&port={PORT}"
+                f"&passfile={self.password_file}")
+
+    def admin_url(self, database: str = DATABASE_NAME) -> str:
+        """SQLAlchemy URL of the superuser, for set-up work only (creating databases and extensions)."""
+        return self.url(database, role=SUPERUSER)
+
+    def conninfo(self, database: str = DATABASE_NAME, *, role: str = SERVICE_ROLE) -> str:
+        return psycopg.conninfo.make_conninfo(dbname=database, user=role, host=str(self.socket_dir), port=PORT,
+                                              passfile=str(self.password_file))
 
     # -- running the server binaries ------------------------------------------------------------
     @property
@@ -148,19 +192,31 @@ class EmbeddedCluster:
         return result
 
     def _prepare_folders(self) -> None:
+        """The folders, each open to the server's user only; as root the data folder itself may only be entered
+        (the postgres user must pass through it), otherwise it is the user's own."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        for folder in (self.pgdata, self.socket_dir, self.log_file.parent):
+        server_folders = (self.pgdata, self.socket_dir, self.log_file.parent)
+        for folder in server_folders:
             folder.mkdir(exist_ok=True)
+        self.data_dir.chmod(0o711 if self._as_postgres else 0o700)
         if self._as_postgres:
-            try:
-                user = pwd.getpwnam(SUPERUSER)
-            except KeyError as exc:
-                raise SetupError(f"running as root needs the '{SUPERUSER}' user; install it: {INSTALL_HINT}") from exc
-            self.data_dir.chmod(0o755)
             self._check_reachable_by_postgres()
-            for folder in (self.pgdata, self.socket_dir, self.log_file.parent):
+            user = self._postgres_user()
+            for folder in server_folders:
                 os.chown(folder, user.pw_uid, user.pw_gid)
-        self.pgdata.chmod(0o700)
+        for folder in server_folders:
+            folder.chmod(0o700)
+
+    def _postgres_user(self) -> pwd.struct_passwd:
+        try:
+            return pwd.getpwnam(SUPERUSER)
+        except KeyError as exc:
+            raise SetupError(f"running as root needs the '{SUPERUSER}' user; install it: {INSTALL_HINT}") from exc
+
+    def _write_server_file(self, path: Path, text: str) -> None:
+        """Write a file the server reads (mode 0600, the server's user's), replacing it whole."""
+        user = self._postgres_user() if self._as_postgres else None
+        write_private_file(path, text, owner=(user.pw_uid, user.pw_gid) if user else None)
 
     def _check_reachable_by_postgres(self) -> None:
         for parent in self.data_dir.parents:
@@ -176,22 +232,20 @@ class EmbeddedCluster:
         return (self.pgdata / "PG_VERSION").exists()
 
     def initialise(self) -> None:
-        """initdb (first run only)."""
+        """initdb (first run only), with the superuser's password from the password file."""
         self._prepare_folders()
         if self.initialised:
             return
-        self._run(
-            "initdb", "-D", str(self.pgdata), "--encoding=UTF8", "--locale=C.UTF-8",
-            f"--username={SUPERUSER}", "--auth=trust",
-        )
-        config = SERVER_CONFIG.format(socket_dir=self.socket_dir, port=PORT)
+        password_file = self.socket_dir / ".initdb-password"  # where the server's user can read it, briefly
+        self._write_server_file(password_file, self._passwords()[SUPERUSER] + "\n")
+        try:
+            self._run("initdb", "-D", str(self.pgdata), "--encoding=UTF8", "--locale=C.UTF-8",
+                      f"--username={SUPERUSER}", "--auth=scram-sha-256", f"--pwfile={password_file}")
+        finally:
+            password_file.unlink(missing_ok=True)
         conf_path = self.pgdata / "postgresql.conf"
-        if self._as_postgres:
-            subprocess.run(["runuser", "-u", SUPERUSER, "--", "tee", "-a", str(conf_path)],
-                           input=config, capture_output=True, text=True, check=True)
-        else:
-            with conf_path.open("a") as conf:
-                conf.write(config)
+        self._write_server_file(conf_path, conf_path.read_text()
+                                + SERVER_CONFIG.format(socket_dir=self.socket_dir, port=PORT) + ACCESS_CONFIG)
 
     def is_running(self) -> bool:
         if not self.initialised:
@@ -199,14 +253,20 @@ class EmbeddedCluster:
         return self._run("pg_ctl", "status", "-D", str(self.pgdata), check=False).returncode == 0
 
     def start(self) -> bool:
-        """Start the cluster (initialising it first if needed). Returns False if it was already running."""
+        """Start the cluster (initialising it first if needed) and make sure only the service gets in (see
+        :meth:`grant_access`). Returns False if it was already running."""
         with self._lifecycle_lock():
             self.initialise()
-            if self.is_running():
-                return False
-            self._run("pg_ctl", "start", "-D", str(self.pgdata), "-l", str(self.log_file), "-w", "-t", "60")
-            self._create_database()
-            return True
+            started = not self.is_running()
+            if started:
+                self._run("pg_ctl", "start", "-D", str(self.pgdata), "-l", str(self.log_file), "-w", "-t", "60")
+            try:
+                self.grant_access()
+            except BaseException:
+                if started:
+                    self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", check=False)
+                raise
+            return started
 
     def stop(self) -> bool:
         """Stop the cluster. Returns False if it was not running."""
@@ -216,12 +276,76 @@ class EmbeddedCluster:
             self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
             return True
 
-    def _create_database(self) -> None:
-        with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
+    # -- access -----------------------------------------------------------------------------------------
+    def grant_access(self) -> None:
+        """Let in the service only, on the running cluster: passwords required, the service role and the database
+        made, the extensions created, the database's objects the service role's and the audit log sealed.
+
+        Idempotent and quick when done (two connections). A cluster whose ``pg_hba.conf`` is not this module's
+        (one just made by initdb, or by an earlier version with ``--auth=trust``) first gets its passwords, then
+        the configuration that requires them; its socket's folder is already private at that point.
+        """
+        passwords = self._passwords()
+        if self._read_hba() != HBA_CONF:
+            with self._admin("postgres") as admin:  # trust, or the superuser's password (initdb)
+                roles.set_password(admin, SUPERUSER, passwords[SUPERUSER])
+                if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (SERVICE_ROLE,)).fetchone():
+                    roles.set_password(admin, SERVICE_ROLE, passwords[SERVICE_ROLE])
+            conf_path = self.pgdata / "postgresql.conf"
+            if ACCESS_CONFIG.strip() not in conf_path.read_text():
+                self._write_server_file(conf_path, conf_path.read_text() + ACCESS_CONFIG)
+            self._write_server_file(self.pgdata / "pg_hba.conf", HBA_CONF)
+            self._run("pg_ctl", "reload", "-D", str(self.pgdata))
+        with self._admin("postgres") as admin:
+            roles.ensure_roles(admin, service_password=passwords[SERVICE_ROLE])
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE_NAME,)).fetchone()
             if not exists:
-                conn.execute(f'CREATE DATABASE "{DATABASE_NAME}" ENCODING UTF8 TEMPLATE template0 '
-                             f"LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
+                admin.execute(f'CREATE DATABASE "{DATABASE_NAME}" ENCODING UTF8 TEMPLATE template0 '
+                              f"LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
+        with self._admin(DATABASE_NAME) as admin:
+            roles.prepare_database(admin, service_role=SERVICE_ROLE)
+            roles.hand_over_objects(admin, to_role=SERVICE_ROLE)
+            roles.seal_audit_log(admin, service_role=SERVICE_ROLE)
+
+    def seal_audit_log(self, database: str = DATABASE_NAME) -> None:
+        """Make ``audit_log`` append-only for the service role (after migrations made it; see :mod:`roles`)."""
+        with self._admin(database) as admin:
+            roles.seal_audit_log(admin, service_role=SERVICE_ROLE)
+
+    def unseal_audit_log(self, database: str = DATABASE_NAME) -> None:
+        """Give ``audit_log`` back to the service role, for a downgrade that drops it."""
+        with self._admin(database) as admin:
+            roles.unseal_audit_log(admin, service_role=SERVICE_ROLE)
+
+    @contextlib.contextmanager
+    def _admin(self, database: str) -> Iterator[psycopg.Connection]:
+        """An autocommit connection as the superuser."""
+        with psycopg.connect(self.conninfo(database, role=SUPERUSER), autocommit=True) as conn:
+            yield conn
+
+    def _read_hba(self) -> str:
+        path = self.pgdata / "pg_hba.conf"
+        return path.read_text() if path.exists() else ""
+
+    def _passwords(self) -> dict[str, str]:
+        """The superuser's and the service role's passwords, from the password file; made (random, 0600) the first
+        time. Raises SetupError when the cluster already requires passwords and the file is gone."""
+        if not self.password_file.exists():
+            if self._read_hba() == HBA_CONF:
+                raise SetupError(
+                    f"the passwords of the cluster in {self.data_dir} are gone ({self.password_file} is missing), so "
+                    f"nothing can connect to it. To set new ones: stop the cluster, write 'local all all trust' "
+                    f"into {self.pgdata / 'pg_hba.conf'}, and start gis-service again.")
+            lines = [f"*:*:*:{role}:{secrets.token_urlsafe(32)}" for role in (SUPERUSER, SERVICE_ROLE)]
+            write_private_file(self.password_file, "# gis-service: passwords of the embedded cluster's roles "
+                                                   "(libpq password file)\n" + "\n".join(lines) + "\n")
+        self.password_file.chmod(0o600)
+        passwords = {}
+        for line in self.password_file.read_text().splitlines():
+            if line and not line.startswith("#"):
+                *_, role, password = line.split(":", 4)
+                passwords[role] = password
+        return passwords
 
     @contextlib.contextmanager
     def _lifecycle_lock(self) -> Iterator[None]:
@@ -251,6 +375,7 @@ class EmbeddedCluster:
             "running": self.is_running(),
             "served_by_pid": self.serving_pid(),
             "url": self.url(),
+            "passwords": str(self.password_file),
             "postgres_bin": str(self.bin_dir),
         }
 

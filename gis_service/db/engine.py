@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from gis_service.db.cluster import REQUIRED_EXTENSIONS, EmbeddedCluster
+from gis_service.db.cluster import EmbeddedCluster
+from gis_service.db.roles import REQUIRED_EXTENSIONS
 from gis_service.errors import SetupError
 from gis_service.settings import Settings
 
@@ -47,7 +49,7 @@ def create_db_engine(url: str, *, statement_timeout_s: float | None = None, **kw
 
 @contextlib.contextmanager
 def provisioned(settings: Settings) -> Iterator[str]:
-    """Yield the database URL to use for the duration of a block.
+    """Yield the database URL to use for the duration of a block: the service role's.
 
     Embedded mode: the private cluster is started if it is not running and stopped again afterwards
     only if this block started it. External mode: the server is checked for the extensions, which are
@@ -62,12 +64,69 @@ def provisioned(settings: Settings) -> Iterator[str]:
         yield settings.database_url
 
 
+def admin_url(settings: Settings) -> str | None:
+    """URL of the role for set-up work the service role may not do (creating, renaming and dropping databases,
+    creating extensions): the embedded cluster's superuser, or GIS_ADMIN_DATABASE_URL (None when unset)."""
+    if settings.embedded:
+        return EmbeddedCluster(settings.data_dir, settings.pg_bin_dir).admin_url()
+    return settings.admin_database_url
+
+
+def upgrade_schema(settings: Settings, url: str, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` as the service role; on the embedded cluster, then seal the audit log
+    (hand it to its owner, a superuser's work), which a migration may just have made."""
+    from gis_service.db import migrate
+
+    migrate.upgrade(url, revision)
+    if settings.embedded:
+        EmbeddedCluster(settings.data_dir, settings.pg_bin_dir).seal_audit_log()
+
+
+def downgrade_schema(settings: Settings, url: str, revision: str) -> None:
+    """Undo migrations down to ``revision``; on the embedded cluster the audit log is the service role's meanwhile,
+    so that a downgrade may drop it, and sealed again if it is still there."""
+    from gis_service.db import migrate
+
+    if not settings.embedded:
+        migrate.downgrade(url, revision)
+        return
+    cluster = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+    cluster.unseal_audit_log()
+    try:
+        migrate.downgrade(url, revision)
+    finally:
+        cluster.seal_audit_log()
+
+
+def libpq_params(url: str, database: str | None = None) -> tuple[str, dict[str, str]]:
+    """The libpq connection string of a SQLAlchemy URL (its query's host, port and passfile included), and an
+    environment carrying its password, if it has one (kept off the command line, where any user could read it)."""
+    parts = make_url(url)
+    params = {"dbname": database or parts.database, "user": parts.username, "host": parts.host, "port": parts.port}
+    for key, value in parts.query.items():
+        params[key] = value if isinstance(value, str) else value[-1]
+    conninfo = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items() if v is not None})
+    env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+    if parts.password:
+        env["PGPASSWORD"] = parts.password
+    return conninfo, env
+
+
+@contextlib.contextmanager
+def connect(url: str, database: str | None = None, *, autocommit: bool = True) -> Iterator[psycopg.Connection]:
+    """A psycopg connection to ``url`` (or to another ``database`` on its server); without ``autocommit``, its
+    transaction is committed at the end of the block, or rolled back on an exception."""
+    conninfo, _ = libpq_params(url, database)
+    with psycopg.connect(conninfo, password=make_url(url).password, autocommit=autocommit,
+                         connect_timeout=10) as conn:
+        yield conn
+
+
 def check_server(url: str) -> None:
     """Connect to an external server and make sure the required extensions exist (creating them if allowed)."""
     sa_url = make_url(url)
-    conninfo = sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
-        with psycopg.connect(conninfo, connect_timeout=10, autocommit=True) as conn:
+        with connect(url) as conn:
             available = {row[0] for row in conn.execute("SELECT name FROM pg_available_extensions")}
             missing = [name for name in REQUIRED_EXTENSIONS if name not in available]
             if missing:

@@ -6,12 +6,12 @@ of the analyses call :func:`check_time` between steps, and past the deadline it 
 (503), so the work stops there and its arrays are freed. Without a budget (the command line) it does nothing.
 
 Why checks in the analysis's own thread rather than a process that could be killed: an analysis reads through the
-request's connection, inside its transaction (a test's rolled-back roads, an import being checked, see their own
-data), and uses this process's caches of the road graph, the point joins and the answers, which a worker process
+request's connection, inside its transaction (which alone sees a test's hand-drawn roads, or roads being
+changed), and uses this process's caches of the road graph, the point joins and the answers, which a worker process
 would have to rebuild (seconds at demo scale 10) and whose answers it would pickle back (tens of MB for service
-areas). What runs between two checks is one vectorised call whose size the analyses' guards bound: the longest
-gap measured at demo scale 1 is the union of the largest service area, about 0.5 s (see
-:mod:`gis_service.analysis.service_areas`). The database part of an analysis is bounded by the statement timeout.
+areas). What runs between two checks is a vectorised call on a bounded chunk: 16 shortest-path searches or 2,000
+strips unioned for service areas, 32 candidate sites for site suggestions, about 0.5-1 s of CPU at most at demo
+scale 10. The database part of an analysis is bounded by the statement timeout.
 
 **Memory**: the geometry libraries allocate many small blocks, and glibc keeps freed ones in the process for
 reuse, so a large answer left the server hundreds of MB larger for good. :func:`give_memory_back` asks glibc to

@@ -100,7 +100,6 @@ NEEDS_NETWORK = [Depends(wait_for_network_build)]
 ANALYSES = 2
 #: Analyses that may wait for their turn (each for at most GIS_ANALYSIS_TIMEOUT_S); more get 503 at once.
 ANALYSES_WAITING = 32
-assert ANALYSES < MAX_SESSIONS
 
 
 class AnalysesBusyError(GisServiceError):
@@ -157,9 +156,10 @@ async def give_memory_back_afterwards() -> AsyncIterator[None]:
             await anyio.to_thread.run_sync(give_memory_back)
 
 
-#: ``dependencies=`` of the routes that compute an analysis along the roads (and the maps that show them): wait for
-#: the network, then for a turn among the analyses (released when the endpoint returns, so a client slow to read
-#: its answer does not hold it), then give memory back once the answer is sent. FastAPI solves these in this order
-#: and before the endpoint's own, so no session is taken while waiting.
+#: ``dependencies=`` of the routes that compute an analysis along the roads, and of the map pages (the coverage and
+#: site maps compute analyses; drawing any map is seconds of Python when not cached): wait for the network, then
+#: for a turn among the analyses (released when the endpoint returns, so a client slow to read its answer does not
+#: hold it), then give memory back once the answer is sent. FastAPI solves these in this order and before the
+#: endpoint's own, so no session is taken while waiting.
 RUNS_ANALYSIS = [*NEEDS_NETWORK, Depends(take_analysis_turn, scope="function"),
                  Depends(give_memory_back_afterwards, scope="request")]

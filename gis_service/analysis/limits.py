@@ -15,8 +15,9 @@ scale 10. The database part of an analysis is bounded by the statement timeout.
 
 **Memory**: the geometry libraries allocate many small blocks, and glibc keeps freed ones in the process for
 reuse, so a large answer left the server hundreds of MB larger for good. :func:`give_memory_back` asks glibc to
-return free memory to the system (``malloc_trim``); the API calls it after an analysis during which the process
-grew by more than :data:`TRIM_AFTER_GROWTH_MB`. Measured with ``scripts/bench_analysis_limits.py``: see the README.
+return free memory to the system (``malloc_trim``); the API calls it when the last of the analyses running at once
+has answered, if the process grew by more than :data:`TRIM_AFTER_GROWTH_MB` since the last trim. Measured with
+``scripts/bench_analysis_limits.py``: see the README.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from contextvars import ContextVar
 
 from gis_service.errors import GisServiceError
 
-#: Trim the heap after an analysis during which the process's resident set grew by more than this.
+#: Trim the heap when the process's resident set grew by more than this since the last trim.
 TRIM_AFTER_GROWTH_MB = 32.0
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")

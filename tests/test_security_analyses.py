@@ -68,13 +68,13 @@ SERVER_NAME = "gis-analysis-turns-test"
 
 @contextlib.contextmanager
 def analysing_server(database_url: str, *, timeout_s: float) -> Iterator[str]:
-    """The service over the test database (reads only) with GIS_ANALYSIS_TIMEOUT_S=``timeout_s``, the road network
-    built before it answers."""
+    """The service over the test database (reads only; the ``engine`` fixture loads the demo county into it) with
+    GIS_ANALYSIS_TIMEOUT_S=``timeout_s``, the road network built before it answers."""
     with service(database_url, GIS_WARM_UP="true", GIS_ANALYSIS_TIMEOUT_S=str(timeout_s),
                  PGAPPNAME=SERVER_NAME) as url:
         # the first analysis loads the graph and joins the points, which a short budget may not cover: again then
         statuses = [httpx.get(f"{url}/analysis/coverage?group_by=county", timeout=120).status_code for _ in range(3)]
-        assert 200 in statuses
+        assert 200 in statuses, httpx.get(f"{url}/analysis/coverage?group_by=county", timeout=120).text
         yield url
 
 
@@ -135,7 +135,8 @@ def test_status_and_reads_answer_while_analyses_fill_their_turns(engine: sa.Engi
     assert ANALYSES <= max(sessions) <= 2 * ANALYSES
 
 
-def test_analyses_wait_for_their_turn_a_bounded_time_and_beyond_the_queue_not_at_all(database_url: str) -> None:
+def test_analyses_wait_for_their_turn_a_bounded_time_and_beyond_the_queue_not_at_all(engine: sa.Engine,
+                                                                                     database_url: str) -> None:
     """With a 2 s budget: ANALYSES run (and are stopped), ANALYSES_WAITING wait at most 2 s, the rest are refused
     at once; every refusal says why and when to try again."""
     slow = [f"/analysis/service-areas?mode=walk&minutes={40 + i / 10:.1f}&buffer_m=30"
@@ -147,10 +148,12 @@ def test_analyses_wait_for_their_turn_a_bounded_time_and_beyond_the_queue_not_at
     stopped = [d for d in descriptions if "stopped after 2 s" in d]
     waited = [d for d in descriptions if d.startswith("this analysis waited 2 s for its turn")]
     refused = [(answer, seconds) for (answer, seconds), d in zip(answers, descriptions) if d.startswith("the service")]
-    assert len(stopped) >= ANALYSES and len(waited) >= ANALYSES_WAITING - 2 * ANALYSES and len(refused) >= 4
-    assert len(stopped) + len(waited) + len(refused) == len(slow)
+    counts = f"{len(stopped)} stopped, {len(waited)} waited, {len(refused)} refused at once: {set(descriptions)}"
+    assert len(stopped) >= ANALYSES and len(waited) >= ANALYSES_WAITING - 2 * ANALYSES and len(refused) >= 4, counts
+    assert len(stopped) + len(waited) + len(refused) == len(slow), counts
     for answer, seconds in refused:
         assert f"{ANALYSES} at once, {ANALYSES_WAITING} more waiting their turn" in answer.json()["description"]
         assert answer.headers["Retry-After"] == "5"
         assert seconds < 2  # at once, not after a wait of 2 s
-    assert max(seconds for _, seconds in answers) < 15  # nobody waits longer than a turn and a budget (and a check)
+    # nobody waits longer than a turn and a budget (and a check)
+    assert max(seconds for _, seconds in answers) < 15, sorted(round(seconds, 1) for _, seconds in answers)

@@ -99,7 +99,7 @@ NEEDS_NETWORK = [Depends(wait_for_network_build)]
 #: least MAX_SESSIONS - ANALYSES sessions stay for every other request (twenty analyses at once once took all ten).
 ANALYSES = 2
 #: Analyses that may wait for their turn (each for at most GIS_ANALYSIS_TIMEOUT_S); more get 503 at once.
-ANALYSES_WAITING = 32
+ANALYSES_WAITING = 64
 
 
 class AnalysesBusyError(GisServiceError):

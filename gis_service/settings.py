@@ -59,6 +59,10 @@ class Settings(BaseSettings):
                                       "by default reading is open and only writing needs one.")
     statement_timeout_s: float = Field(default=30, gt=0, le=3600, description="A request's database work is "
                                        "stopped after this many seconds and answered 503 with a message.")
+    analysis_timeout_s: float = Field(default=20, gt=0, le=3600, description="An analysis (coverage, service "
+                                      "areas, site suggestions, indicators, the maps that show them) is stopped "
+                                      "after this many seconds of work, Python included, and answered 503 with a "
+                                      "message; it also waits at most this long for its turn.")
     write_rate_per_minute: int = Field(default=300, ge=0, description="Changes one token may make per minute "
                                        "(429 beyond); 0 turns the limit off.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from gis_service.analysis import network as net
 from gis_service.analysis.graph import Costs, euclidean_nearest, nearest_facility_costs
+from gis_service.analysis.limits import check_time
 from gis_service.analysis.travel import (
     COST_TOLERANCE_S,
     AnalysisSettings,
@@ -59,6 +60,7 @@ def compute_served(conn: sa.Connection, network: net.Network, travel: Travel, *,
         distance, nearest = euclidean_nearest(sites.xy, people.xy)
         served = distance <= travel.limit_m + 1e-3
         return Served(people, sites, distance, np.full(len(distance), np.nan), nearest, served)
+    check_time()
     graph = network.graph
     s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
     if engine == "networkx":  # the same answer: every settlement's distance to its nearest facility

@@ -4,6 +4,16 @@ The polygon is the reached road network grown by ``buffer_m`` on each side: whol
 partially reached edges (pgRouting's driving distance leaves those out; they are added here), plus the
 facility's connector and the stretch of its own edge. Ends are flat, so along a road the polygon stops where the
 reach stops. It is not a convex hull: a river without a bridge stays out.
+
+How it is grown: each facility's reached lines are merged where they continue one another, each merged line is
+grown on its own, and the strips are unioned once per facility. Growing a facility's whole reached network in one
+buffer call, as before, cost GEOS time that rose steeply with ``buffer_m`` (every offset line is noded against
+every other it crosses, and at 500 m around a dense network that is most of them): every elder-care facility at 10
+minutes by car with 500 m took 455-504 s and left the server at 3.3 GB. Strip by strip, the same takes about 11 s
+of CPU and 130 MB, and the one-call buffer's quirk of losing parts of strips (as holes where flat ends of many lines
+meet) is gone. The cost is now about proportional to the pieces drawn, whatever ``buffer_m``: 60-110 µs of CPU and
+0.7-1.4 kB per piece on this project's machine, small buffers the dearest (their outlines are finer). So the size
+guard counts pieces (:data:`MAX_REACHED_PIECES`), before any of them is drawn.
 """
 
 from __future__ import annotations
@@ -19,14 +29,20 @@ from pyproj import Transformer
 
 from gis_service.analysis import network as net
 from gis_service.analysis.graph import reached_pieces, road_csr, single_source_node_costs, substrings
+from gis_service.analysis.limits import check_time
 from gis_service.analysis.travel import AnalysisSettings, check_facilities, make_travel
 from gis_service.errors import InvalidInputError
 
 MIN_BUFFER_M, MAX_BUFFER_M = 1.0, 500.0
-#: Road pieces one request may draw. Each costs Python time and memory that no statement timeout stops: 60 min
-#: walking from all 197 elder-care facilities of the demo county is 154,000 pieces (20 s, +200 MB on this
-#: project's machine); 120 min driving would be 3.5 million (minutes and gigabytes).
-MAX_REACHED_PIECES = 200_000
+#: Road pieces one request may draw: at most about 10 s of CPU and 150 MB, half the default time budget
+#: (GIS_ANALYSIS_TIMEOUT_S). 30 min walking from all 193 elder-care facilities of the demo county is 49,500
+#: pieces; 10 min driving 171,800 (refused: 15 s of CPU at 50 m); 120 min driving would be 3.4 million.
+MAX_REACHED_PIECES = 100_000
+#: Facilities whose shortest paths are searched in one call: about 0.5 s of CPU at demo scale 10 when every search
+#: covers the whole network (the time budget is checked between calls).
+SOURCES_AT_ONCE = 16
+#: Lines grown and unioned in one call: at most about 0.3 s of CPU between two checks of the time budget.
+UNION_CHUNK = 2000
 
 
 @functools.lru_cache(maxsize=4)
@@ -45,6 +61,41 @@ def to_lonlat(geometries: np.ndarray, srid: int) -> list[dict | None]:
     simpler = shapely.simplify(geometries, 0.5)  # half a metre: far below what a map shows
     lonlat = shapely.set_precision(shapely.transform(simpler, transform), 1e-7)
     return [None if g is None or g.is_empty else json.loads(shapely.to_geojson(g)) for g in lonlat]
+
+
+def check_reach(pieces: int, facilities_done: int, facilities: int) -> None:
+    """Refuse, before anything is drawn, service areas that reach more than MAX_REACHED_PIECES road pieces."""
+    if pieces > MAX_REACHED_PIECES:
+        raise InvalidInputError(
+            f"these service areas are too large to draw: the first {facilities_done} of {facilities} facilities "
+            f"already reach {pieces:,} road pieces, and one request draws at most {MAX_REACHED_PIECES:,}. Ask for "
+            "fewer minutes, a slower mode, or one kind of facility; /analysis/coverage answers county-wide "
+            "questions without drawing")
+
+
+def grow(lines: np.ndarray, buffer_m: float) -> np.ndarray:
+    """Per element of ``lines`` (a (Multi)LineString or None, metres): its lines grown by ``buffer_m`` on each
+    side with flat ends, as one polygon, or None. Each line is grown on its own and the strips are unioned (see the
+    module's docstring for why)."""
+    parts, owner = shapely.get_parts(lines, return_index=True)
+    bounds = np.searchsorted(owner, np.arange(len(lines) + 1))
+    grown = np.full(len(lines), None, dtype=object)
+    for i in np.flatnonzero(bounds[1:] > bounds[:-1]):
+        grown[i] = _grown_union(parts[bounds[i]:bounds[i + 1]], buffer_m)
+    return grown
+
+
+def _grown_union(parts: np.ndarray, buffer_m: float) -> shapely.Geometry:
+    """The union of ``parts`` grown by ``buffer_m``, UNION_CHUNK lines at a time (west to east, so that each chunk's
+    union is compact), the time budget checked after each: one facility may reach the whole network."""
+    order = np.argsort(shapely.get_x(shapely.centroid(parts))) if len(parts) > UNION_CHUNK else slice(None)
+    parts = parts[order]
+    unions = []
+    for lo in range(0, len(parts), UNION_CHUNK):
+        strips = shapely.buffer(parts[lo:lo + UNION_CHUNK], buffer_m, quad_segs=2, cap_style="flat")
+        unions.append(shapely.union_all(strips))
+        check_time()
+    return unions[0] if len(unions) == 1 else shapely.union_all(unions)
 
 
 def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
@@ -73,23 +124,20 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
         ids = sites.frame["id"].to_numpy(dtype=np.int64) if len(sites.frame) else np.zeros(0, dtype=np.int64)
         xy = sites.frame[["x", "y"]].to_numpy(dtype=float) if len(sites.frame) else np.zeros((0, 2))
         owner, edge, start, end, reached = [], [], [], [], {}
-        for lo in range(0, len(sites.points), 64):
-            index = np.arange(lo, min(lo + 64, len(sites.points)))
+        drawn = 0
+        for lo in range(0, len(sites.points), SOURCES_AT_ONCE):
+            index = np.arange(lo, min(lo + SOURCES_AT_ONCE, len(sites.points)))
             node_costs = single_source_node_costs(csr, graph.n_nodes, graph.n_nodes + index, travel.limit_s)
             for row, i in zip(node_costs, index):
                 e, a, b = reached_pieces(graph, s_per_m, row, travel.limit_s, sites.points.take([i]))
+                drawn += len(e)
+                check_reach(drawn, int(i) + 1, len(sites.points))
                 owner.append(np.full(len(e), i))
                 edge.append(e)
                 start.append(a)
                 end.append(b)
                 reached[int(ids[i])] = (len(np.unique(e)), float(np.sum((b - a) * graph.length_m[e])))
-            drawn = sum(len(e) for e in edge)
-            if drawn > MAX_REACHED_PIECES:
-                raise InvalidInputError(
-                    f"these service areas are too large to draw: the first {int(index[-1]) + 1} of "
-                    f"{len(sites.points)} facilities already reach {drawn:,} road pieces, and one request draws at "
-                    f"most {MAX_REACHED_PIECES:,}. Ask for fewer minutes, a slower mode, or one kind of facility; "
-                    "/analysis/coverage answers county-wide questions without drawing")
+            check_time()
         owner, edge = np.concatenate(owner or [[]]).astype(np.int64), np.concatenate(edge or [[]]).astype(np.int64)
         pieces = substrings(graph.geoms[edge], np.concatenate(start or [[]]), np.concatenate(end or [[]]))
         feet = shapely.line_interpolate_point(graph.geoms[sites.points.edge], sites.points.frac, normalized=True)
@@ -102,7 +150,8 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
         merged = np.full(len(ids), None, dtype=object)
         if len(parts):
             merged[present] = shapely.line_merge(shapely.multilinestrings(parts[order], indices=dense))
-        areas = shapely.buffer(merged, buffer_m, quad_segs=2, cap_style="flat")
+        check_time()
+        areas = grow(merged, buffer_m)
         polygons = dict(zip(ids.tolist(), zip(shapely.area(areas).tolist(), to_lonlat(areas, network.srid))))
         features = []
         for i, row in enumerate(sites.frame.itertuples(index=False)):

@@ -11,15 +11,20 @@ from fastapi.responses import JSONResponse, Response
 from gis_service.analysis.coverage import GROUP_BY, coverage
 from gis_service.analysis.facility_area import LEVELS, facility_area
 from gis_service.analysis.indicators import indicators
+from gis_service.analysis.limits import time_budget
 from gis_service.analysis.service_areas import MAX_BUFFER_M, MIN_BUFFER_M, service_areas
 from gis_service.analysis.sites import MAX_CANDIDATES, MAX_K, site_suggestions
 from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, METHODS, MODES, AnalysisSettings
-from gis_service.api.deps import NEEDS_NETWORK, ConnectionDep, SettingsDep
+from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
 from gis_service.api.openapi import GEOJSON, error_responses
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
-#: What an analysis answers besides its result: 400 for a bad parameter, 503 when the database gives up.
+#: What an analysis answers besides its result: 400 for a bad parameter; 503 when the database gives up, the
+#: analysis runs out of time (GIS_ANALYSIS_TIMEOUT_S) or too many analyses wait (see ``RUNS_ANALYSIS``).
 ERRORS = error_responses(400, 503)
+
+#: What to ask for instead when an analysis runs out of time (GIS_ANALYSIS_TIMEOUT_S).
+LESS_TRAVEL = "fewer minutes, a slower mode, or one kind of facility"
 
 #: Every facility kind; each belongs to one layer (see ``layer``).
 FACILITY_KINDS = [kind for spec in FACILITY_LAYERS.values() for kind in spec.kinds]
@@ -60,7 +65,7 @@ ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min 
             response_class=Response,
             responses={200: {"description": "A GeoJSON FeatureCollection, one feature per facility.",
                              "content": {GEOJSON: {"schema": {"type": "object"}}}}, **ERRORS},
-            dependencies=NEEDS_NETWORK)
+            dependencies=RUNS_ANALYSIS)
 def get_service_areas(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
@@ -68,8 +73,10 @@ def get_service_areas(
                                                  f"({MIN_BUFFER_M:g} to {MAX_BUFFER_M:g}).",
                                      json_schema_extra={"minimum": MIN_BUFFER_M, "maximum": MAX_BUFFER_M})] = 50,
 ) -> JSONResponse:
-    body = service_areas(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m,
-                         measure_srid=settings.measure_srid, settings=analysis_settings)
+    with time_budget(settings.analysis_timeout_s, advice=f"{LESS_TRAVEL}; /analysis/coverage answers "
+                     "county-wide questions without drawing"):
+        body = service_areas(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m,
+                             measure_srid=settings.measure_srid, settings=analysis_settings)
     return JSONResponse(body, media_type="application/geo+json")
 
 
@@ -78,7 +85,7 @@ def get_service_areas(
             "(served households ÷ households); then every unserved settlement with its distance to the nearest "
             "facility. Settlements and facilities join the roads at the nearest point on the nearest road; the "
             "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.", responses=ERRORS,
-            dependencies=NEEDS_NETWORK)
+            dependencies=RUNS_ANALYSIS)
 def get_coverage(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
@@ -88,8 +95,9 @@ def get_coverage(
                                              "for comparison).",
                                  json_schema_extra={"enum": list(METHODS)})] = "network",
 ) -> dict:
-    return coverage(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
-                    measure_srid=settings.measure_srid, settings=analysis_settings)
+    with time_budget(settings.analysis_timeout_s, advice=LESS_TRAVEL):
+        return coverage(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
+                        measure_srid=settings.measure_srid, settings=analysis_settings)
 
 
 @router.get("/facility-area", summary="Community service floor area per 100 households",
@@ -106,15 +114,17 @@ def get_facility_area(
 @router.get("/indicators", summary="The plan's spatial indicators",
             description="Every spatial indicator of the civil-affairs plan (专栏1 and chapter 5): value, 2025 "
             "target, met or not, and the counts behind it, computed from the current data.",
-            responses=error_responses(503), dependencies=NEEDS_NETWORK)
+            responses=error_responses(503), dependencies=RUNS_ANALYSIS)
 def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep) -> dict:
-    return indicators(conn, measure_srid=settings.measure_srid, settings=analysis_settings)
+    with time_budget(settings.analysis_timeout_s, advice="the indicators take no parameters; try again when "
+                     "the service is less busy"):
+        return indicators(conn, measure_srid=settings.measure_srid, settings=analysis_settings)
 
 
 @router.get("/site-suggestions", summary="Where k new facilities would serve the most unserved households",
             description="Maximal covering location, solved greedily (at least 1-(1-1/k)^k of the optimum; the answer "
             "also gives an upper bound for this instance). Candidate sites are the unserved settlements.",
-            responses=ERRORS, dependencies=NEEDS_NETWORK)
+            responses=ERRORS, dependencies=RUNS_ANALYSIS)
 def get_site_suggestions(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
@@ -124,6 +134,7 @@ def get_site_suggestions(
                                                      f"sites, 1 to {MAX_CANDIDATES}.",
                                          json_schema_extra={"minimum": 1, "maximum": MAX_CANDIDATES})] = 3000,
 ) -> dict:
-    return site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k,
-                            max_candidates=max_candidates, measure_srid=settings.measure_srid,
-                            settings=analysis_settings)
+    with time_budget(settings.analysis_timeout_s, advice=f"fewer max_candidates, {LESS_TRAVEL}"):
+        return site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k,
+                                max_candidates=max_candidates, measure_srid=settings.measure_srid,
+                                settings=analysis_settings)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio
@@ -11,8 +12,10 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session
 
+from gis_service.analysis.limits import TRIM_AFTER_GROWTH_MB, give_memory_back, resident_mb
 from gis_service.auth import Principal, authenticate
 from gis_service.db.engine import FAST_READS, MAX_SESSIONS
+from gis_service.errors import GisServiceError
 from gis_service.settings import Settings
 
 
@@ -110,3 +113,86 @@ async def wait_for_network_build() -> None:
 
 #: ``dependencies=`` of the routes that measure along the roads (the analyses, the maps that show them).
 NEEDS_NETWORK = [Depends(wait_for_network_build)]
+
+
+# -- the analyses' own limit ----------------------------------------------------------------------------------------
+#: Analyses computed at once in this process. Each holds a session and keeps a core busy, so on two cores more would
+#: only share the CPU; the others wait for their turn in the event loop, without a thread or a session, and at
+#: least MAX_SESSIONS - ANALYSES sessions stay for every other request (twenty analyses at once once took all ten).
+ANALYSES = 2
+#: Analyses that may wait for their turn (each for at most GIS_ANALYSIS_TIMEOUT_S); more get 503 at once.
+ANALYSES_WAITING = 64
+
+
+class AnalysesBusyError(GisServiceError):
+    """Every analysis turn is taken and the queue is full, or the wait for a turn was too long."""
+
+    status_code = 503
+    headers = {"Retry-After": "5"}
+
+
+@dataclass
+class _AnalysisTurns:
+    turns: anyio.Semaphore = field(default_factory=lambda: anyio.Semaphore(ANALYSES))
+    waiting: int = 0
+    #: The process's resident set after the heap was last trimmed (MB).
+    trimmed_at_mb: float = field(default_factory=resident_mb)
+
+    @property
+    def idle(self) -> bool:
+        """No analysis computes or waits."""
+        return self.waiting == 0 and self.turns.value == ANALYSES
+
+
+def _analysis_turns(app) -> _AnalysisTurns:
+    turns = getattr(app.state, "analysis_turns", None)
+    if turns is None:  # made in the event loop, on first use
+        turns = app.state.analysis_turns = _AnalysisTurns()
+    return turns
+
+
+async def take_analysis_turn(request: Request) -> AsyncIterator[None]:
+    """Wait (at most GIS_ANALYSIS_TIMEOUT_S, behind at most ANALYSES_WAITING others) until fewer than ANALYSES
+    analyses run, and hold the turn until the endpoint returns; 503 with Retry-After otherwise."""
+    turns = _analysis_turns(request.app)
+    wait_s = request.app.state.settings.analysis_timeout_s
+    busy = (f"the service is computing as many analyses as it can ({ANALYSES} at once, {ANALYSES_WAITING} more "
+            "waiting their turn); try again in a few seconds. Answers already computed come back at once")
+    if turns.waiting >= ANALYSES_WAITING:
+        raise AnalysesBusyError(busy)
+    turns.waiting += 1
+    try:
+        with anyio.move_on_after(wait_s) as waited:
+            await turns.turns.acquire()
+    finally:
+        turns.waiting -= 1
+    if waited.cancelled_caught:
+        raise AnalysesBusyError(f"this analysis waited {wait_s:g} s for its turn: {busy}")
+    try:
+        yield
+    finally:
+        turns.turns.release()
+
+
+async def give_memory_back_afterwards(request: Request) -> AsyncIterator[None]:
+    """After the answer is sent, when no other analysis computes or waits and the process grew by more than
+    TRIM_AFTER_GROWTH_MB since the heap was last trimmed: return the heap's free memory to the system (in a worker
+    thread: a large heap takes milliseconds to walk). Only the last analysis out trims: memory that analyses still
+    running hold cannot be returned, and a trim after each one left what the last ones freed (+114 MB after twenty
+    at once). While analyses keep coming, the heap they free is reused by the next ones."""
+    turns = _analysis_turns(request.app)
+    try:
+        yield
+    finally:  # also after an analysis stopped by its budget: its work is freed too
+        if turns.idle and resident_mb() - turns.trimmed_at_mb > TRIM_AFTER_GROWTH_MB:
+            await anyio.to_thread.run_sync(give_memory_back)
+            turns.trimmed_at_mb = resident_mb()
+
+
+#: ``dependencies=`` of the routes that compute an analysis along the roads, and of the map pages (the coverage and
+#: site maps compute analyses; drawing any map is seconds of Python when not cached): wait for the network, then
+#: for a turn among the analyses (released when the endpoint returns, so a client slow to read its answer does not
+#: hold it), then give memory back once the answer is sent. FastAPI solves these in this order and before the
+#: endpoint's own, so no session is taken while waiting.
+RUNS_ANALYSIS = [*NEEDS_NETWORK, Depends(take_analysis_turn, scope="function"),
+                 Depends(give_memory_back_afterwards, scope="request")]

@@ -15,10 +15,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
+from gis_service.analysis.limits import time_budget
 from gis_service.analysis.sites import MAX_K
 from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, MODES
-from gis_service.api.analysis import FACILITY_KINDS, AnalysisSettingsDep
-from gis_service.api.deps import NEEDS_NETWORK, ConnectionDep, SettingsDep
+from gis_service.api.analysis import FACILITY_KINDS, LESS_TRAVEL, AnalysisSettingsDep
+from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
 from gis_service.api.openapi import error_responses
 from gis_service.api.security import MAP_REFERRER_POLICY, map_policy
 from gis_service.errors import NotFoundError
@@ -99,7 +100,7 @@ def maps_static(asset_path: Annotated[str, Path(description="A file the map page
 @router.get("/{name}", response_class=HTMLResponse, summary="One web map",
             description="overview, coverage, facility_area, boundaries or site_suggestions. The coverage and "
             "site-suggestion maps take the analysis parameters; the others check and ignore them.",
-            responses=error_responses(400, 404, 503), dependencies=NEEDS_NETWORK)
+            responses=error_responses(400, 404, 503), dependencies=RUNS_ANALYSIS)
 def get_map(
     name: Annotated[str, Path(description="The map.", json_schema_extra={"enum": list(MAP_NAMES)})],
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
@@ -121,8 +122,9 @@ def get_map(
 
     params = MapParameters(layer=layer, kind=kind or None, minutes=minutes, mode=mode, k=k)
     params.resolved(load_recipe(name))  # 404 for a name that is not a map, 400 for a bad parameter, before any work
-    html = build_map(conn, name, params=params,
-                     measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
-                     basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served",
-                     static_url="static", service_url="..")
+    with time_budget(settings.analysis_timeout_s, advice=LESS_TRAVEL):
+        html = build_map(conn, name, params=params,
+                         measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
+                         basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served",
+                         static_url="static", service_url="..")
     return map_page(html, basemap=settings.map_basemap)

@@ -12,13 +12,16 @@ signals and graceful shutdown, stays uvicorn's):
 
 - **head deadline** (``GIS_HEADER_TIMEOUT_S``): a connection must deliver a request's whole head (request line and
   headers) within that time of connecting, or of the first byte of its next request on a kept-alive connection;
-  otherwise it is answered 408 (when it sent something) and closed. The body and the answer are not timed here
-  (the app limits the body's size; nginx in front times both in production).
+  otherwise it is answered 408 (when it sent something) and closed.
+- **body deadline** (``GIS_BODY_TIMEOUT_S``): a request's body must have arrived within that time of its head
+  (408 and closed otherwise); bodies are small (``GIS_MAX_BODY_BYTES``), and a body sent a byte at a time would
+  otherwise hold a connection as busy as a slow head does. The answer is not timed here (nginx times it).
 - **connection cap** (``GIS_MAX_CONNECTIONS``, per worker): a connection beyond the cap pushes out the connection
   that has waited longest for a request (idle between requests, or still sending its head), which is what a slow
-  client is; a real client sends its head in milliseconds, so it is never the oldest. Only when every connection
-  is busy with a request is the new one refused, with 503 and ``Retry-After``. Accepting and closing costs
-  microseconds, so the cap also keeps file descriptors free, which refusing in the kernel's backlog would not.
+  client is; a real client sends its head in milliseconds, so it is never the oldest. When none waits, it pushes
+  out the one that has been sending its body longest. Only when every connection is busy with a request the app
+  is answering is the new one refused, with 503 and ``Retry-After``. Accepting and closing costs microseconds,
+  so the cap also keeps file descriptors free, which refusing in the kernel's backlog would not.
 
 Connections closed for either reason are counted and logged at most once per :data:`LOG_INTERVAL_S` per worker
 (logger ``gis_service.connections``), never one line per connection: an attack must not fill the disk either.
@@ -46,7 +49,8 @@ RESERVED_FDS = 200
 
 _REASONS = {
     "slow_head": "closed {n:,} that did not send a complete request head within {timeout:g} s",
-    "pushed_out": "closed {n:,} that waited longest for a request, to stay within {cap:,} open connections",
+    "slow_body": "closed {n:,} that did not send a request body within {body_timeout:g} s",
+    "pushed_out": "closed {n:,} that waited longest for a request or body, to stay within {cap:,} open connections",
     "refused": "refused {n:,} with 503 because all {cap:,} open connections were busy with requests",
 }
 
@@ -79,9 +83,12 @@ class ConnectionGuard:
     """
 
     header_timeout_s: float
+    body_timeout_s: float
     max_connections: int
     #: Connections waiting for a request (idle, or sending a head), in the order they started waiting.
     waiting: dict[Any, None] = field(default_factory=dict)
+    #: Connections whose request's body is still arriving, in the order their heads arrived.
+    reading_body: dict[Any, None] = field(default_factory=dict)
     closed: Counter = field(default_factory=Counter)
     _flush: asyncio.TimerHandle | None = None
 
@@ -94,16 +101,17 @@ class ConnectionGuard:
     def _log(self, connections: set) -> None:
         self._flush = None
         counts, self.closed = self.closed, Counter()
-        parts = [_REASONS[reason].format(n=n, timeout=self.header_timeout_s, cap=self.max_connections)
-                 for reason, n in counts.items()]
+        parts = [_REASONS[reason].format(n=n, timeout=self.header_timeout_s, body_timeout=self.body_timeout_s,
+                                         cap=self.max_connections) for reason, n in counts.items()]
         log.warning(json.dumps({
             "message": f"slow or surplus connections in the last {LOG_INTERVAL_S:g} s: " + "; ".join(parts),
             **{f"connections_{reason}": n for reason, n in counts.items()},
             "open_connections": len(connections),
         }))
 
-    def oldest_waiting(self) -> Any | None:
-        return next(iter(self.waiting), None)
+    def first_to_push_out(self) -> Any | None:
+        """The connection waiting longest for a request, else the one sending its body longest, else None."""
+        return next(iter(self.waiting), None) or next(iter(self.reading_body), None)
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -115,12 +123,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.guard = guard
         self._head_deadline: asyncio.TimerHandle | None = None
         self._head_started = False
+        self._body_deadline: asyncio.TimerHandle | None = None
 
     # -- the connection cap -------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.guard.max_connections:
-            oldest = self.guard.oldest_waiting()
+            oldest = self.guard.first_to_push_out()
             if oldest is None:
                 self._refuse()
                 return
@@ -137,6 +146,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _close(self, reason: str) -> None:
         self._stop_waiting()
+        self._body_arrived()
         self.guard.count(reason, self.loop, self.connections)
         self.transport.close()
 
@@ -150,6 +160,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_deadline.cancel()
             self._head_deadline = None
 
+    def _body_arrived(self) -> None:
+        self.guard.reading_body.pop(self, None)
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
+
     # -- the head deadline ---------------------------------------------------------------------------------------
     def _arm_head_deadline(self) -> None:
         if self._head_deadline is None:
@@ -161,11 +177,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         if self._head_started:
-            message = (f"the request head (request line and headers) did not arrive within "
-                       f"{self.guard.header_timeout_s:g} s\n").encode()
-            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                                 b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(message), message))
+            self._time_out(f"the request head (request line and headers) did not arrive within "
+                           f"{self.guard.header_timeout_s:g} s")
         self._close("slow_head")
+
+    def _body_too_slow(self) -> None:
+        self._body_deadline = None
+        if self.transport.is_closing():
+            return
+        if not self.cycle.response_started:  # else the app has answered already (a 413, a 401): just close
+            self._time_out(f"the request body did not arrive within {self.guard.body_timeout_s:g} s")
+        self._close("slow_body")
+
+    def _time_out(self, message: str) -> None:
+        body = f"{message}\n".encode()
+        self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                             b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
 
     def data_received(self, data: bytes) -> None:
         if self.cycle is None or self.cycle.response_complete:  # between requests: this is a head arriving
@@ -181,6 +208,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_waiting()
         super().on_headers_complete()
+        # on_message_complete follows at once for a request without a body
+        self.guard.reading_body[self] = None
+        self._body_deadline = self.loop.call_later(self.guard.body_timeout_s, self._body_too_slow)
+
+    def on_message_complete(self) -> None:
+        self._body_arrived()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -189,4 +223,5 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
+        self._body_arrived()
         super().connection_lost(exc)

@@ -106,15 +106,16 @@ def process_tree(pid: int) -> list[int]:
 
 
 def serve_workers(serve_pid: int) -> list[int]:
-    """The worker processes of a `gis-service serve` (uvicorn's spawned children; not multiprocessing's resource
-    tracker)."""
+    """The worker processes of a `gis-service serve`: the children of its fork server (not the fork server
+    itself, nor multiprocessing's resource tracker)."""
     workers = []
     for pid in process_tree(serve_pid)[1:]:
         try:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                workers.append(pid)
-        except OSError:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
+        if parent != serve_pid:
+            workers.append(pid)
     return workers
 
 

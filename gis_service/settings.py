@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(default=10, gt=0, le=600, description="A connection that has not sent a "
                                     "request's whole head (request line and headers) this many seconds after "
                                     "connecting, or after the first byte of its next request, is closed (408).")
+    body_timeout_s: float = Field(default=60, gt=0, le=3600, description="A request's body must have arrived "
+                                  "this many seconds after its head; else the connection is closed (408).")
     keep_alive_timeout_s: float = Field(default=5, gt=0, le=600, description="An idle kept-alive connection is "
                                         "closed after this many seconds.")
     max_connections: int = Field(default=1000, ge=1, description="Open connections per worker. Beyond it a new "

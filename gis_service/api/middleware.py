@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -199,6 +200,13 @@ def install_error_handlers(app: FastAPI, *, statement_timeout_s: float) -> None:
         if database_away(exc):
             return _database_away_response(request)
         raise exc
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client, or the server's body deadline (GIS_BODY_TIMEOUT_S), closed the connection before the body
+        # arrived: no one to answer and no bug to log (this answer is only what the access log records)
+        return error_response(request, 400, "ClientDisconnected",
+                              "the connection was closed before the request body arrived")
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg.InterfaceError)

@@ -2,7 +2,7 @@
 
 Before, a PostgreSQL killed (the out-of-memory killer, ``kill -9``, a crash) left the service answering 500 until
 someone restarted it by hand. Now a thread of the ``serve`` process checks every :data:`CHECK_INTERVAL_S` that the
-postmaster runs (``pg_ctl status``) and, when it does not, starts the cluster again with
+postmaster runs (its pid file and /proc) and, when it does not, starts the cluster again with
 :meth:`EmbeddedCluster.start`; PostgreSQL replays its WAL, so nothing committed is lost. Meanwhile the workers
 answer 503 with ``Retry-After``, and their pooled connections reconnect on their own once it is back (SQLAlchemy's
 ``pool_pre_ping`` notices the dead connections and discards the whole pool's generation).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
 
 from gis_service.db.cluster import EmbeddedCluster
@@ -54,9 +55,20 @@ class ClusterWatchdog:
             except Exception:  # the watchdog must outlive any surprise; the next check tries again
                 log.exception("checking the embedded PostgreSQL cluster failed")
 
+    def postmaster_alive(self) -> bool:
+        """Whether the process named in ``postmaster.pid`` is a living ``postgres``: read from /proc, without
+        ``pg_ctl status``, which as root runs through ``runuser`` and would log a PAM session every check."""
+        try:
+            pid = int((self.cluster.pgdata / "postmaster.pid").read_text().split()[0])
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (OSError, ValueError, IndexError):
+            return False
+        name, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:][:1]
+        return name == "postgres" and state not in ("Z", "X")  # a zombie or a reused pid is no postmaster
+
     def check(self) -> None:
         """Start the cluster if its postmaster is gone."""
-        if self.cluster.is_running():
+        if self.postmaster_alive():
             return
         now = time.monotonic()
         if self._down_since is None:

@@ -2,7 +2,7 @@
 (slowloris), and how fast `/health` answers meanwhile.
 
     .venv/bin/python scripts/bench_slow_clients.py [--connections 10000] [--seconds 30] [--fd-limit 4096]
-                                                   [--unguarded] [--database-url URL]
+                                                   [--sending head|body] [--unguarded] [--database-url URL]
 
 The server is `gis-service serve` as deployed (one worker; GIS_HEADER_TIMEOUT_S 10 s, GIS_MAX_CONNECTIONS 1000, the
 defaults) over an empty migrated database (a throwaway embedded cluster, or ``--database-url``), with its open
@@ -11,10 +11,11 @@ exhausted a limit like this). ``--unguarded`` runs, in the same run and under th
 before: the app under plain uvicorn (its httptools protocol, no head deadline, no connection cap).
 
 For ``--seconds`` an attacker process holds ``--connections`` connections open: each sends half a request head,
-then one more header line every ``--trickle-s`` seconds, and opens a new connection as soon as the server closes
-one. Meanwhile a probe opens a new connection every 0.25 s and asks for `/health` (time-out 5 s). It prints,
-per server: the probe's latency (p50, p95, max) quiet and under attack, its failures, the most sockets the server
-held, and the connections the attacker saw closed. Exit status 1 when a probe against `serve` failed.
+then one more header line every ``--trickle-s`` seconds (or, with ``--sending body``, a whole head announcing a
+100 kB body and then one byte of it every ``--trickle-s`` seconds), and opens a new connection as soon as the
+server closes one. Meanwhile a probe opens a new connection every 0.25 s and asks for `/health` (time-out 5 s).
+It prints, per server: the probe's latency (p50, p95, max) quiet and under attack, its failures, the most sockets
+the server held, and the connections the attacker saw closed. Exit status 1 when a probe against `serve` failed.
 """
 
 from __future__ import annotations
@@ -41,11 +42,18 @@ from gis_service.devserver import free_port, process_tree
 PROBE_INTERVAL_S = 0.25
 PROBE_TIMEOUT_S = 5.0
 QUIET_PROBES = 20
-HALF_A_HEAD = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\n"
+#: What a slow client sends first, and then a piece of every --trickle-s seconds: a head, or a body.
+SLOW = {
+    "head": (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\n", b"X-Slow: 1\r\n"),
+    "body": (b"POST /collections/elder_care/items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 100000\r\n\r\n{", b" "),
+}
 
 
 # -- the attacker (a process of its own, so that its event loop does not slow the probe) --------------------------
-def attack(port: int, connections: int, seconds: float, trickle_s: float, results: multiprocessing.Queue) -> None:
+def attack(port: int, connections: int, seconds: float, trickle_s: float, sending: str,
+           results: multiprocessing.Queue) -> None:
+    first, then = SLOW[sending]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     stats = {"opened": 0, "closed_by_server": 0, "connect_failed": 0, "open": 0, "peak_open": 0,
@@ -66,14 +74,14 @@ def attack(port: int, connections: int, seconds: float, trickle_s: float, result
             if stats["open"] > stats["peak_open"]:
                 stats["peak_open"], stats["seconds_to_peak"] = stats["open"], time.monotonic() - started
             try:
-                writer.write(HALF_A_HEAD)
+                writer.write(first)
                 while not stop.is_set():
                     try:
                         if not await asyncio.wait_for(reader.read(4096), timeout=trickle_s):
                             stats["closed_by_server"] += 1
                             break
                     except TimeoutError:
-                        writer.write(b"X-Slow: 1\r\n")
+                        writer.write(then)
             except OSError:
                 stats["closed_by_server"] += 1
             finally:
@@ -163,7 +171,7 @@ def measure(kind: str, database_url: str, args: argparse.Namespace, folder: Path
         quiet = [probe(port) for _ in range(QUIET_PROBES)]
         results: multiprocessing.Queue = multiprocessing.Queue()
         attacker = multiprocessing.Process(target=attack, args=(port, args.connections, args.seconds,
-                                                                args.trickle_s, results))
+                                                                args.trickle_s, args.sending, results))
         attacker.start()
         probes: list[float | None] = []
         peak_sockets = 0
@@ -203,7 +211,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--trickle-s", type=float, default=5, help="seconds between a slow client's header lines")
+    parser.add_argument("--trickle-s", type=float, default=5, help="seconds between a slow client's pieces")
+    parser.add_argument("--sending", choices=sorted(SLOW), default="head",
+                        help="head: a request head a line at a time; body: a whole head, then its body a byte at "
+                        "a time")
     parser.add_argument("--fd-limit", type=int, default=4096, help="open files the server may hold")
     parser.add_argument("--unguarded", action="store_true", help="also measure plain uvicorn (what serve ran before)")
     parser.add_argument("--database-url")
@@ -218,7 +229,8 @@ def main() -> None:
         with cluster as running:
             url = args.database_url or running.url()
             migrate.upgrade(url)
-            print(f"{args.connections:,} slow connections for {args.seconds:g} s, a header line every "
+            piece = "header line" if args.sending == "head" else "byte of body"
+            print(f"{args.connections:,} slow connections for {args.seconds:g} s, a {piece} every "
                   f"{args.trickle_s:g} s each; /health probed every {PROBE_INTERVAL_S} s")
             results = [measure("serve", url, args, Path(folder))]
             if args.unguarded:

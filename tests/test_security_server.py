@@ -41,6 +41,7 @@ from .conftest import REPO
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 HEADER_TIMEOUT_S = 2
+BODY_TIMEOUT_S = 3
 KEEP_ALIVE_TIMEOUT_S = 1
 MAX_CONNECTIONS = 100
 #: Connections that send half a request head and then nothing: three times the cap.
@@ -139,6 +140,7 @@ def own_cluster(demo_frames: dict, settings: Settings) -> Iterator[EmbeddedClust
 def served(serve: Callable[..., Served], own_cluster: EmbeddedCluster) -> Served:
     """`gis-service serve` (one worker) over the module's own cluster, with short time-outs and a small cap."""
     return serve({"GIS_DATABASE_URL": own_cluster.url(), "GIS_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+                  "GIS_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
                   "GIS_KEEP_ALIVE_TIMEOUT_S": str(KEEP_ALIVE_TIMEOUT_S),
                   "GIS_MAX_CONNECTIONS": str(MAX_CONNECTIONS)})
 
@@ -256,12 +258,17 @@ def _start(cluster: EmbeddedCluster) -> bool:
 HALF_A_HEAD = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\n"
 
 
-def _open_slow(url: str, count: int) -> list[socket.socket]:
+#: A whole head announcing a feature of 1,000 bytes, and then no body.
+HEAD_WITHOUT_ITS_BODY = (b"POST /collections/elder_care/items HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/geo+json\r\nContent-Length: 1000\r\n\r\n{\"type\": ")
+
+
+def _open_slow(url: str, count: int, sending: bytes = HALF_A_HEAD) -> list[socket.socket]:
     port = int(url.rsplit(":", 1)[1])
     sockets = []
     for _ in range(count):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        sock.sendall(HALF_A_HEAD)
+        sock.sendall(sending)
         sockets.append(sock)
     return sockets
 
@@ -290,37 +297,43 @@ def _closed_by_server(sock: socket.socket, *, timeout_s: float) -> bytes | None:
 
 
 @pytest.mark.slow
-def test_slow_headers_do_not_keep_a_client_from_health_and_are_closed_after_the_header_timeout(
-        served: Served) -> None:
+@pytest.mark.parametrize(("sending", "timeout_s", "reason", "message"), [
+    (HALF_A_HEAD, HEADER_TIMEOUT_S, "slow_head", b"the request head (request line and headers) did not arrive "
+                                                 b"within 2 s"),
+    (HEAD_WITHOUT_ITS_BODY, BODY_TIMEOUT_S, "slow_body", b"the request body did not arrive within 3 s"),
+], ids=["head", "body"])
+def test_slow_clients_do_not_keep_a_client_from_health_and_are_closed_after_their_timeout(
+        served: Served, sending: bytes, timeout_s: float, reason: str, message: bytes) -> None:
     logged_before = len(served.log_text())
     opened_at = time.monotonic()
-    slow = _open_slow(served.url, SLOW_CONNECTIONS)
+    slow = _open_slow(served.url, SLOW_CONNECTIONS, sending)
     try:
         started = time.monotonic()
         answer = httpx.get(f"{served.url}/health", timeout=5)
         assert answer.status_code == 200 and answer.json()["layers"]["admin_divisions"] == DIVISIONS
         assert time.monotonic() - started < 1
 
-        endings = [_closed_by_server(sock, timeout_s=max(0.1, opened_at + HEADER_TIMEOUT_S + 3 - time.monotonic()))
+        endings = [_closed_by_server(sock, timeout_s=max(0.1, opened_at + timeout_s + 3 - time.monotonic()))
                    for sock in slow]
     finally:
         for sock in slow:
             sock.close()
-    assert None not in endings, f"{endings.count(None)} slow connections were still open after the header timeout"
+    assert None not in endings, f"{endings.count(None)} slow connections were still open after their timeout"
     timed_out = [e for e in endings if e.startswith(b"HTTP/1.1 408 Request Timeout")]
     pushed_out = [e for e in endings if e == b""]
     assert len(timed_out) + len(pushed_out) == SLOW_CONNECTIONS
     assert len(pushed_out) >= SLOW_CONNECTIONS - MAX_CONNECTIONS  # the cap held: the oldest made room
     assert 0 < len(timed_out) <= MAX_CONNECTIONS
-    assert b"did not arrive within 2 s" in timed_out[0]
+    assert timed_out[0].endswith(message + b"\n")
 
     summary = _wait_for(lambda: [json.loads(line) for line in served.log_text()[logged_before:].splitlines()
-                                 if '"connections_slow_head"' in line], timeout_s=15,
+                                 if f'"connections_{reason}"' in line], timeout_s=15,
                         what="a summary of the closed connections was logged")
     assert len(summary) == 1  # one line for all of them, not one per connection
-    assert summary[0]["connections_slow_head"] == len(timed_out)
+    assert summary[0][f"connections_{reason}"] == len(timed_out)
     assert summary[0]["connections_pushed_out"] == len(pushed_out)
-    assert summary[0]["level"] == "warning" and "within 2 s" in summary[0]["message"]
+    assert summary[0]["level"] == "warning" and f"within {timeout_s} s" in summary[0]["message"]
+    assert "Traceback" not in served.log_text()[logged_before:]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ harms no other test.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -30,14 +31,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
-from gis_service.db.engine import create_db_engine
 from gis_service.devserver import free_port, process_tree, serve_workers
-from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
 
-from .conftest import REPO
+from .conftest import REPO, private_cluster
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 HEADER_TIMEOUT_S = 2
@@ -119,21 +117,9 @@ def _throwaway_folder(prefix: str) -> Path:
 @pytest.fixture(scope="module")
 def own_cluster(demo_frames: dict, settings: Settings) -> Iterator[EmbeddedCluster]:
     """A cluster of this module's own, holding the demo county's divisions: the tests kill it."""
-    folder = _throwaway_folder("gis-server-test-")
-    cluster = EmbeddedCluster(folder / "data")
-    cluster.start()
-    try:
-        migrate.upgrade(cluster.url())
-        engine = create_db_engine(cluster.url())
-        load_frames(engine, {"admin_divisions": demo_frames["admin_divisions"]}, county_code=settings.county_code,
-                    measure_srid=settings.measure_srid)
-        engine.dispose()
+    with private_cluster("gis-server-test-", {"admin_divisions": demo_frames["admin_divisions"]},
+                         settings) as cluster:
         yield cluster
-    finally:
-        try:
-            cluster.stop()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -273,13 +259,24 @@ def _open_slow(url: str, count: int, sending: bytes = HALF_A_HEAD) -> list[socke
     return sockets
 
 
-def _request_on(sock: socket.socket, path: str) -> int:
-    """Send one GET on ``sock`` and read its whole answer, leaving the connection open; return the status."""
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-    answer = http.client.HTTPResponse(sock)
-    answer.begin()
-    answer.read()
-    return answer.status
+def _summaries(served: Served, *, since: int, reason: str) -> list[dict]:
+    """The summary lines logged after character ``since`` of the log that count connections closed for
+    ``reason``, once there is one (a worker logs its summary at most every 10 s)."""
+    return _wait_for(lambda: [json.loads(line) for line in served.log_text()[since:].splitlines()
+                              if f'"connections_{reason}"' in line], timeout_s=15,
+                     what=f"a summary of the connections closed ({reason}) was logged")
+
+
+@contextlib.contextmanager
+def _kept_alive(served: Served) -> Iterator[socket.socket]:
+    """A connection to ``served`` that has had one answer (a whole one) and is kept alive for the next."""
+    with socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1])), timeout=5) as sock:
+        sock.sendall(b"GET /conformance HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        answer.read()
+        assert answer.status == 200
+        yield sock
 
 
 def _closed_by_server(sock: socket.socket, *, timeout_s: float) -> bytes | None:
@@ -326,9 +323,7 @@ def test_slow_clients_do_not_keep_a_client_from_health_and_are_closed_after_thei
     assert 0 < len(timed_out) <= MAX_CONNECTIONS
     assert timed_out[0].endswith(message + b"\n")
 
-    summary = _wait_for(lambda: [json.loads(line) for line in served.log_text()[logged_before:].splitlines()
-                                 if f'"connections_{reason}"' in line], timeout_s=15,
-                        what="a summary of the closed connections was logged")
+    summary = _summaries(served, since=logged_before, reason=reason)
     assert len(summary) == 1  # one line for all of them, not one per connection
     assert summary[0][f"connections_{reason}"] == len(timed_out)
     assert summary[0]["connections_pushed_out"] == len(pushed_out)
@@ -339,9 +334,8 @@ def test_slow_clients_do_not_keep_a_client_from_health_and_are_closed_after_thei
 @pytest.mark.slow
 def test_a_head_sent_a_byte_at_a_time_on_a_kept_alive_connection_is_cut_off(served: Served) -> None:
     # uvicorn's own keep-alive timer stops at the first byte of the next request; the head deadline does not
-    sock = socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1])), timeout=5)
-    with sock:
-        assert _request_on(sock, "/conformance") == 200
+    logged_before = len(served.log_text())
+    with _kept_alive(served) as sock:
         started = time.monotonic()
         with pytest.raises((BrokenPipeError, ConnectionResetError)):
             for byte in HALF_A_HEAD * 10:
@@ -349,13 +343,13 @@ def test_a_head_sent_a_byte_at_a_time_on_a_kept_alive_connection_is_cut_off(serv
                 time.sleep(0.2)
                 assert time.monotonic() - started < HEADER_TIMEOUT_S + 2, "the trickling head was not cut off"
     assert HEADER_TIMEOUT_S - 0.5 < time.monotonic() - started
+    assert [line["connections_slow_head"] for line in _summaries(served, since=logged_before,
+                                                                 reason="slow_head")] == [1]
 
 
 @pytest.mark.slow
 def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout(served: Served) -> None:
-    sock = socket.create_connection(("127.0.0.1", int(served.url.rsplit(":", 1)[1])), timeout=5)
-    with sock:
-        assert _request_on(sock, "/conformance") == 200
+    with _kept_alive(served) as sock:
         started = time.monotonic()
         assert _closed_by_server(sock, timeout_s=KEEP_ALIVE_TIMEOUT_S + 2) == b""
         assert KEEP_ALIVE_TIMEOUT_S - 0.3 < time.monotonic() - started

@@ -12,7 +12,7 @@ as fresh interpreters (uvicorn's ``spawn``): a killed worker answered again afte
 (importing the app takes 2-6 s on this machine, and over 10 s when it is busy), and two workers took 411 MB
 instead of 539 MB (proportional set size of every process of ``serve``; one worker: 382 MB instead of 350 MB).
 The fork server is a fresh process with no threads or connections, so forking it is safe; if it dies,
-multiprocessing starts another and the workers are replaced.
+multiprocessing starts another, the workers are replaced, and the old ones stop (:func:`_end_with_fork_server`).
 
 uvicorn's supervisor rather than gunicorn's: it is already installed and pinned and runs the HTTP protocol of
 :mod:`gis_service.connections` as it is, where gunicorn would add two packages (itself and its uvicorn worker
@@ -22,9 +22,12 @@ class) for the same process model; the fork server gives what gunicorn's ``--pre
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import logging
 import multiprocessing
+import os
+import signal
 from typing import TYPE_CHECKING
 
 from uvicorn.supervisors.multiprocess import Multiprocess
@@ -42,6 +45,8 @@ log = logging.getLogger("gis_service.server")
 WORKER_PING_TIMEOUT_S = 10
 #: On stop (SIGTERM, Ctrl-C), requests in flight get this long to finish before they are cancelled.
 GRACEFUL_STOP_S = 30
+#: prctl(2) option: the signal a process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
 
 
 def served_app(settings: Settings, database_url: str) -> FastAPI:
@@ -50,8 +55,23 @@ def served_app(settings: Settings, database_url: str) -> FastAPI:
     from gis_service.app import create_app
     from gis_service.db.engine import create_db_engine
 
+    _end_with_fork_server()
     engine = create_db_engine(database_url, statement_timeout_s=settings.statement_timeout_s)
     return create_app(settings, engine, owns_engine=True)
+
+
+def _end_with_fork_server() -> None:
+    """Have this worker stopped (SIGTERM: it finishes its requests) when its parent, the fork server, dies.
+
+    multiprocessing signals a worker through the fork server; were the fork server killed (the out-of-memory
+    killer, ``kill -9``), the supervisor would take its workers for dead and start new ones through a new fork
+    server, while the old ones went on serving, unsupervised, and outlived ``serve`` with its socket (seen).
+    """
+    parent = os.getppid()
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        log.warning("this worker cannot follow its fork server (prctl failed: errno %d)", ctypes.get_errno())
+    if os.getppid() != parent:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def fork_server() -> multiprocessing.context.ForkServerContext:

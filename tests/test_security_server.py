@@ -131,6 +131,13 @@ def served(serve: Callable[..., Served], own_cluster: EmbeddedCluster) -> Served
                   "GIS_MAX_CONNECTIONS": str(MAX_CONNECTIONS)})
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def _postmaster(cluster: EmbeddedCluster) -> int:
     return int((cluster.pgdata / "postmaster.pid").read_text().split()[0])
 
@@ -164,7 +171,7 @@ def test_a_killed_worker_is_replaced_and_health_answers_again_within_10_s(served
 
 
 @pytest.mark.slow
-def test_the_embedded_cluster_and_a_worker_killed_under_serve_are_both_replaced(
+def test_a_worker_the_fork_server_and_the_embedded_cluster_killed_under_serve_are_all_replaced(
         serve: Callable[..., Served]) -> None:
     folder = _throwaway_folder("gis-serve-watchdog-")
     try:
@@ -187,10 +194,22 @@ def test_the_embedded_cluster_and_a_worker_killed_under_serve_are_both_replaced(
         assert _postmaster(cluster) != killed
         log = served.log_text()
         assert "is not running; starting it again" in log and "is running again" in log
+
+        # the workers' parent: they end with it, and new ones are forked from a new fork server
+        workers = served.workers()
+        [fork_server] = [pid for pid in process_tree(served.process.pid)[1:]
+                         if b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                         and pid not in workers]
+        os.kill(fork_server, signal.SIGKILL)
+        _wait_for(lambda: not any(map(_alive, workers)), timeout_s=30, what="the fork server's workers ended")
+        _wait_for(lambda: len(served.workers()) == 2, timeout_s=30, what="two new workers ran")
+        assert _health_status(served.url) == 200
     finally:
         if 'served' in locals():
+            workers = served.workers()
             served.process.send_signal(signal.SIGTERM)
             served.process.wait(timeout=60)
+            assert not any(map(_alive, workers))  # no worker outlives serve
         status = json.loads(subprocess.run([*CLI, "db", "status"], env={**os.environ, "GIS_DATA_DIR": str(
             folder / "data"), "GIS_DATABASE_URL": ""}, cwd=REPO, capture_output=True, text=True).stdout)
         assert status["running"] is False  # the serve that started the cluster stopped it, restarted or not

@@ -117,7 +117,10 @@ def run(settings: Settings, database_url: str, *, host: str, port: int, workers:
         workers=workers, http=functools.partial(GuardedHttpProtocol, guard=guard),
         timeout_keep_alive=settings.keep_alive_timeout_s, timeout_worker_healthcheck=WORKER_PING_TIMEOUT_S,
         timeout_graceful_shutdown=GRACEFUL_STOP_S, lifespan="on", log_level=settings.log_level,
-        log_config=log_config(settings.log_level), access_log=False)  # the app writes its own access log
+        log_config=log_config(settings.log_level), access_log=False,  # the app writes its own access log
+        # proxy_headers off: uvicorn would believe X-Forwarded-For from any local process; the app reads
+        # forwarded headers itself, from trusted proxies only
+        proxy_headers=False)
     if cap < settings.max_connections:
         log.warning("only %d open files are allowed (ulimit -n): at most %d connections per worker instead of "
                     "GIS_MAX_CONNECTIONS=%d", fd_limit, cap, settings.max_connections)

@@ -23,9 +23,11 @@ from gis_service.db.engine import READER_CHECKS
 from gis_service.settings import Settings
 
 
-def create_app(settings: Settings | None = None, engine: sa.Engine | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: sa.Engine | None = None, *,
+               owns_engine: bool = False) -> FastAPI:
     """Build the app. With no ``engine`` the lifespan provisions the database (embedded or configured),
-    runs the migrations and disposes of it on shutdown; ``gis-service serve`` passes a ready engine."""
+    runs the migrations and disposes of it on shutdown; ``gis-service serve``'s workers pass a ready engine
+    (``owns_engine``: dispose of it on shutdown)."""
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -33,7 +35,11 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         if engine is not None:
             app.state.engine = engine
             _start_warm_up(engine, settings)
-            yield
+            try:
+                yield
+            finally:
+                if owns_engine:
+                    engine.dispose()
             return
         from gis_service.db.engine import create_db_engine, provisioned, upgrade_schema
 

@@ -7,8 +7,8 @@ starts it for the command's duration (or uses GIS_DATABASE_URL when set).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -72,23 +72,26 @@ def progress_bar() -> Progress:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on (GIS_HOST).")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (GIS_HOST; 127.0.0.1: keep it so behind "
+                                             "a reverse proxy with TLS, see the README's Production).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (GIS_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="Worker processes (GIS_WORKERS); one that "
+                                                "dies is replaced.")] = None,
     demo: Annotated[bool, typer.Option(help="Load the demo county when the database is empty.")] = True,
 ) -> None:
-    """Provision or connect to the database, migrate, load the demo data if empty, and serve the API."""
-    import uvicorn
-
-    from gis_service.app import create_app
+    """Provision or connect to the database, migrate, load the demo data if empty, and serve the API with
+    supervised workers (and, for the embedded cluster, a watchdog that starts it again if it dies)."""
+    from gis_service import server
     from gis_service.db.cluster import EmbeddedCluster
-    from gis_service.db.engine import create_db_engine
+    from gis_service.db.watchdog import ClusterWatchdog
     from gis_service.io.load_demo import database_is_empty, layer_counts
-    from gis_service.logs import log_config
 
     settings = get_settings()
     lock = contextlib.nullcontext()
+    watchdog = contextlib.nullcontext()
     if settings.embedded:
-        lock = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir).serve_lock_held()
+        cluster = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+        lock, watchdog = cluster.serve_lock_held(), ClusterWatchdog(cluster)
     with lock, database(settings) as engine:
         with engine.connect() as conn:
             empty = database_is_empty(conn)
@@ -100,23 +103,27 @@ def serve(
         console.print("Layers: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), highlight=False)
         if counts["roads"]:
             _prepare_network(engine, settings)
+        engine.dispose()  # the workers open their own connections
         where = "embedded cluster in " + str(settings.data_dir) if settings.embedded else "GIS_DATABASE_URL"
-        console.print(f"Serving on http://{host or settings.host}:{port or settings.port} (database: {where})")
-        # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit lets the
-        # with-blocks above stop the cluster this command started.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        # the service's own engine: its statements are stopped after GIS_STATEMENT_TIMEOUT_S (the set-up above
-        # and the CLI's imports are not)
-        served = create_db_engine(engine.url.render_as_string(hide_password=False),
-                                  statement_timeout_s=settings.statement_timeout_s)
-        try:
-            # proxy_headers off: uvicorn would believe X-Forwarded-For from any local process; the app reads
-            # forwarded headers itself, from GIS_TRUSTED_PROXIES only
-            uvicorn.run(create_app(settings, served), host=host or settings.host, port=port or settings.port,
-                        log_level=settings.log_level, log_config=log_config(settings.log_level), access_log=False,
-                        proxy_headers=False)
-        finally:
-            served.dispose()
+        workers = workers or settings.workers
+        host = host or settings.host
+        if not _loopback(host):
+            console.print(f"[bold yellow]warning:[/] listening on {host} serves plain HTTP to the network: tokens "
+                          "and data cross it unencrypted. Put nginx with TLS in front and keep 127.0.0.1 (README: "
+                          "Production).", highlight=False, soft_wrap=True)
+        console.print(f"Serving on http://{host}:{port or settings.port} with {workers} "
+                      f"worker{'s' if workers > 1 else ''} (database: {where})", highlight=False)
+        # uvicorn's supervisor handles SIGTERM and SIGINT: it stops the workers and returns, and the with-blocks
+        # above then stop the watchdog and the cluster this command started.
+        server.run(settings, engine.url.render_as_string(hide_password=False), host=host,
+                   port=port or settings.port, workers=workers, alongside=watchdog)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return host == "localhost"
 
 
 def _prepare_network(engine: sa.Engine, settings: Settings) -> None:

@@ -85,6 +85,40 @@ def uvicorn_process(app: str = "gis_service.app:create_app", *, env: dict[str, s
             process.wait()
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process descended from it (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def serve_workers(serve_pid: int) -> list[int]:
+    """The worker processes of a `gis-service serve`: the children of its fork server (not the fork server
+    itself, nor multiprocessing's resource tracker)."""
+    workers = []
+    for pid in process_tree(serve_pid)[1:]:
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent != serve_pid:
+            workers.append(pid)
+    return workers
+
+
 def service(database_url: str, *, ready_path: str = "/conformance",
             **extra_env: str) -> contextlib.AbstractContextManager[str]:
     """gis-service over ``database_url`` (no demo loading), with extra GIS_* settings."""

@@ -49,6 +49,18 @@ class Settings(BaseSettings):
     pg_bin_dir: Path | None = Field(default=None, description="Folder of initdb/pg_ctl; found when unset.")
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes of `serve`; a supervisor replaces "
+                         "one that dies (also when there is only one).")
+    header_timeout_s: float = Field(default=10, gt=0, le=600, description="A connection that has not sent a "
+                                    "request's whole head (request line and headers) this many seconds after "
+                                    "connecting, or after the first byte of its next request, is closed (408).")
+    body_timeout_s: float = Field(default=60, gt=0, le=3600, description="A request's body must have arrived "
+                                  "this many seconds after its head; else the connection is closed (408).")
+    keep_alive_timeout_s: float = Field(default=5, gt=0, le=600, description="An idle kept-alive connection is "
+                                        "closed after this many seconds.")
+    max_connections: int = Field(default=1000, ge=1, description="Open connections per worker. Beyond it a new "
+                                 "connection pushes out the one waiting longest for a request, or is refused (503) "
+                                 "when all are busy.")
     county_code: str = Field(default="500241", description="6-digit code of the county the service holds.")
     measure_srid: int = Field(default=4545, description="Projected CRS for lengths, areas and distances.")
     load_demo: bool = Field(default=True, description="Load the demo county when the database is empty.")

@@ -60,7 +60,7 @@ from urllib.parse import quote, urlencode
 import sqlalchemy as sa
 from _bench import DEMO_SEED, demo_database, query_lists
 
-from gis_service.devserver import LoadKind, LoadOutcome, run_clients, service_env, uvicorn_process
+from gis_service.devserver import LoadKind, LoadOutcome, process_tree, run_clients, service_env, uvicorn_process
 
 WARM_S = 10.0
 WINDOW_S = 10
@@ -138,26 +138,6 @@ def request_mix(url: str, *, seed: int) -> list[LoadKind]:
 # -- the server's memory and CPU, from /proc ----------------------------------------------------------------------
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every process descended from it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2:].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -21,12 +21,17 @@ if [ -z "$PG_VERSION" ]; then
 fi
 packages=()
 for pkg in "postgresql-$PG_VERSION" "postgresql-$PG_VERSION-postgis-3" "postgresql-$PG_VERSION-pgrouting" \
-           postgresql-contrib python3-venv gdal-bin chromium fonts-wqy-microhei; do
+           postgresql-contrib python3-venv gdal-bin chromium fonts-wqy-microhei nginx; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || packages+=("$pkg")
 done
 if [ "${#packages[@]}" -gt 0 ]; then
   echo "setup: installing ${packages[*]}"
   apt_install "${packages[@]}"
+  # nginx is installed for the tests' `nginx -t` of scripts/deploy/nginx-gis-service.conf; Debian starts it with
+  # its default site, which is not left serving (the README's production section enables it with ours)
+  if [[ " ${packages[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 PYTHON="${PYTHON:-python3}"

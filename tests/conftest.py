@@ -6,6 +6,7 @@ There is no skipping: if PostgreSQL or PostGIS is missing, the session fails wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -228,3 +229,27 @@ def fingerprint(conn: sa.Connection) -> dict[str, tuple]:
     parts += [f"SELECT '{table}', count(*), 0, max(id) FROM {table}"
               for table in ("audit_log", "marker_inspections", "place_name_events")]
     return {name: tuple(rest) for name, *rest in conn.execute(sa.text(" UNION ALL ".join(parts)))}
+
+
+@contextlib.contextmanager
+def private_cluster(prefix: str, frames: dict, settings: Settings) -> Iterator[EmbeddedCluster]:
+    """A throwaway embedded cluster in a folder of its own under /tmp, migrated and holding ``frames`` (layers of
+    the demo county), for tests that kill it; stopped and removed afterwards."""
+    from gis_service.io.load_demo import load_frames
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)  # as root the cluster runs as postgres, which must be able to enter the folder
+    cluster = EmbeddedCluster(folder / "data")
+    cluster.start()
+    try:
+        migrate.upgrade(cluster.url())
+        cluster.seal_audit_log()
+        engine = create_db_engine(cluster.url())
+        load_frames(engine, frames, county_code=settings.county_code, measure_srid=settings.measure_srid)
+        engine.dispose()
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -26,14 +24,12 @@ import sqlalchemy as sa
 
 from gis_service import devserver
 from gis_service.auth import create_token
-from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import create_db_engine
 from gis_service.io.layers_io import import_file
-from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
 
-from .conftest import REPO
+from .conftest import REPO, private_cluster
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 #: Place names in the import that is killed: their COPY takes a few seconds (search keys and GIN indexes per row).
@@ -43,23 +39,9 @@ IMPORT_ROWS = 4000
 @pytest.fixture(scope="module")
 def crash_cluster(demo_frames: dict, settings: Settings) -> Iterator[EmbeddedCluster]:
     """A private cluster holding the demo county's divisions and elder-care facilities."""
-    folder = Path(tempfile.mkdtemp(prefix="gis-crash-"))
-    folder.chmod(0o755)  # as root the cluster runs as postgres, which must be able to enter the folder
-    cluster = EmbeddedCluster(folder / "data")
-    cluster.start()
-    try:
-        migrate.upgrade(cluster.url())
-        cluster.seal_audit_log()
-        engine = create_db_engine(cluster.url())
-        load_frames(engine, {name: demo_frames[name] for name in ("admin_divisions", "elder_care")},
-                    county_code=settings.county_code, measure_srid=settings.measure_srid)
-        engine.dispose()
+    with private_cluster("gis-crash-", {name: demo_frames[name] for name in ("admin_divisions", "elder_care")},
+                         settings) as cluster:
         yield cluster
-    finally:
-        try:
-            cluster.stop()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture()

@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -259,9 +260,55 @@ def install_error_handlers(app: FastAPI, *, statement_timeout_s: float) -> None:
                       psycopg.errors.SerializationFailure):
             return error_response(request, 503, "Busy", "the feature is being changed by another request; "
                                   "try again", headers={"Retry-After": "1"})
+        if database_away(exc):
+            return _database_away_response(request)
+        raise exc
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client, or the server's body deadline (GIS_BODY_TIMEOUT_S), closed the connection before the body
+        # arrived: no one to answer and no bug to log (this answer is only what the access log records)
+        return error_response(request, 400, "ClientDisconnected",
+                              "the connection was closed before the request body arrived")
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg.InterfaceError)
+    async def _driver_error(request: Request, exc: psycopg.Error) -> JSONResponse:
+        # raised by psycopg itself where the service uses the driver's connection (COPY in writes)
+        if database_away(exc):
+            return _database_away_response(request)
         raise exc
 
     @app.exception_handler(sa.exc.TimeoutError)
     async def _pool_exhausted(request: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
         return error_response(request, 503, "Busy", "the service is answering as many requests as it can; "
                               "try again in a moment", headers={"Retry-After": "1"})
+
+
+#: SQLSTATEs of a server that is shutting down, crashed or still starting (an absent server has none).
+_SERVER_GOING_OR_COMING = {"57P01", "57P02", "57P03"}
+#: Seconds a client is told to wait while the database is away (the embedded cluster's watchdog looks every 2 s).
+DATABASE_AWAY_RETRY_S = 5
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached now (down, restarting, the connection lost), as opposed
+    to a statement that failed: the request can succeed unchanged once the database is back."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _SERVER_GOING_OR_COMING
+
+
+def _database_away_response(request: Request) -> JSONResponse:
+    """503 while the database is away: every pooled connection is checked before use (pool_pre_ping), so the
+    service answers again by itself as soon as the database is back, without a restart."""
+    return error_response(
+        request, 503, "DatabaseUnavailable",
+        "the database cannot be reached just now (it is stopped or restarting); the service answers again by "
+        f"itself once the database is back: try again in {DATABASE_AWAY_RETRY_S} seconds",
+        headers={"Retry-After": str(DATABASE_AWAY_RETRY_S)})

@@ -56,8 +56,8 @@ ERRORS: dict[int, str] = {
     428: "The change needs If-Match with the feature's ETag from its last GET.",
     429: "This token made too many changes in the last minute; nothing was written. Retry-After says when to "
          "try again.",
-    503: "The database stopped the request (too much asked at once) or is busy; Retry-After says when to try "
-         "again.",
+    503: "The database stopped the request (too much asked at once), is busy, or cannot be reached just now "
+         "(stopped or restarting); Retry-After says when to try again.",
 }
 
 

@@ -26,6 +26,8 @@ READER_CHECKS = 4
 #: Connections beyond the sessions': one more per session (``ensure_network`` reads the committed roads version and
 #: rebuilds the network in a transaction of its own), two for the start-up warm-up, one per reader-token check.
 EXTRA_CONNECTIONS = MAX_SESSIONS + 2 + READER_CHECKS
+#: Seconds to wait for the database to accept a connection.
+CONNECT_TIMEOUT_S = 5
 
 
 def create_db_engine(url: str, *, statement_timeout_s: float | None = None, **kwargs) -> Engine:
@@ -41,6 +43,8 @@ def create_db_engine(url: str, *, statement_timeout_s: float | None = None, **kw
     """
     kwargs.setdefault("pool_size", MAX_SESSIONS + FAST_READS)
     kwargs.setdefault("max_overflow", EXTRA_CONNECTIONS)
+    # a server that does not answer (its host down) fails a request after this long (503) instead of holding it
+    kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
     if statement_timeout_s:
         options = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
         kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "options": options}

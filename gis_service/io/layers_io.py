@@ -7,6 +7,7 @@ from pathlib import Path
 import geopandas as gpd
 import sqlalchemy as sa
 
+from gis_service.errors import ImportRejected, RowProblem
 from gis_service.io.files import read_layer_file, write_export
 from gis_service.io.store import RowCallback, WriteResult, write_frame
 from gis_service.layers import get_layer
@@ -14,30 +15,43 @@ from gis_service.layers.base import Layer
 from gis_service.settings import STORAGE_SRID, Settings
 
 
-def import_file(engine: sa.Engine, settings: Settings, layer_id: str, path: Path, *, crs: str | None = None,
-                dry_run: bool = False, on_rows: RowCallback | None = None) -> tuple[WriteResult, str]:
+def import_file(engine: sa.Engine, settings: Settings, layer_id: str, path: Path, *, dry_run: bool = False,
+                on_rows: RowCallback | None = None, **reading) -> tuple[WriteResult, str]:
     """Read, check and write a file into a layer in one transaction: every row or none.
 
-    Returns the result and a sentence saying which CRS the coordinates were read in. Raises ImportRejected
-    (listing every bad row) or InvalidInputError (the file as a whole) and writes nothing.
+    ``reading`` are :func:`read_layer_file`'s options (crs, encoding, sheet, header_row). Returns the result and the
+    sentences saying which CRS and encoding the file was read in. Raises ImportRejected (listing every bad row) or
+    InvalidInputError (the file as a whole) and writes nothing.
     """
     with engine.connect() as conn:
         with conn.begin() as transaction:
-            result, crs_note = import_into(conn, settings, layer_id, path, crs=crs, dry_run=dry_run,
-                                           on_rows=on_rows)
+            result, notes = import_into(conn, settings, layer_id, path, dry_run=dry_run, on_rows=on_rows, **reading)
             if dry_run:
                 transaction.rollback()
-    return result, crs_note
+    return result, notes
 
 
-def import_into(conn: sa.Connection, settings: Settings, layer_id: str, path: Path, *, crs: str | None = None,
-                dry_run: bool = False, on_rows: RowCallback | None = None) -> tuple[WriteResult, str]:
+def import_into(conn: sa.Connection, settings: Settings, layer_id: str, path: Path, *, dry_run: bool = False,
+                on_rows: RowCallback | None = None, **reading) -> tuple[WriteResult, str]:
     """:func:`import_file` inside the caller's transaction (the caller commits or rolls back)."""
     layer = get_layer(layer_id)
-    frame, crs_note = read_layer_file(path, layer=layer, crs=crs)
-    result = write_frame(conn, layer, frame, county_code=settings.county_code, measure_srid=settings.measure_srid,
-                         dry_run=dry_run, on_rows=on_rows)
-    return result, crs_note
+    frame, notes = read_layer_file(path, layer=layer, **reading)
+    try:
+        result = write_frame(conn, layer, frame, county_code=settings.county_code,
+                             measure_srid=settings.measure_srid, dry_run=dry_run, on_rows=on_rows)
+    except ImportRejected as rejected:
+        raise numbered_as_in(rejected, frame.attrs.get("source_rows")) from None
+    return result, notes
+
+
+def numbered_as_in(rejected: ImportRejected, source_rows: list[int] | None) -> ImportRejected:
+    """``rejected`` with its rows numbered as the sheet they came from numbers them (unchanged without one)."""
+    if not source_rows:
+        return rejected
+    problems = [RowProblem(None if p.row is None else source_rows[p.row - 1], p.field, p.message)
+                for p in rejected.problems]
+    return ImportRejected(rejected.layer_id, problems, rejected.total_rows,
+                          numbering="rows are numbered as in the sheet")
 
 
 def read_layer(conn: sa.Connection, layer: Layer, *, current_only: bool = False) -> gpd.GeoDataFrame:
@@ -47,8 +61,9 @@ def read_layer(conn: sa.Connection, layer: Layer, *, current_only: bool = False)
     return gpd.read_postgis(sa.text(sql), conn, geom_col="geom", crs=STORAGE_SRID)
 
 
-def export_layer(engine: sa.Engine, layer_id: str, path: Path, *, fmt: str) -> tuple[Path, int]:
+def export_layer(engine: sa.Engine, layer_id: str, path: Path, *, fmt: str,
+                 encoding: str | None = None) -> tuple[Path, int]:
     layer = get_layer(layer_id)
     with engine.connect() as conn:
         frame = read_layer(conn, layer)
-    return write_export(frame, path, fmt=fmt, layer_name=layer.id), len(frame)
+    return write_export(frame, path, fmt=fmt, layer_name=layer.id, encoding=encoding), len(frame)

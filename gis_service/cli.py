@@ -371,6 +371,10 @@ def import_command(
                                                    "numbers it (default: found among the top rows).")] = None,
     inspector: Annotated[str | None, typer.Option(help="marker_inspections: who inspected, for rows that do not "
                                                   "say.")] = None,
+    geocode: Annotated[bool, typer.Option(help="Facilities: place rows without coordinates by their 地址 (address) "
+                                          "or 所在村(社区) (village) column, with the service's gazetteer.")] = False,
+    allow_approximate: Annotated[bool, typer.Option(help="With --geocode: accept rows placed only at their "
+                                                    "village's point (else they are bad rows).")] = False,
     dry_run: Annotated[bool, typer.Option(help="Check every row but write nothing.")] = False,
 ) -> None:
     """Import a file into a layer: every row is checked, and all rows are written or none."""
@@ -388,7 +392,8 @@ def import_command(
         task = bar.add_task(f"importing {file.name}", total=None)
         try:
             result, notes = import_file(engine, settings, layer, file, crs=crs, dry_run=dry_run,
-                                        on_rows=lambda n: bar.advance(task, n), **reading)
+                                        on_rows=lambda n: bar.advance(task, n), geocode=geocode,
+                                        allow_approximate=allow_approximate, **reading)
         except ImportRejected:
             bar.stop()
             raise

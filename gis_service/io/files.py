@@ -26,6 +26,7 @@ from gis_service.io.csv_cells import write_frame as write_csv_frame
 from gis_service.io.encodings import GBK_LANGUAGE_DRIVER, Decoding, dbf_decoding, decode_text_file, read_cpg
 from gis_service.io.excel import read_sheet
 from gis_service.io.excel import write_frame as write_sheet_frame
+from gis_service.io.geocode import ADDRESS_COLUMNS, TOWNSHIP_COLUMNS, VILLAGE_COLUMNS, place_columns
 from gis_service.layers.base import Layer
 from gis_service.limits import check_zip
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
@@ -52,13 +53,16 @@ def parse_crs(text: str) -> CRS:
 
 
 def read_layer_file(path: Path, *, layer: Layer, crs: str | None = None, encoding: str | None = None,
-                    sheet: str | None = None, header_row: int | None = None) -> tuple[gpd.GeoDataFrame, str]:
+                    sheet: str | None = None, header_row: int | None = None, coordinates_optional: bool = False
+                    ) -> tuple[gpd.GeoDataFrame, str]:
     """Read a file into a GeoDataFrame in EPSG:4490.
 
     ``crs`` declares the coordinates' CRS and overrides what the file says; a CSV or XLSX without ``crs`` is taken as
     EPSG:4490 longitude/latitude. ``encoding`` overrides the text encoding of a CSV or a Shapefile's DBF
     (io/encodings.py decides it otherwise); ``sheet`` and ``header_row`` choose what of an XLSX workbook is read
-    (io/excel.py). Returns the frame and the sentences (one per line) saying which CRS and which encoding were used.
+    (io/excel.py); with ``coordinates_optional`` a CSV or XLSX may lack lon/lat columns (rows to be placed by their
+    address, io/geocode.py). Returns the frame and the sentences (one per line) saying which CRS and which encoding
+    were used.
     A frame read from a sheet carries the sheet's row number of each row in ``frame.attrs["source_rows"]``.
     """
     path = Path(path)
@@ -81,7 +85,7 @@ def read_layer_file(path: Path, *, layer: Layer, crs: str | None = None, encodin
     if suffix in TABLE_SUFFIXES:
         table = read_table(path, encoding=encoding, sheet=sheet, header_row=header_row,
                            known_headers=_layer_headers(layer))
-        frame = _points_from_table(table.frame, path.name)
+        frame = _points_from_table(table.frame, path.name, optional=coordinates_optional)
         frame.attrs["source_rows"] = table.source_rows
         notes.append(table.note)
     else:
@@ -109,7 +113,7 @@ def _layer_headers(layer: Layer) -> set[str]:
     """Column headers that mark a sheet's header row for ``layer``: its field names and Chinese titles, and the
     coordinate columns."""
     return {*layer.field_names, *(f.title_zh for f in layer.fields if f.title_zh), *LON_COLUMNS, *LAT_COLUMNS,
-            *WKT_COLUMNS, "id"}
+            *WKT_COLUMNS, "id", *TOWNSHIP_COLUMNS, *VILLAGE_COLUMNS, *ADDRESS_COLUMNS}
 
 
 def _read_gdal(path: Path, *, layer: Layer, suffix: str, encoding: str | None = None
@@ -207,8 +211,9 @@ def read_table(path: Path, *, encoding: str | None = None, sheet: str | None = N
     return Table(table, None, f"text read as {decoding.reason}")
 
 
-def _points_from_table(table: pd.DataFrame, name: str) -> gpd.GeoDataFrame:
-    """Points from lon/lat columns (or geometries from a WKT column) of a CSV or sheet; EPSG:4490 unless told."""
+def _points_from_table(table: pd.DataFrame, name: str, *, optional: bool = False) -> gpd.GeoDataFrame:
+    """Points from lon/lat columns (or geometries from a WKT column) of a CSV or sheet; EPSG:4490 unless told. With
+    ``optional``, a table without either has no geometries (None)."""
     lowered = {str(c).lower(): c for c in table.columns}
     lon = next((lowered[c] for c in LON_COLUMNS if c in lowered), None)
     lat = next((lowered[c] for c in LAT_COLUMNS if c in lowered), None)
@@ -226,8 +231,11 @@ def _points_from_table(table: pd.DataFrame, name: str) -> gpd.GeoDataFrame:
             except shapely.errors.GEOSException:
                 raise InvalidInputError(f"{name} row {n}: {wkt} is not valid WKT") from None
         table = table.drop(columns=[wkt])
+    elif optional:
+        geometry = [None] * len(table)
     else:
-        raise InvalidInputError(f"{name} needs lon and lat columns (or a wkt column); its columns are "
+        hint = "; or pass --geocode to place the rows by their address" if place_columns(table.columns) else ""
+        raise InvalidInputError(f"{name} needs lon and lat columns (or a wkt column){hint}; its columns are "
                                 + ", ".join(map(str, table.columns)))
     table = table.replace("", None)
     return gpd.GeoDataFrame(table, geometry=geometry, crs=None)

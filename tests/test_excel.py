@@ -178,12 +178,6 @@ def test_the_boundary_package_keeps_dates_in_geopackage_and_shapefile(conn: sa.C
     assert b'"set_on": "20' in content  # GeoJSON has no dates: ISO text
 
 
-@pytest.fixture()
-def runner(engine: sa.Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    return CliRunner()
-
-
 def test_every_csv_the_service_writes_starts_with_a_bom(runner: CliRunner, conn: sa.Connection,
                                                         tmp_path: Path) -> None:
     from gis_service.io.placenames_export import place_name_records, write_place_names

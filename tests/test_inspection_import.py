@@ -179,12 +179,6 @@ def test_a_file_without_the_columns_of_a_field_record_is_refused(conn: sa.Connec
         import_inspections(conn, path)
 
 
-@pytest.fixture()
-def runner(engine: sa.Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
-    return CliRunner()
-
-
 def test_the_command_checks_a_dry_run_and_refuses_a_bad_file(runner: CliRunner, conn: sa.Connection,
                                                              tmp_path: Path) -> None:
     numbers = _markers(conn, 2)

@@ -29,6 +29,7 @@ def _hand_made() -> Gazetteer:
         townships=[place("石堤镇", "township", "", SHIDI, 0), place("溪口镇", "township", "", XIKOU, 1),
                    place("清溪场街道", "township", "", QXC, 2), place("孝溪乡", "township", "", QXC, 2, "清溪场街道")],
         villages=[place("高桥村", "village", GAOQIAO, SHIDI, 3), place("新华社区", "village", XINHUA_SQ, SHIDI, 4),
+                  place("石堤社区", "village", "500241107002", SHIDI, 13),
                   place("新华村", "village", XINHUA_CUN, XIKOU, 5), place("龙凤村", "village", LONGFENG, QXC, 6)],
         leaves=[place("张家寨", "settlement", GAOQIAO, SHIDI, 7), place("张家寨", "settlement", XINHUA_CUN, XIKOU, 8),
                 place("李家湾", "settlement", GAOQIAO, SHIDI, 9),
@@ -63,6 +64,7 @@ def test_addresses_written_every_way_are_placed(text: str, village: str, precisi
               "add the township or village to tell them apart"),
     ("新华", "can be placed more than one way: 新华社区 in 新华社区 (500241107001); 新华村 in 新华村 (500241115201)"),
     ("石堤镇", "cannot be placed: only the township 石堤镇 is recognised; write the village"),
+    ("秀山县石堤镇", "cannot be placed: only the township 石堤镇 is recognised"),  # not the village 石堤社区
     ("北京市朝阳区建国路88号", "cannot be placed: no township, village, settlement or road of the county"),
 ])
 def test_what_cannot_be_placed_one_way_says_why(text: str, problem: str) -> None:

@@ -131,8 +131,8 @@ def choose(samples: Iterable[bytes], *, what: str, override: str | None = None,
     share, example = _uncommon_share(samples)
     if share > MAX_UNCOMMON_SHARE:
         raise InvalidInputError(f"{what} is not valid UTF-8, and read as GBK/GB18030 {share:.0%} of its Chinese text "
-                                f"would be rare characters or symbols (e.g. {example!r}): it is probably in another "
-                                "encoding, such as Big5 (Traditional Chinese) or Latin-1; pass --encoding NAME "
+                                f"would be rare characters or symbols (e.g. {_shown(example)}): it is probably in "
+                                "another encoding, such as Big5 (Traditional Chinese) or Latin-1; pass --encoding NAME "
                                 "(e.g. --encoding big5)")
     return Decoding("gb18030", "GB18030: the file is not valid UTF-8 and has no .cpg or code page")
 
@@ -177,6 +177,12 @@ def _common(char: str) -> bool:
     except UnicodeEncodeError:
         return len(char.encode("gb18030")) == 4  # outside GBK: only a real GB18030 file holds it
     return first >= 0xB0 or first in (0xA1, 0xA3)  # Chinese characters; CJK and full-width punctuation
+
+
+def _shown(char: str) -> str:
+    """A character for a message: itself when it shows, and its code point (U+E78B is a private-use character)."""
+    code = f"U+{ord(char):04X}"
+    return f"{char} ({code})" if char.isprintable() and not 0xE000 <= ord(char) <= 0xF8FF else code
 
 
 def _title(codec: str) -> str:

@@ -234,6 +234,8 @@ def _exact_end(text: str, at: int, name: str, generics: tuple[str, ...], *, shor
         for generic in generics:
             if text.startswith(generic, end):
                 return end + len(generic), EXACT
+        if any(text.startswith(generic, end) for generic in TOWNSHIP_GENERICS + VILLAGE_GENERICS):
+            return None, 0.0  # 石堤镇 is the township, not the village 石堤社区 by its short name
         return end, SHORT
     return end, EXACT
 

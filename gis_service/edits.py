@@ -23,6 +23,7 @@ from gis_service.errors import GisServiceError, ImportRejected, InvalidInputErro
 from gis_service.io.store import load_context
 from gis_service.io.validate import text_problem, validate_frame
 from gis_service.layers.base import Layer
+from gis_service.layers.boundaries import CONDITIONS
 from gis_service.pinyin import romanize
 from gis_service.settings import STORAGE_SRID, Settings
 
@@ -326,7 +327,6 @@ def feature_history(conn: sa.Connection, layer: Layer, feature_id: int) -> list[
     return history
 
 
-CONDITIONS = ("intact", "damaged", "missing", "displaced")
 MAX_NOTES_LENGTH = 2000
 
 
@@ -356,14 +356,22 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     problem = text_problem(notes, multiline=True) if notes is not None else None
     if problem:
         raise InvalidInputError(f"notes {problem}; write the notes without them")
+    return write_inspection(conn, layer, marker_id, inspected_on=inspected_on, condition=condition, notes=notes,
+                            inspector=principal.name, principal=principal, request_id=request_id)
+
+
+def write_inspection(conn: sa.Connection, layer: Layer, marker_id: int, *, inspected_on: dt.date, condition: str,
+                     notes: str | None, inspector: str, principal: Principal, request_id: str | None) -> dict:
+    """Record a checked inspection of a marker and bring the marker's condition and last-inspected date up to date,
+    with its audit entry, in the caller's transaction. An older inspection entered late goes into the history but
+    does not overwrite a newer one's findings. NotFoundError when there is no such marker."""
     before = snapshot(conn, layer, marker_id, lock=True)
     if before is None:
         raise NotFoundError(f"boundary_markers has no feature {marker_id}")
     inspection_id = conn.execute(sa.text(
         "INSERT INTO marker_inspections (marker_id, inspected_on, inspector, condition, notes) "
         "VALUES (:m, :d, :who, :c, :n) RETURNING id"),
-        {"m": marker_id, "d": inspected_on, "who": principal.name, "c": condition, "n": notes}).scalar_one()
-    # An older inspection entered late does not overwrite a newer one's findings.
+        {"m": marker_id, "d": inspected_on, "who": inspector, "c": condition, "n": notes}).scalar_one()
     version = conn.execute(sa.text(
         "UPDATE boundary_markers SET condition = CASE WHEN last_inspected IS NULL OR last_inspected <= :d "
         "THEN :c ELSE condition END, last_inspected = GREATEST(last_inspected, :d) WHERE id = :m "
@@ -371,7 +379,7 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     _audit(conn, principal, layer, marker_id, "inspect", version, before, snapshot(conn, layer, marker_id),
            request_id)
     return {"id": inspection_id, "marker_id": marker_id, "inspected_on": inspected_on.isoformat(),
-            "inspector": principal.name, "condition": condition, "notes": notes,
+            "inspector": inspector, "condition": condition, "notes": notes,
             "etag": make_etag(layer.id, marker_id, version)}
 
 

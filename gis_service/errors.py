@@ -55,7 +55,7 @@ class ImportRejected(InvalidInputError):
 
     status_code = 422
 
-    def __init__(self, layer_id: str, problems: list[RowProblem], total_rows: int):
+    def __init__(self, layer_id: str, problems: list[RowProblem], total_rows: int, *, numbering: str = ""):
         self.layer_id = layer_id
         self.problems = problems
         self.total_rows = total_rows
@@ -63,7 +63,8 @@ class ImportRejected(InvalidInputError):
         more = f"\n  ... and {len(problems) - 200} more" if len(problems) > 200 else ""
         bad_rows = len({p.row for p in problems if p.row is not None})
         what = f"{bad_rows} of {total_rows} rows have problems" if bad_rows else "the file has problems"
-        super().__init__(f"import into {layer_id} rejected: {what}; nothing was written.\n{shown}{more}")
+        numbering = f" ({numbering})" if numbering else ""
+        super().__init__(f"import into {layer_id} rejected: {what}; nothing was written{numbering}.\n{shown}{more}")
 
 
 class RowProblem:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -207,3 +209,23 @@ def lone_surrogate_path(value: object) -> str | None:
         elif isinstance(node, list):
             stack.extend((child, f"{path}[{i}]") for i, child in enumerate(node))
     return ""
+
+
+#: Limits on what a zip (a zipped Shapefile, an XLSX workbook) may expand to, against zip bombs.
+MAX_ZIP_MEMBERS = 1000
+MAX_ZIP_BYTES = 2 * 1024**3
+
+
+def check_zip(path: Path) -> None:
+    """Refuse a zip that is unreadable, expands beyond the limits above or names a path outside itself."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile:
+        raise InvalidInputError(f"{path.name} is not a readable zip file") from None
+    if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+        raise InvalidInputError(f"{path.name} expands to more than {MAX_ZIP_MEMBERS} files or "
+                                f"{MAX_ZIP_BYTES // 1024**3} GiB; refusing to open it")
+    for member in members:
+        if member.filename.startswith("/") or ".." in Path(member.filename).parts:
+            raise InvalidInputError(f"{path.name} holds an unsafe path {member.filename!r}")

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from gis_service.api.deps import get_read_runner, get_session
 from gis_service.app import create_app
@@ -207,6 +208,14 @@ def tokens(conn: sa.Connection) -> dict[str, str]:
     """A bearer token of each role, made in the test's transaction."""
     return {role: create_token(conn, role=role, name=f"测试{role}")[1]
             for role in ("inspector", "placename", "planner", "admin")}
+
+
+@pytest.fixture()
+def runner(engine: sa.Engine, database_url: str, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """Runs ``gis-service`` commands (typer's CliRunner) against the test database holding the demo county. What a
+    command commits stays: use it for commands that only read, dry runs and refusals."""
+    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
+    return CliRunner()
 
 
 def bearer(token: str, **extra: str) -> dict:

@@ -6,8 +6,8 @@ border), or every line shared with a neighbouring county. Formats, all written b
 - geojson: one FeatureCollection (EPSG:4326), lines then markers, ``feature_type`` telling them apart;
 - kml: folders ``boundary_lines`` and ``boundary_markers`` (LIBKML), placemarks named by line code and marker number;
 - gpx: markers as waypoints named by their number, lines as tracks (GPX 1.1, WGS84), for handheld GPS;
-- gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490;
-- shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg).
+- gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490, dates as dates;
+- shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg, dates as dates).
 
 KML and GPX are XML that viewers show as HTML (a KML ``<description>`` is an HTML balloon in Google Earth; OsmAnd
 renders GPX descriptions): every text written into them is HTML-escaped, so an inspection note or a line name that
@@ -34,6 +34,8 @@ import pyogrio
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.io.files import write_features
+from gis_service.layers.boundaries import CONDITION_ZH
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
 
 FORMATS = {
@@ -43,7 +45,6 @@ FORMATS = {
     "gpkg": ("application/geopackage+sqlite3", "gpkg"),
     "shp": ("application/zip", "zip"),
 }
-CONDITION_ZH = {"intact": "完好", "damaged": "损坏", "missing": "缺失", "displaced": "移位"}
 TYPE_ZH = {"Q": "单立", "A": "同号双立", "B": "同号双立", "C": "同号三立", "D": "同号三立", "E": "同号三立"}
 #: Metres of shared border for a county line to count as one of a township's lines.
 TOWNSHIP_BORDER_MIN_M = 10.0
@@ -110,11 +111,13 @@ def read_selection(conn: sa.Connection, selection: Selection, *, measure_srid: i
         " ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1) AS last_notes, m.geom "
         "FROM boundary_markers m WHERE m.line_code = ANY(:codes) ORDER BY m.number"),
         conn, geom_col="geom", params={"codes": list(lines["code"])}, crs=STORAGE_SRID)
-    for frame in (lines, markers):
-        for column in ("last_inspected", "set_on"):
-            if column in frame:
-                frame[column] = frame[column].map(lambda d: d.isoformat() if pd.notna(d) and d else None)
     return lines, markers
+
+
+def _dates_as_text(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with its dates as YYYY-MM-DD text (GeoJSON has no dates)."""
+    return frame.assign(**{column: frame[column].map(lambda d: d.isoformat() if pd.notna(d) and d else None)
+                           for column in ("last_inspected", "set_on") if column in frame})
 
 
 def _nothing_found(conn: sa.Connection, selection: Selection) -> str:
@@ -181,7 +184,7 @@ def _geojson(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
     def features(frame: gpd.GeoDataFrame, feature_type: str) -> list[dict]:
         if frame.empty:
             return []
-        frame = frame.to_crs(SERVE_SRID).assign(feature_type=feature_type)
+        frame = _dates_as_text(frame).to_crs(SERVE_SRID).assign(feature_type=feature_type)
         return json.loads(frame.to_json(drop_id=True, to_wgs84=False))["features"]
 
     return _with_temp_dir(lambda folder: _write_rfc7946(
@@ -250,8 +253,8 @@ def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
 def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
     def write(folder: Path) -> bytes:
         path = folder / "boundaries.gpkg"
-        pyogrio.write_dataframe(lines, path, layer="boundary_lines", driver="GPKG")
-        pyogrio.write_dataframe(markers, path, layer="boundary_markers", driver="GPKG", append=not lines.empty)
+        write_features(lines, path, layer="boundary_lines", driver="GPKG")
+        write_features(markers, path, layer="boundary_markers", driver="GPKG")
         return path.read_bytes()
 
     return _with_temp_dir(write)
@@ -260,11 +263,11 @@ def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
 def _shp(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
     def write(folder: Path) -> bytes:
         # Shapefile field names are at most 10 characters.
-        pyogrio.write_dataframe(lines.rename(columns={"last_inspected": "last_insp"}),
-                                folder / "boundary_lines.shp", encoding="UTF-8")
-        pyogrio.write_dataframe(markers.rename(columns={"last_inspected": "last_insp", "marker_type": "type",
-                                                        "last_notes": "notes"}),
-                                folder / "boundary_markers.shp", encoding="UTF-8")
+        write_features(lines.rename(columns={"last_inspected": "last_insp"}), folder / "boundary_lines.shp",
+                       driver="ESRI Shapefile", encoding="UTF-8")
+        write_features(markers.rename(columns={"last_inspected": "last_insp", "marker_type": "type",
+                                               "last_notes": "notes"}),
+                       folder / "boundary_markers.shp", driver="ESRI Shapefile", encoding="UTF-8")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for member in sorted(folder.iterdir()):

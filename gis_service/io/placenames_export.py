@@ -102,7 +102,7 @@ def write_place_names(records: list[dict], path: Path, *, fmt: str) -> Path:
     fields = NATIONAL_FIELDS + EXTRA_FIELDS
     if fmt == "csv":
         write_rows(path, [header for _, header in fields],
-                   ([record[name] for name, _ in fields] for record in records), encoding="utf-8-sig")
+                   ([record[name] for name, _ in fields] for record in records))
         return path
     features = [{
         "type": "Feature",

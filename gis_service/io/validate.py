@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -398,8 +399,27 @@ def _to_date(value) -> dt.date:
     if isinstance(value, pd.Timestamp):
         return value.date()
     if isinstance(value, str):
-        return dt.date.fromisoformat(value.strip()[:10])
+        return parse_date(value)
     raise ValueError("")
+
+
+#: Dates as people write them: 2021-03-05, 2021/3/5, 2021.3.5, 2021年3月5日, 20210305 (a time after them is ignored).
+_DATE = re.compile(r"\s*(\d{4})\s*(?:[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{1,2})|年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?"
+                   r"|(\d{2})(\d{2}))"
+                   r"(?:[T\s]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\s*")
+DATE_FORMS = "2021-03-05, 2021/3/5, 2021.3.5 or 2021年3月5日"
+
+
+def parse_date(text: str) -> dt.date:
+    """The date ``text`` writes in one of :data:`DATE_FORMS` (full-width digits too); ValueError otherwise."""
+    found = _DATE.fullmatch(unicodedata.normalize("NFKC", text))
+    if found is None:
+        raise ValueError(f"write it as {DATE_FORMS}")
+    year, month, day = (int(g) for g in found.groups() if g is not None)
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        raise ValueError(f"{year}-{month}-{day} is not a day of the calendar") from None
 
 
 def _to_text_list(value) -> list[str]:
@@ -421,7 +441,7 @@ def _to_text_list(value) -> list[str]:
 _CONVERTERS = {"text": _to_text, "integer": _to_int, "number": _to_number, "boolean": _to_bool,
                "date": _to_date, "text_list": _to_text_list}
 _TYPE_WORDS = {"text": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
-               "date": "a date (YYYY-MM-DD)", "text_list": "a list of names (separated by ';')"}
+               "date": f"a date ({DATE_FORMS})", "text_list": "a list of names (separated by ';')"}
 
 
 def _short(value) -> str:

@@ -83,6 +83,16 @@ def status_field() -> Field:
                  default="existing")
 
 
+#: How a point was placed from an address (io/geocode.py), most precise first.
+LOCATION_PRECISIONS = ("settlement", "road", "village")
+
+
+def location_precision_field() -> Field:
+    return Field("location_precision", "text", "How the point was placed from an address: at a settlement (居民点), on "
+                 "a road (道路) or at the village (村/社区); empty when coordinates were given.", title_zh="定位精度",
+                 enum=LOCATION_PRECISIONS)
+
+
 def division_field(name: str = "division_code", *, required: bool = False, description: str = "") -> Field:
     return Field(name, "text", description or "12-digit code of the administrative division it lies in.",
                  title_zh="所属区划代码", required=required, pattern=DIVISION_CODE_PATTERN, references="division")

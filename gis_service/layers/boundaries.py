@@ -2,7 +2,19 @@
 
 from gis_service.layers.base import Field, Layer, data_source_field
 
-CONDITIONS = ("intact", "damaged", "missing", "displaced")
+#: A boundary marker's condition: its code, then the Chinese words inspectors write for it, the label first
+#: (完好/损坏/缺失/移位, as 行政区域界线管理条例's inspections record them). The one list of these words: field records
+#: are read with it (io/inspections.py) and exports label with it. Issue 11 puts each enumerated value's label and
+#: aliases on its Field; this table is that data for ``condition``, to be absorbed as it is.
+CONDITION_WORDS: dict[str, tuple[str, ...]] = {
+    "intact": ("完好", "完整", "良好", "正常", "基本完好"),
+    "damaged": ("损坏", "破损", "损毁", "毁坏", "残缺", "破坏", "受损"),
+    "missing": ("缺失", "丢失", "遗失", "灭失", "缺少", "不见"),
+    "displaced": ("移位", "位移", "偏移", "移动", "移动位置"),
+}
+CONDITIONS = tuple(CONDITION_WORDS)
+#: The Chinese label of each condition.
+CONDITION_ZH = {code: words[0] for code, words in CONDITION_WORDS.items()}
 
 boundary_lines = Layer(
     id="boundary_lines",

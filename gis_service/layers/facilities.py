@@ -1,6 +1,14 @@
 """Settlements (the demand side) and the facilities that serve them."""
 
-from gis_service.layers.base import Field, Layer, data_source_field, division_field, name_field, status_field
+from gis_service.layers.base import (
+    Field,
+    Layer,
+    data_source_field,
+    division_field,
+    location_precision_field,
+    name_field,
+    status_field,
+)
 
 settlements = Layer(
     id="settlements",
@@ -38,6 +46,7 @@ cemeteries = Layer(
         status_field(),
         division_field(),
         data_source_field(),
+        location_precision_field(),
     ),
 )
 
@@ -65,6 +74,7 @@ elder_care = Layer(
         status_field(),
         division_field(),
         data_source_field(),
+        location_precision_field(),
     ),
 )
 
@@ -87,5 +97,6 @@ community_centres = Layer(
         division_field(required=True, description="12-digit code of the village or community it serves."),
         status_field(),
         data_source_field(),
+        location_precision_field(),
     ),
 )

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from gis_service.analysis.cli import _write_csv
+from gis_service.cli.analyse import _write_csv
 from gis_service.devserver import RunningServer, service_process
 from gis_service.errors import GisServiceError, ImportRejected
 from gis_service.io.csv_cells import FORMULA_STARTS

@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from gis_service.api.deps import ANALYSES, ANALYSES_WAITING
-from gis_service.devserver import service
+
+from .harness.devserver import service
 
 #: The request of the finding: every elder-care facility, 10 minutes by car, grown by 500 m (455-504 s, 3.3 GB).
 LARGE = {"mode": "drive", "minutes": 10, "buffer_m": 500}

@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from gis_service.api.deps import ANALYSES
-from gis_service.devserver import service
+
+from .harness.devserver import service
 
 #: GIS_ANALYSIS_QUEUE of the queue test: small, so that all its requests arrive within the budget on a busy machine
 ANALYSES_WAITING = 6

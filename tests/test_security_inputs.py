@@ -21,8 +21,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from gis_service.analysis.cli import _write_table
-from gis_service.devserver import RunningServer, service_process
+from gis_service.cli.analyse import _write_table
 from gis_service.errors import GisServiceError, ImportRejected
 from gis_service.io.csv_cells import FORMULA_STARTS
 from gis_service.io.files import write_export
@@ -33,6 +32,7 @@ from gis_service.limits import MAX_FEATURE_ID, MAX_IMPORTED_ID
 from gis_service.settings import Settings
 
 from .conftest import NEAR_SEAT, REPO, bearer, fingerprint, station
+from .harness.devserver import RunningServer, service_process
 
 ELDER_CARE = "/collections/elder_care/items"
 KML = "{http://www.opengis.net/kml/2.2}"

@@ -32,10 +32,10 @@ import httpx
 import pytest
 
 from gis_service.db.cluster import EmbeddedCluster
-from gis_service.devserver import free_port, process_tree, serve_workers
 from gis_service.settings import Settings
 
 from .conftest import REPO, private_cluster
+from .harness.devserver import free_port, process_tree, serve_workers
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 HEADER_TIMEOUT_S = 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -17,12 +16,12 @@ from shapely.geometry.base import BaseGeometry
 from gis_service.errors import ImportRejected, RowProblem
 from gis_service.io.validate import ValidationContext, candidate_ints, candidate_texts, validate_frame
 from gis_service.layers.base import Layer
+from gis_service.resources import county_sources
 from gis_service.settings import STORAGE_SRID
 
 #: Metres of tolerance around the county outline when checking that data lies inside the county.
 COUNTY_TOLERANCE_M = 200
-BUNDLED_OUTLINES = {"500241": Path(__file__).resolve().parents[2] / "layers" / "xiushan"
-                    / "xiushan_county_amap_wgs84.geojson"}
+BUNDLED_OUTLINES = {"500241": county_sources("xiushan") / "xiushan_county_amap_wgs84.geojson"}
 
 
 #: Called with the number of rows just written, for progress bars.

@@ -1,4 +1,4 @@
-"""Map recipes: which layers a map draws, in which order and style, read from ``maps/<name>.toml``.
+"""Map recipes: which layers a map draws, in which order and style, read from ``maps/<name>.toml`` (package data).
 
 A recipe is data, not code: the builders in :mod:`gis_service.maps.builders` compute the sources a recipe names
 (``townships``, ``settlements``, ``service_areas`` …) and :mod:`gis_service.maps.render` draws them as the recipe
@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gis_service.errors import GisServiceError, NotFoundError
+from gis_service.resources import map_recipes
 
 #: The maps, in the order the index lists them.
 MAP_NAMES = ("overview", "coverage", "facility_area", "boundaries", "site_suggestions")
 
 
 def recipes_dir() -> Path:
-    """The repository's ``maps/`` folder, beside the package."""
-    return Path(__file__).resolve().parents[2] / "maps"
+    """The folder of the recipes: the repository's ``maps/``, installed as :mod:`gis_service.resources` data."""
+    return map_recipes()
 
 
 class UnknownMapError(NotFoundError):

@@ -13,8 +13,11 @@ from typing import Annotated
 
 import typer
 
-analysis_app = typer.Typer(help="Coverage along the road network, service areas, floor area per 100 households, "
-                                "the plan's indicators and site suggestions.", no_args_is_help=True)
+from gis_service.cli.common import database, out, progress_bar
+from gis_service.settings import get_settings
+
+app = typer.Typer(help="Coverage along the road network, service areas, floor area per 100 households, "
+                       "the plan's indicators and site suggestions.", no_args_is_help=True)
 
 LayerOption = Annotated[str, typer.Option(help="elder_care, community_centres or cemeteries.")]
 KindOption = Annotated[str | None, typer.Option(help="Facility kind within the layer (default: every kind).")]
@@ -38,7 +41,6 @@ def _check_out(out: Path | None) -> None:
 def _run(task: str, compute, *, steps: int = 3):
     """Run ``compute(conn, advance)`` against the service's database with a progress bar of ``steps`` steps."""
     from gis_service.analysis.travel import AnalysisSettings
-    from gis_service.cli import database, get_settings, progress_bar
 
     settings = get_settings()
     with database(settings) as engine, progress_bar() as bar:
@@ -86,8 +88,6 @@ def _points(rows: list[dict], parameters: dict) -> dict:
 
 
 def _echo(text: str) -> None:
-    from gis_service.cli import out
-
     out.print(text, highlight=False, soft_wrap=True)
 
 
@@ -97,7 +97,7 @@ def _parameters(answer: dict) -> dict:
     return {k: answer[k] for k in keys if k in answer}
 
 
-@analysis_app.command("coverage")
+@app.command("coverage")
 def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
                      mode: ModeOption = "walk",
                      group_by: Annotated[str, typer.Option(help="county, township or village.")] = "township",
@@ -126,7 +126,7 @@ def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None,
     _echo(f"wrote {out}")
 
 
-@analysis_app.command("service-areas")
+@app.command("service-areas")
 def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
                           mode: ModeOption = "walk",
                           buffer_m: Annotated[float, typer.Option(help="Metres the reached roads are grown by.")] = 50,
@@ -149,7 +149,7 @@ def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = 
     _echo(f"wrote {out}")
 
 
-@analysis_app.command("facility-area")
+@app.command("facility-area")
 def facility_area_command(level: Annotated[str, typer.Option(help="village, township or county.")] = "village",
                           out: OutOption = None) -> None:
     """Community service floor area per 100 households against the 30 m² target."""
@@ -173,7 +173,7 @@ def facility_area_command(level: Annotated[str, typer.Option(help="village, town
     _echo(f"wrote {out}")
 
 
-@analysis_app.command("indicators")
+@app.command("indicators")
 def indicators_command(out: OutOption = None) -> None:
     """The plan's indicators: value, target, met."""
     from gis_service.analysis.indicators import indicators
@@ -198,7 +198,7 @@ def indicators_command(out: OutOption = None) -> None:
     _echo(f"wrote {out}")
 
 
-@analysis_app.command("site-suggestions")
+@app.command("site-suggestions")
 def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption = None,
                              minutes: MinutesOption = 15, mode: ModeOption = "walk",
                              k: Annotated[int, typer.Option(help="Number of new sites.")] = 3,

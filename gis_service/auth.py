@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
+from gis_service.errors import AuthenticationRequired, Forbidden, InvalidInputError, NotFoundError
 
 ROLES = ("inspector", "placename", "planner", "admin")
 TOKEN_PREFIX = "gis_"
@@ -34,22 +34,6 @@ ROLE_LAYERS: dict[str, frozenset[str]] = {
 }
 #: Fields of admin_divisions a planner may change.
 PLANNER_DIVISION_FIELDS = frozenset({"households", "population"})
-
-
-class AuthenticationRequired(GisServiceError):
-    """401, with the ``WWW-Authenticate`` challenge RFC 6750 asks for (``invalid_token`` when one was sent)."""
-
-    status_code = 401
-
-    def __init__(self, message: str = "this request needs a bearer token: send 'Authorization: Bearer <token>' "
-                 "(create one with `gis-service token create --role ROLE --name NAME`)", *, token_sent: bool = False):
-        super().__init__(message)
-        self.headers = {"WWW-Authenticate": 'Bearer realm="gis-service"' +
-                        (', error="invalid_token"' if token_sent else "")}
-
-
-class Forbidden(GisServiceError):
-    status_code = 403
 
 
 @dataclass(frozen=True)

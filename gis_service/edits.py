@@ -19,7 +19,13 @@ import sqlalchemy as sa
 from pyproj import CRS
 
 from gis_service.auth import Principal
-from gis_service.errors import GisServiceError, ImportRejected, InvalidInputError, NotFoundError
+from gis_service.errors import (
+    ImportRejected,
+    InvalidInputError,
+    NotFoundError,
+    PreconditionFailed,
+    PreconditionRequired,
+)
 from gis_service.io.store import load_context
 from gis_service.io.validate import text_problem, validate_frame
 from gis_service.layers.base import Layer
@@ -27,14 +33,6 @@ from gis_service.pinyin import romanize
 from gis_service.settings import STORAGE_SRID, Settings
 
 CRS84 = CRS.from_user_input("OGC:CRS84")
-
-
-class PreconditionRequired(GisServiceError):
-    status_code = 428
-
-
-class PreconditionFailed(GisServiceError):
-    status_code = 412
 
 
 @dataclass(frozen=True)

@@ -28,16 +28,10 @@ import sqlalchemy as sa
 
 from gis_service.analysis.graph import EdgePoints, RoadGraph
 from gis_service.analysis.travel import AnalysisSettings, FacilityLayer
-from gis_service.errors import GisServiceError
+from gis_service.errors import NoNetworkError
 from gis_service.layers import get_layer
 
 _ADVISORY_LOCK = 0x6E6574776F726B  # "network"
-
-
-class NoNetworkError(GisServiceError):
-    """The roads layer is empty: nothing to measure along."""
-
-    status_code = 409
 
 
 class LRU:

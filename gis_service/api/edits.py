@@ -18,7 +18,7 @@ from gis_service.api import middleware
 from gis_service.api.deps import NEEDS_TOKEN, ConnectionDep, SessionDep, SettingsDep, bearer_token
 from gis_service.api.openapi import GEOJSON, error_responses, feature_body, if_match_header, inspection_body
 from gis_service.auth import Principal, authenticate
-from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
+from gis_service.errors import InvalidInputError, NotFoundError, UnsupportedMediaType
 from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import Layer
 from gis_service.limits import MAX_FEATURE_ID, load_json
@@ -29,10 +29,6 @@ router = APIRouter(tags=["edits"])
 JSON_TYPES = ("application/json", "application/geo+json")
 #: What a write can answer besides success; 412 and 428 only where an ETag is needed.
 WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
-
-
-class UnsupportedMediaType(GisServiceError):
-    status_code = 415
 
 
 def principal(request: Request, conn: ConnectionDep, _: Annotated[object, Depends(bearer_token)]) -> Principal:

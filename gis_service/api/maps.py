@@ -100,7 +100,7 @@ def maps_static(asset_path: Annotated[str, Path(description="A file the map page
 @router.get("/{name}", response_class=HTMLResponse, summary="One web map",
             description="overview, coverage, facility_area, boundaries or site_suggestions. The coverage and "
             "site-suggestion maps take the analysis parameters; the others check and ignore them.",
-            responses=error_responses(400, 404, 503), dependencies=RUNS_ANALYSIS)
+            responses=error_responses(400, 404, 409, 503), dependencies=RUNS_ANALYSIS)
 def get_map(
     name: Annotated[str, Path(description="The map.", json_schema_extra={"enum": list(MAP_NAMES)})],
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,

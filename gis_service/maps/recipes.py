@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gis_service.errors import GisServiceError, NotFoundError
+from gis_service.errors import RecipeError, UnknownMapError
 
 #: The maps, in the order the index lists them.
 MAP_NAMES = ("overview", "coverage", "facility_area", "boundaries", "site_suggestions")
@@ -20,15 +20,6 @@ MAP_NAMES = ("overview", "coverage", "facility_area", "boundaries", "site_sugges
 def recipes_dir() -> Path:
     """The repository's ``maps/`` folder, beside the package."""
     return Path(__file__).resolve().parents[2] / "maps"
-
-
-class UnknownMapError(NotFoundError):
-    def __init__(self, name: str):
-        super().__init__(f"unknown map {name!r}; the maps are: {', '.join(MAP_NAMES)}")
-
-
-class RecipeError(GisServiceError):
-    """A recipe file that cannot be used: a mistake in the repository, not in the request."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +83,7 @@ def _layer(raw: dict, path: Path) -> LayerRecipe:
 def load_recipe(name: str, folder: Path | None = None) -> MapRecipe:
     """The recipe of map ``name``; :class:`UnknownMapError` (404) for a name that is not a map."""
     if name not in MAP_NAMES:
-        raise UnknownMapError(name)
+        raise UnknownMapError(name, MAP_NAMES)
     path = (folder or recipes_dir()) / f"{name}.toml"
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.errors import InvalidInputError, TileOutOfRange
 from gis_service.layers.base import Layer
 
 TILE_MATRIX_SET = "WebMercatorQuad"
@@ -27,10 +27,6 @@ MAX_ZOOM = 22
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 #: Text fields this long stay out of tiles (meaning, origin, history): fetch them from the items endpoint.
 LONG_TEXT = 2000
-
-
-class TileOutOfRange(NotFoundError):
-    """A tile that is not on the WebMercatorQuad grid."""
 
 
 def check_tile(z: str, x: str, y: str) -> tuple[int, int, int]:

@@ -84,7 +84,7 @@ def serve(
     from gis_service import server
     from gis_service.db.cluster import EmbeddedCluster
     from gis_service.db.watchdog import ClusterWatchdog
-    from gis_service.io.load_demo import database_is_empty, layer_counts
+    from gis_service.store.features import database_is_empty, layer_counts
 
     settings = get_settings()
     lock = contextlib.nullcontext()
@@ -431,8 +431,8 @@ def _export_boundaries(fmt: str, out_path: Path | None, **selection: str | None)
 @app.command("layers")
 def layers_command() -> None:
     """List the layers with their feature counts."""
-    from gis_service.io.load_demo import layer_counts
     from gis_service.layers import LAYERS
+    from gis_service.store.features import layer_counts
 
     with database(get_settings()) as engine, engine.connect() as conn:
         counts = layer_counts(conn)

@@ -12,6 +12,12 @@ import pandas as pd
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError
+from gis_service.layers import FACILITY_LAYERS
+from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS
+from gis_service.store import features
+
+#: The facilities whose floor area is counted.
+CENTRES = FACILITY_LAYERS["community_centres"]
 
 TARGET_M2_PER_100_HOUSEHOLDS = 30.0
 LEVELS = ("village", "township", "county")
@@ -76,15 +82,16 @@ def area_table(divisions: pd.DataFrame, centres: pd.DataFrame, settlement_househ
 
 
 def read_inputs(conn: sa.Connection) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    divisions = pd.DataFrame(conn.execute(sa.text(
-        "SELECT code, name, level, parent_code, households FROM admin_divisions WHERE valid_to IS NULL"
-    )).mappings().all(), columns=["code", "name", "level", "parent_code", "households"])
-    centres = pd.DataFrame(conn.execute(sa.text(
-        "SELECT division_code, floor_area_m2 FROM community_centres WHERE status = 'existing'"
-    )).mappings().all(), columns=["division_code", "floor_area_m2"])
-    households = conn.execute(sa.text(
-        "SELECT village_code, sum(households) FROM settlements GROUP BY village_code")).all()
-    series = pd.Series({code: int(n) for code, n in households}, dtype="int64")
+    """The current divisions, the community centres that count (existing ones), and the settlements' households
+    per village code."""
+    division_fields = ["code", "name", "level", "parent_code", "households"]
+    divisions = pd.DataFrame(features.read_records(conn, DIVISIONS, division_fields), columns=division_fields)
+    centre_fields = ["division_code", "floor_area_m2"]
+    centres = pd.DataFrame(features.read_records(conn, CENTRES, centre_fields, equals=dict(CENTRES.network.counts)),
+                           columns=centre_fields)
+    village = DEMAND_LAYER.network.village
+    households = features.sums_by(conn, DEMAND_LAYER, village, "households")
+    series = pd.Series({code: int(n) for code, n in households.items()}, dtype="int64")
     return divisions, centres, series
 
 

@@ -17,12 +17,18 @@ from gis_service.analysis import network as net
 from gis_service.analysis.coverage import compute_served
 from gis_service.analysis.facility_area import TARGET_M2_PER_100_HOUSEHOLDS, area_table, read_inputs
 from gis_service.analysis.graph import nearest_facility_costs
-from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings, make_travel
+from gis_service.analysis.travel import AnalysisSettings, make_travel
+from gis_service.layers import FACILITY_LAYERS, Layer
+from gis_service.layers.facilities import INSTITUTION, PUBLIC_WELFARE_BURIAL
+from gis_service.store.features import counted_sql
 
-#: Elder-care institutions (养老机构) whose beds the bed indicators count.
-INSTITUTION_KINDS = ("welfare_institution", "township_home")
-#: Public-welfare burial facilities (公益性安葬(放)设施).
-BURIAL_KINDS = ("public_welfare_cemetery", "burial_point")
+#: The layers the indicators read, by what they are.
+ELDER_CARE, CEMETERIES, CENTRES = (FACILITY_LAYERS[name] for name in ("elder_care", "cemeteries",
+                                                                      "community_centres"))
+#: Elder-care institutions (养老机构) whose beds the bed indicators count: the kinds the layer tags so.
+INSTITUTION_KINDS = ELDER_CARE.field_named("kind").codes_tagged(INSTITUTION)
+#: Public-welfare burial facilities (公益性安葬(放)设施): the kinds the layer tags so.
+BURIAL_KINDS = CEMETERIES.field_named("kind").codes_tagged(PUBLIC_WELFARE_BURIAL)
 #: A township without its own burial facility is served when more than half its households are this close by car.
 BURIAL_REACH_MINUTES = 30.0
 
@@ -32,8 +38,13 @@ SELECT f.*, coalesce(
     (SELECT t.code FROM admin_divisions t WHERE t.level = 'township' AND t.valid_to IS NULL
        AND ST_Intersects(t.geom, f.geom) ORDER BY t.code LIMIT 1)) AS township_code
 FROM {table} f LEFT JOIN admin_divisions d ON d.code = f.division_code AND d.valid_to IS NULL
-WHERE f.status = 'existing'
+WHERE {counts}
 """
+
+
+def _counted_with_township(conn: sa.Connection, layer: Layer) -> pd.DataFrame:
+    """The facilities of ``layer`` that count, every column, with the township each lies in."""
+    return _frame(conn, _TOWNSHIP_OF.format(table=layer.table, counts=counted_sql(layer, "f")))
 
 
 def _frame(conn: sa.Connection, sql: str) -> pd.DataFrame:
@@ -102,7 +113,7 @@ def _floor_area(conn: sa.Connection) -> dict:
 
 
 def _centre_shares(conn: sa.Connection) -> list[dict]:
-    centres = _frame(conn, _TOWNSHIP_OF.format(table="community_centres"))
+    centres = _counted_with_township(conn, CENTRES)
     townships = _townships(conn)
     with_volunteers = int(centres["volunteer_point"].sum()) if len(centres) else 0
     protected = set(centres.loc[centres["minor_protection_station"].astype(bool), "township_code"]) if len(
@@ -121,13 +132,13 @@ def _centre_shares(conn: sa.Connection) -> list[dict]:
 
 
 def _burial(conn: sa.Connection, network: net.Network, settings: AnalysisSettings) -> dict:
-    cemeteries = _frame(conn, _TOWNSHIP_OF.format(table="cemeteries"))
+    cemeteries = _counted_with_township(conn, CEMETERIES)
     townships = _townships(conn)
     public = cemeteries[cemeteries["kind"].isin(BURIAL_KINDS) & cemeteries["public_welfare"].astype(bool)] if len(
         cemeteries) else cemeteries
     own = set(public["township_code"]) if len(public) else set()
     travel = make_travel(settings, mode="drive", minutes=BURIAL_REACH_MINUTES)
-    joined = net.facilities(conn, network, FACILITY_LAYERS["cemeteries"], None)
+    joined = net.facilities(conn, network, CEMETERIES, None)
     keep = joined.frame["id"].isin(public["id"]).to_numpy() if len(public) else np.zeros(len(joined.frame), bool)
     sites = joined.subset(keep)
     people = net.settlements(conn, network)
@@ -155,7 +166,7 @@ def _burial(conn: sa.Connection, network: net.Network, settings: AnalysisSetting
 
 
 def _elder_care(conn: sa.Connection) -> list[dict]:
-    homes = _frame(conn, _TOWNSHIP_OF.format(table="elder_care"))
+    homes = _counted_with_township(conn, ELDER_CARE)
     townships = _townships(conn)
     institutions = homes[homes["kind"].isin(INSTITUTION_KINDS)] if len(homes) else homes
     beds = int(institutions["beds"].sum()) if len(institutions) else 0

@@ -14,9 +14,10 @@ from gis_service.analysis.indicators import indicators
 from gis_service.analysis.limits import time_budget
 from gis_service.analysis.service_areas import MAX_BUFFER_M, MIN_BUFFER_M, service_areas
 from gis_service.analysis.sites import MAX_CANDIDATES, MAX_K, site_suggestions
-from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, METHODS, MODES, AnalysisSettings
+from gis_service.analysis.travel import MAX_MINUTES, METHODS, MODES, AnalysisSettings
 from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
 from gis_service.api.openapi import GEOJSON, error_responses
+from gis_service.layers import FACILITY_LAYERS
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 #: What an analysis answers besides its result: 400 for a bad parameter; 503 when the database gives up, the
@@ -29,7 +30,7 @@ NETWORK_ERRORS = error_responses(400, 409, 503)
 LESS_TRAVEL = "fewer minutes, a slower mode, or one kind of facility"
 
 #: Every facility kind; each belongs to one layer (see ``layer``).
-FACILITY_KINDS = [kind for spec in FACILITY_LAYERS.values() for kind in spec.kinds]
+FACILITY_KINDS = [kind for layer in FACILITY_LAYERS.values() for kind in layer.kinds]
 
 
 def get_analysis_settings(request: Request) -> AnalysisSettings:

@@ -25,8 +25,9 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from gis_service.edits import CONDITIONS, IF_MATCH_PATTERN, MAX_NOTES_LENGTH
+from gis_service.edits import FINDING, IF_MATCH_PATTERN, INSPECTED, MAX_NOTES_LENGTH
 from gis_service.errors import CODES, HTTP_ERROR_CODE, codes_for
+from gis_service.layers import get_layer
 from gis_service.limits import BODY_LIMITS_DOC
 from gis_service.ogc.crs import content_crs_names, crs_names
 from gis_service.search.queries import measure_area
@@ -181,7 +182,8 @@ SCHEMAS: dict[str, dict] = {
         "required": ["condition"],
         "additionalProperties": False,
         "properties": {
-            "condition": {"type": "string", "enum": list(CONDITIONS), "description": "What the inspector found."},
+            "condition": {"type": "string", "enum": list(get_layer(INSPECTED).field_named(FINDING).codes),
+                          "description": "What the inspector found."},
             "inspected_on": {"anyOf": [{"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
                                        {"type": "null"}],
                              "description": "YYYY-MM-DD, not in the future; absent or null: today."},

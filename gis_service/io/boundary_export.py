@@ -34,6 +34,7 @@ import pyogrio
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.layers import get_layer
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
 
 FORMATS = {
@@ -43,8 +44,6 @@ FORMATS = {
     "gpkg": ("application/geopackage+sqlite3", "gpkg"),
     "shp": ("application/zip", "zip"),
 }
-CONDITION_ZH = {"intact": "完好", "damaged": "损坏", "missing": "缺失", "displaced": "移位"}
-TYPE_ZH = {"Q": "单立", "A": "同号双立", "B": "同号双立", "C": "同号三立", "D": "同号三立", "E": "同号三立"}
 #: Metres of shared border for a county line to count as one of a township's lines.
 TOWNSHIP_BORDER_MIN_M = 10.0
 #: The codes a selection names (an empty value is a selection not made).
@@ -142,8 +141,10 @@ def export_boundaries(conn: sa.Connection, selection: Selection, *, fmt: str, me
 # -- writers --------------------------------------------------------------------------------------------
 
 def _marker_description(row) -> str:
-    parts = [f"界桩 {row.number}", f"类型 {row.marker_type}（{TYPE_ZH[row.marker_type]}）",
-             f"状况 {CONDITION_ZH.get(row.condition, row.condition)}", f"所属界线 {row.line_code}",
+    markers = get_layer("boundary_markers")
+    kind = markers.field_named("marker_type").label_of(row.marker_type)
+    parts = [f"界桩 {row.number}", f"类型 {row.marker_type}（{kind}）",
+             f"状况 {markers.field_named('condition').label_of(row.condition)}", f"所属界线 {row.line_code}",
              f"最近检查 {row.last_inspected or '无记录'}"]
     if row.last_notes:
         parts.append(f"备注 {row.last_notes}")

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError
 from gis_service.io.csv_cells import write_rows
+from gis_service.layers.registry import GAZETTEER
 
 EXPORT_FORMATS = ("csv", "geojson")
 
@@ -39,9 +40,6 @@ EXTRA_FIELDS: tuple[tuple[str, str], ...] = (
     ("lat", "纬度"),
     ("id", "编号"),
 )
-CATEGORY_ZH = {"administrative": "行政区划", "settlement": "居民点", "road": "道路街巷", "natural": "自然地理实体",
-               "memorial": "纪念地/名胜", "facility": "设施"}
-STATUS_ZH = {"current": "现行", "historical": "历史", "cancelled": "注销"}
 
 # The division written out from the county down (秀山土家族苗族自治县石堤镇高桥村), from its code.
 _SQL = """
@@ -68,13 +66,13 @@ def place_name_records(conn: sa.Connection) -> list[dict]:
         records.append({
             "standard_name": row.name,
             "roman_spelling": row.spelling or "",
-            "category": CATEGORY_ZH.get(row.category, row.category),
+            "category": GAZETTEER.field_named("category").label_of(row.category),
             "division": row.division or "",
             "location": f"{lon:.7f}, {lat:.7f}",
             "meaning": row.meaning or "",
             "origin": row.origin or "",
             "history": row.history or "",
-            "status": STATUS_ZH.get(row.status, row.status),
+            "status": GAZETTEER.field_named("status").label_of(row.status),
             "heritage_listed": "是" if row.heritage_listed else "否",
             "former_names": row.former_names or "",
             "division_code": row.division_code or "",

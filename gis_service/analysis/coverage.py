@@ -26,8 +26,10 @@ from gis_service.analysis.travel import (
     make_travel,
 )
 from gis_service.errors import InvalidInputError
+from gis_service.layers.registry import DIVISIONS
 
-GROUP_BY = ("county", "township", "village")
+#: The division levels results are grouped by.
+GROUP_BY = DIVISIONS.field_named("level").codes
 
 
 def check_group_by(group_by: str) -> str:

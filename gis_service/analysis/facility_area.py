@@ -20,7 +20,8 @@ from gis_service.store import features
 CENTRES = FACILITY_LAYERS["community_centres"]
 
 TARGET_M2_PER_100_HOUSEHOLDS = 30.0
-LEVELS = ("village", "township", "county")
+#: The division levels the floor area is reported for, the finest first.
+LEVELS = tuple(reversed(DIVISIONS.field_named("level").codes))
 
 
 def check_level(level: str) -> str:

@@ -85,11 +85,9 @@ def area_table(divisions: pd.DataFrame, centres: pd.DataFrame, settlement_househ
 def read_inputs(conn: sa.Connection) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """The current divisions, the community centres that count (existing ones), and the settlements' households
     per village code."""
-    division_fields = ["code", "name", "level", "parent_code", "households"]
-    divisions = pd.DataFrame(features.read_records(conn, DIVISIONS, division_fields), columns=division_fields)
-    centre_fields = ["division_code", "floor_area_m2"]
-    centres = pd.DataFrame(features.read_records(conn, CENTRES, centre_fields, equals=dict(CENTRES.network.counts)),
-                           columns=centre_fields)
+    divisions = features.read_frame_of_records(conn, DIVISIONS, ["code", "name", "level", "parent_code", "households"])
+    centres = features.read_frame_of_records(conn, CENTRES, ["division_code", "floor_area_m2"],
+                                             equals=dict(CENTRES.network.counts))
     village = DEMAND_LAYER.network.village
     households = features.sums_by(conn, DEMAND_LAYER, village, "households")
     series = pd.Series({code: int(n) for code, n in households.items()}, dtype="int64")

@@ -68,10 +68,11 @@ def get_collection(collectionId: CollectionIdParam) -> Layer:  # noqa: N803 - th
 LayerDep = Annotated[Layer, Depends(get_collection)]
 
 
-def items_query(layer: LayerDep, request: Request, settings: SettingsDep) -> ItemsQuery:
+async def items_query(layer: LayerDep, request: Request, settings: SettingsDep) -> ItemsQuery:
     """The items request, parsed once from the query string (the parameters are documented by
     :func:`items_parameters`, not declared to FastAPI, which would parse them a second time); 400 on any bad one,
-    and on any parameter that is neither one of them nor a queryable of the layer."""
+    and on any parameter that is neither one of them nor a queryable of the layer. (async: tens of microseconds
+    of parsing, not worth a trip through the thread pool.)"""
     return parse_items_query(layer, request.query_params, measure_srid=settings.measure_srid)
 
 

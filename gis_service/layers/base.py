@@ -14,6 +14,7 @@ Pure: no database access.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -195,6 +196,7 @@ class Field:
         return tuple(v.code for v in self.values or () if tag in v.tags)
 
 
+@functools.cache
 def _lookup(values: tuple[Value, ...]) -> dict[str, str]:
     """Code, label or alias (case-folded) -> code; a text naming two values maps to none."""
     names: dict[str, set[str]] = {}

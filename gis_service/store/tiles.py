@@ -15,8 +15,11 @@ identifiers come from the table of the layer.
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 
+from gis_service.layers import LAYERS
 from gis_service.layers.base import Field, Layer
 from gis_service.ogc.tiles import BUFFER, DETAIL_ZOOM, EXTENT, simplify_tolerance_deg, tile_fields
 from gis_service.store.features import current
@@ -32,6 +35,15 @@ def _property_sql(field: Field, column: sa.Column) -> str:
 
 
 def tile_sql(layer: Layer, *, simplify: bool, z: int = DETAIL_ZOOM) -> str:
+    """The statement of a tile of ``layer`` at zoom ``z`` (its fields depend only on whether ``z`` is below
+    DETAIL_ZOOM), made once per layer and kind of zoom."""
+    return _tile_sql(layer.id, simplify, z >= DETAIL_ZOOM)
+
+
+@functools.lru_cache(maxsize=64)
+def _tile_sql(layer_id: str, simplify: bool, detail: bool) -> str:
+    layer = LAYERS[layer_id]
+    z = DETAIL_ZOOM if detail else DETAIL_ZOOM - 1
     table = layer_table(layer)
     geom = "geom"
     if simplify and layer.geometry_type != "Point":

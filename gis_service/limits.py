@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gis_service.errors import InvalidInputError
+from gis_service.errors import InvalidInputError, LimitExceeded
 
 #: A CQL2 filter (text or JSON): its length in characters, how deep its expressions nest (brackets, NOT, signs and
 #: arithmetic in text; operators in JSON), and its terms (names, values and operators in text; JSON values).
@@ -41,10 +41,6 @@ FILTER_LIMITS_DOC = (f"At most {MAX_FILTER_CHARS:,} characters, {MAX_FILTER_DEPT
                      f"NOT, signs) and {MAX_FILTER_TERMS:,} terms.")
 BODY_LIMITS_DOC = (f"JSON of at most {MAX_JSON_DEPTH} levels of objects and arrays, numbers of at most "
                    f"{MAX_NUMBER_CHARS} characters, text in valid Unicode.")
-
-
-class LimitExceeded(InvalidInputError):
-    """Input beyond one of the limits above; nothing was parsed and nothing was written."""
 
 
 # -- CQL2 text ---------------------------------------------------------------------------------------------------

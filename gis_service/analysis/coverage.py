@@ -27,8 +27,11 @@ from gis_service.analysis.travel import (
     make_travel,
 )
 from gis_service.errors import InvalidInputError
+from gis_service.layers.registry import DIVISIONS
+from gis_service.store import features
 
-GROUP_BY = ("county", "township", "village")
+#: The division levels results are grouped by.
+GROUP_BY = DIVISIONS.field_named("level").codes
 
 
 def check_group_by(group_by: str) -> str:
@@ -107,10 +110,8 @@ def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None
 
 
 def _units(conn: sa.Connection, group_by: str) -> pd.DataFrame:
-    rows = conn.execute(sa.text(
-        "SELECT code, name, level, parent_code FROM admin_divisions WHERE valid_to IS NULL AND level = :level "
-        "ORDER BY code"), {"level": group_by}).mappings().all()
-    return pd.DataFrame(rows, columns=["code", "name", "level", "parent_code"])
+    return features.read_frame_of_records(conn, DIVISIONS, ["code", "name", "level", "parent_code"],
+                                          equals={"level": group_by}, order_by=["code"])
 
 
 def summarise(conn: sa.Connection, served: Served, travel: Travel, *, group_by: str) -> dict:

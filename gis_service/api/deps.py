@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gis_service.analysis.limits import TRIM_AFTER_GROWTH_MB, give_memory_back, resident_mb
 from gis_service.auth import Principal, authenticate
 from gis_service.db.engine import FAST_READS, MAX_SESSIONS
-from gis_service.errors import GisServiceError
+from gis_service.errors import AnalysesBusyError
 from gis_service.settings import Settings
 
 
@@ -122,13 +122,6 @@ NEEDS_NETWORK = [Depends(wait_for_network_build)]
 ANALYSES = 2
 #: Analyses that may wait for their turn (each for at most GIS_ANALYSIS_TIMEOUT_S) is GIS_ANALYSIS_QUEUE (64 by
 #: default: the load test's 50 clients overflowed 32 with coverage requests); more get 503 at once.
-
-
-class AnalysesBusyError(GisServiceError):
-    """Every analysis turn is taken and the queue is full, or the wait for a turn was too long."""
-
-    status_code = 503
-    headers = {"Retry-After": "5"}
 
 
 @dataclass

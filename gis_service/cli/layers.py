@@ -136,8 +136,8 @@ def _export_boundaries(fmt: str, out_path: Path | None, **selection: str | None)
 @app.command("layers")
 def layers_command() -> None:
     """List the layers with their feature counts."""
-    from gis_service.io.load_demo import layer_counts
     from gis_service.layers import LAYERS
+    from gis_service.store.features import layer_counts
 
     with database(get_settings()) as engine, engine.connect() as conn:
         counts = layer_counts(conn)

@@ -31,7 +31,7 @@ def serve(
     from gis_service import server
     from gis_service.db.cluster import EmbeddedCluster
     from gis_service.db.watchdog import ClusterWatchdog
-    from gis_service.io.load_demo import database_is_empty, layer_counts
+    from gis_service.store.features import database_is_empty, layer_counts
 
     settings = get_settings()
     lock = contextlib.nullcontext()

@@ -313,13 +313,18 @@ def status_field() -> Field:
 
 
 #: How a point was placed from an address (io/geocode.py), most precise first.
-LOCATION_PRECISIONS = ("settlement", "road", "village")
+LOCATION_PRECISION_VALUES = (
+    Value("settlement", "居民点", ("自然村", "院落")),
+    Value("road", "道路", ("路",)),
+    Value("village", "村(社区)", ("村", "社区", "村级")),
+)
+LOCATION_PRECISIONS = tuple(v.code for v in LOCATION_PRECISION_VALUES)
 
 
 def location_precision_field() -> Field:
     return Field("location_precision", "text", "How the point was placed from an address: at a settlement (居民点), on "
                  "a road (道路) or at the village (村/社区); empty when coordinates were given.", title_zh="定位精度",
-                 enum=LOCATION_PRECISIONS)
+                 values=LOCATION_PRECISION_VALUES)
 
 
 def division_field(name: str = "division_code", *, required: bool = False, description: str = "") -> Field:

@@ -107,7 +107,8 @@ def import_into(conn: sa.Connection, settings: Settings, layer_id: str, path: Pa
     problems: list[RowProblem] = []
     if geocode:
         gazetteer = load_gazetteer(conn, county_code=settings.county_code)
-        division = next((f.name for f in layer.fields if f.references == "division"), None)
+        division = next((f.name for f in layer.fields if f.references and f.references.layer == "admin_divisions"),
+                        None)
         frame, problems, placed = place_frame(frame, gazetteer, allow_approximate=allow_approximate,
                                               division_field=division)
         notes += "\n" + _placed_note(placed, problems)

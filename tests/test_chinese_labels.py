@@ -257,3 +257,22 @@ def test_the_export_command_writes_chinese_and_refuses_it_where_tools_need_codes
                                   "--out", str(tmp_path / "养老.gpkg")])
     assert refused.exit_code == 1 and "--labels zh applies to csv and xlsx exports" in str(refused.exception)
     assert not (tmp_path / "养老.gpkg").exists()
+
+
+@pytest.mark.parametrize(("command", "known"), [
+    (["coverage", "--group-by", "township"], {"层级": {"乡级"}, "设施图层": {"养老服务设施"}}),
+    (["service-areas", "--kind", "township_home"], {"类型": {"敬老院"}}),
+    (["facility-area", "--level", "township"], {"是否达标": {"是", "否"}}),
+    (["indicators"], {}),
+    (["site-suggestions", "--k", "2", "--max-candidates", "200"], {"出行方式": {"walk"}}),
+])
+def test_analysis_tables_in_chinese(runner: CliRunner, tmp_path: Path, command: list[str],
+                                    known: dict[str, set[str]]) -> None:
+    out = tmp_path / "结果.xlsx"
+    result = runner.invoke(app, ["analyse", *command, "--out", str(out), "--labels", "zh"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_excel(out, dtype=str)
+    assert len(table) > 0
+    assert [h for h in table.columns if not re.search("[\u4e00-\u9fff]", h)] == []  # every header in Chinese
+    for header, values in known.items():
+        assert set(table[header].dropna()) <= values and set(table[header].dropna()), header

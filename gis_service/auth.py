@@ -33,6 +33,8 @@ class Principal:
     token_id: int
     name: str
     role: str
+    #: False for a token made with ``--no-if-match``: its changes need no If-Match (the last write wins).
+    if_match_required: bool = True
 
     def may_change(self, layer: Layer, fields: set[str] | None = None) -> bool:
         """Whether this principal may change ``fields`` of a feature of ``layer`` (None: create or delete it)."""
@@ -53,10 +55,11 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(conn: sa.Connection, *, role: str, name: str,
-                 expires_days: int | None = DEFAULT_TOKEN_DAYS) -> tuple[int, str]:
+def create_token(conn: sa.Connection, *, role: str, name: str, expires_days: int | None = DEFAULT_TOKEN_DAYS,
+                 if_match_required: bool = True) -> tuple[int, str]:
     """Store a new token's hash; return its id and the token itself (shown once, never stored). It expires after
-    ``expires_days`` days (a year by default); ``None``: never (until revoked)."""
+    ``expires_days`` days (a year by default); ``None``: never (until revoked). ``if_match_required=False``: its
+    changes need no If-Match (for clients such as QGIS that never send one; the audit trail marks them)."""
     if role not in ROLES:
         raise InvalidInputError(f"role must be one of {', '.join(ROLES)}; got {role!r}")
     name = name.strip()
@@ -68,7 +71,8 @@ def create_token(conn: sa.Connection, *, role: str, name: str,
         if not 1 <= expires_days <= MAX_TOKEN_DAYS:
             raise InvalidInputError(f"a token lives 1 to {MAX_TOKEN_DAYS:,} days; got {expires_days}")
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days)
-    token_id = tokens.insert_token(conn, name=name, role=role, token_hash=hash_token(token), expires_at=expires)
+    token_id = tokens.insert_token(conn, name=name, role=role, token_hash=hash_token(token), expires_at=expires,
+                                   if_match_required=if_match_required)
     return token_id, token
 
 
@@ -121,4 +125,4 @@ def authenticate(conn: sa.Connection, authorization: str | None) -> Principal:
         # to the minute: updating the row on every request would make all requests with one token wait for
         # each other's transactions (the row stays locked until each commits)
         tokens.mark_used(conn, row.id)
-    return Principal(token_id=row.id, name=row.name, role=row.role)
+    return Principal(token_id=row.id, name=row.name, role=row.role, if_match_required=row.if_match_required)

@@ -55,8 +55,16 @@ def make_etag(layer_id: str, feature_id: int, version: int) -> str:
 
 # -- reading the body -----------------------------------------------------------------------------------
 
+def northing_first(crs: CRS) -> bool:
+    """Whether ``crs`` writes latitude (or northing) first, as EPSG:4490, 4326 and 4545 do and CRS84 does not."""
+    return bool(crs.axis_info) and crs.axis_info[0].direction.lower() == "north"
+
+
 def feature_frame(body: object, *, crs: CRS = CRS84, geometry_required: bool = True) -> gpd.GeoDataFrame:
-    """One GeoJSON Feature as a one-row GeoDataFrame in EPSG:4490. InvalidInputError says what is wrong."""
+    """One GeoJSON Feature as a one-row GeoDataFrame in EPSG:4490. InvalidInputError says what is wrong.
+
+    Coordinates are in ``crs``'s own axis order (OGC API - Features Part 2 and 4): latitude first in EPSG:4490,
+    northing first in EPSG:4545, exactly as a read in that CRS returns them."""
     if not isinstance(body, dict) or body.get("type") != "Feature":
         raise InvalidInputError('the body must be a GeoJSON Feature: {"type": "Feature", "geometry": {...}, '
                                 '"properties": {...}}')
@@ -70,6 +78,8 @@ def feature_frame(body: object, *, crs: CRS = CRS84, geometry_required: bool = T
         geom = None
     else:
         geom = _shape(geometry)
+        if northing_first(crs):
+            geom = shapely.transform(geom, lambda yx: yx[:, ::-1])
     for name, value in properties.items():
         if isinstance(value, dict):
             raise InvalidInputError(f"property {name} is an object; properties must be text, numbers, true/false, "
@@ -137,10 +147,11 @@ def snapshot(conn: sa.Connection, layer: Layer, feature_id: int, *, lock: bool =
 
 
 def _audit(conn: sa.Connection, principal: Principal, layer: Layer, feature_id: int, action: str,
-           version: int | None, before: dict | None, after: dict | None, request_id: str | None) -> None:
+           version: int | None, before: dict | None, after: dict | None, request_id: str | None, *,
+           last_write_wins: bool = False) -> None:
     audit.record_change(conn, token_id=principal.token_id, actor=principal.name, role=principal.role,
                         layer_id=layer.id, feature_id=feature_id, action=action, version=version, before=before,
-                        after=after, request_id=request_id)
+                        after=after, request_id=request_id, last_write_wins=last_write_wins)
 
 
 def _checked_row(conn: sa.Connection, layer: Layer, frame: gpd.GeoDataFrame, settings: Settings,
@@ -161,22 +172,34 @@ def _checked_row(conn: sa.Connection, layer: Layer, frame: gpd.GeoDataFrame, set
     return rows.iloc[0].to_dict()
 
 
-#: One or more entity tags, as HTTP writes them: "tag", W/"tag", separated by commas.
-IF_MATCH_PATTERN = r'^(W/)?"[^"]*"( *, *(W/)?"[^"]*")*$'
+#: ``*`` or one or more entity tags, as HTTP writes them (RFC 9110 13.1.1): "tag", W/"tag", separated by commas.
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[^"]*"( *, *(W/)?"[^"]*")*)$'
 
 
-def _check_if_match(layer: Layer, feature_id: int, current_version: int, if_match: str | None) -> None:
+def _check_if_match(layer: Layer, feature_id: int, current_version: int, if_match: str | None,
+                    principal: Principal) -> bool:
+    """RFC 9110 13.1.1: ``*`` matches the feature as it is; otherwise one of the listed tags must equal its ETag by
+    the strong comparison (a weak tag ``W/"..."`` never matches). Without If-Match: 428, unless the token was made
+    with ``--no-if-match`` (the last write wins); True then, for the audit trail to say so."""
     if not if_match:
+        if not principal.if_match_required:
+            return True
         raise PreconditionRequired(f"changing {layer.id}/{feature_id} needs an If-Match header with the ETag "
                                    "from your last GET of the feature")
     expected = make_etag(layer.id, feature_id, current_version)
     if not re.fullmatch(IF_MATCH_PATTERN, if_match.strip()):
         raise InvalidInputError(f"If-Match must be the ETag from your last GET of the feature, quotes included, "
-                                f"e.g. {expected}; got {if_match[:80]!r}")
-    offered = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
+                                f"e.g. {expected}, or *; got {if_match[:80]!r}")
+    if if_match.strip() == "*":
+        return False
+    offered = [tag.strip() for tag in if_match.split(",")]
     if expected not in offered:
+        weak = f"W/{expected}" in offered
         raise PreconditionFailed(f"{layer.id}/{feature_id} has changed since you read it (it is now at "
-                                 f"version {current_version}, ETag {expected}); GET it again and reapply your change")
+                                 f"version {current_version}, ETag {expected}); GET it again and reapply your change"
+                                 if not weak else f"If-Match {'W/' + expected} is a weak tag: a change needs the "
+                                 f"strong ETag {expected} (RFC 9110 strong comparison)")
+    return False
 
 
 # -- the changes ---------------------------------------------------------------------------------------------
@@ -208,7 +231,7 @@ def update_feature(conn: sa.Connection, layer: Layer, feature_id: int, body: obj
     before = snapshot(conn, layer, feature_id, lock=True)
     if before is None:
         raise NotFoundError(f"{layer.id} has no feature {feature_id}")
-    _check_if_match(layer, feature_id, before["version"], if_match)
+    last_write_wins = _check_if_match(layer, feature_id, before["version"], if_match, principal)
     if partial:
         stored = features.stored_frame(conn, layer, feature_id)
         for name in given:
@@ -225,7 +248,7 @@ def update_feature(conn: sa.Connection, layer: Layer, feature_id: int, body: obj
         raise PreconditionFailed(f"{layer.id}/{feature_id} changed while it was being written; GET it again")
     features.check_constraints_now(conn)
     _audit(conn, principal, layer, feature_id, "update", version, before, snapshot(conn, layer, feature_id),
-           request_id)
+           request_id, last_write_wins=last_write_wins)
     return Change(feature_id, version)
 
 
@@ -269,7 +292,7 @@ def delete_feature(conn: sa.Connection, layer: Layer, feature_id: int, *, princi
     before = snapshot(conn, layer, feature_id, lock=True)
     if before is None:
         raise NotFoundError(f"{layer.id} has no feature {feature_id}")
-    _check_if_match(layer, feature_id, before["version"], if_match)
+    last_write_wins = _check_if_match(layer, feature_id, before["version"], if_match, principal)
     audit.name_the_writer(conn, principal.name)
     try:
         with conn.begin_nested():
@@ -278,7 +301,8 @@ def delete_feature(conn: sa.Connection, layer: Layer, feature_id: int, *, princi
     except sa.exc.IntegrityError as exc:
         raise InvalidInputError(f"{layer.id}/{feature_id} cannot be deleted while other features refer to it: "
                                 f"{exc.orig.diag.message_primary}") from None
-    _audit(conn, principal, layer, feature_id, "delete", None, before, None, request_id)
+    _audit(conn, principal, layer, feature_id, "delete", None, before, None, request_id,
+           last_write_wins=last_write_wins)
     return Change(feature_id, None)
 
 

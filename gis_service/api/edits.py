@@ -1,7 +1,8 @@
 """Writes (OGC API - Features Part 4 style): create, replace, patch, delete; history; marker inspections.
 
 Writing needs ``Authorization: Bearer <token>`` with a role allowed to change the layer, and every change to an
-existing feature needs ``If-Match`` with the ETag from the last read (428 without, 412 when stale).
+existing feature needs ``If-Match`` with the ETag from the last read or ``*`` (428 without, 412 when stale or weak),
+unless the token was made with ``--no-if-match``. PATCH takes a JSON Merge Patch (RFC 7396).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from gis_service.ogc.crs import parse_crs
 router = APIRouter(tags=["edits"])
 
 JSON_TYPES = ("application/json", "application/geo+json")
+#: RFC 7396 JSON Merge Patch: what QGIS sends, and what OGC API - Features Part 4 describes for PATCH.
+MERGE_PATCH = "application/merge-patch+json"
 #: What a write can answer besides success; 412 and 428 only where an ETag is needed.
 WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
 
@@ -46,8 +49,9 @@ IfMatch = Annotated[str | None, Header(include_in_schema=False)]
 ContentCrs = Annotated[str | None, Header(description="CRS of the body's coordinates, one of the CRSs the "
                                           "collections list, written <URI> (OGC API - Features Part 4), e.g. "
                                           "<http://www.opengis.net/def/crs/EPSG/0/4490>, or EPSG:<code>; default "
-                                          "CRS84 (lon, lat). Coordinates are read x, y (longitude first) in any "
-                                          "geographic CRS, as GeoJSON writes them.")]
+                                          "CRS84 (lon, lat). Coordinates are read in the axis order of that CRS, "
+                                          "as a read in it returns them: latitude first in EPSG:4490 and 4326, "
+                                          "northing first in the Gauss-Krüger zone.")]
 
 
 XRequestId = Annotated[str | None, Header(
@@ -65,8 +69,10 @@ RequestId = Annotated[str, Depends(request_id)]
 
 async def json_body(request: Request) -> object:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in JSON_TYPES:
-        raise UnsupportedMediaType(f"send the feature as application/geo+json or application/json; "
+    patching = request.method == "PATCH"
+    if media not in JSON_TYPES and not (patching and media == MERGE_PATCH):
+        accepted = "application/merge-patch+json, " if patching else ""
+        raise UnsupportedMediaType(f"send the feature as {accepted}application/geo+json or application/json; "
                                    f"got {media or 'no Content-Type'}")
     raw = await request.body()  # at most GIS_MAX_BODY_BYTES: the middleware answers 413 beyond
     return load_json(raw, what="the body")
@@ -97,6 +103,29 @@ _ETAG_HEADER = {"description": "The feature's version: send it as If-Match to ch
 _FEATURE_ANSWER = {"description": "The feature as stored (GeoJSON, EPSG:4326), with its new ETag.",
                    "content": {GEOJSON: {"schema": {"$ref": "#/components/schemas/Feature"}}},
                    "headers": {"ETag": _ETAG_HEADER}}
+
+
+def merge_patch_feature(body: object, feature_id: int, *, strict: bool) -> dict:
+    """A PATCH body (RFC 7396 merge patch of the feature, ``type`` optional) as the partial Feature it amounts to:
+    the properties it names (null clears one) and the geometry when given (a geometry is replaced whole).
+    ``strict`` (sent as application/merge-patch+json): a null geometry would remove it, which a feature cannot do;
+    as (geo+)json a null geometry has always meant "unchanged", and still does."""
+    if not isinstance(body, dict):
+        raise InvalidInputError('a PATCH body is a JSON object: {"properties": {"name": "..."}} and optionally '
+                                '"geometry"; a property set to null is cleared')
+    if body.get("type", "Feature") != "Feature":
+        raise InvalidInputError(f'a PATCH body changes a Feature: its "type" may only be "Feature"; '
+                                f"got {str(body['type'])[:40]!r}")
+    if "id" in body and body["id"] not in (feature_id, str(feature_id)):
+        raise InvalidInputError(f"a feature's id cannot be changed (the body says {str(body['id'])[:40]!r}, "
+                                f"the path {feature_id})")
+    if strict and "geometry" in body and body["geometry"] is None:
+        raise InvalidInputError("a feature cannot lose its geometry: leave geometry out to keep it")
+    unknown = set(body) - {"type", "id", "geometry", "properties", "links", "bbox"}
+    if unknown:
+        raise InvalidInputError(f"unknown member {sorted(unknown)[0]!r}; a PATCH body has properties and "
+                                "optionally geometry")
+    return {**body, "type": "Feature"}
 
 
 def writable_layer(collection_id: str) -> Layer:
@@ -133,6 +162,9 @@ def create_item(request: Request, collectionId: CollectionId, body: BodyDep, ses
 def _update(request: Request, collection_id: str, feature_id: int, body: object, session, settings, who,
             if_match, content_crs, request_id, *, partial: bool) -> JSONResponse:
     layer = writable_layer(collection_id)
+    if partial:
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body = merge_patch_feature(body, feature_id, strict=media == MERGE_PATCH)
     conn = session.connection()
     change = edits.update_feature(conn, layer, feature_id, body, principal=who, settings=settings,
                                   if_match=if_match, partial=partial,
@@ -156,8 +188,10 @@ def replace_item(request: Request, collectionId: CollectionId, featureId: Featur
 
 
 @router.patch("/collections/{collectionId}/items/{featureId}", summary="Change some properties of a feature",
-              description="Body: a GeoJSON Feature with only the properties (and optionally the geometry) that "
-              "change. Needs If-Match with the feature's ETag.",
+              description="Body: a JSON Merge Patch (RFC 7396, application/merge-patch+json; application/json "
+              "and application/geo+json are read the same way) of the feature: the properties that change (null "
+              "clears one) and optionally the whole new geometry; `type` may be left out. Needs If-Match with "
+              "the feature's ETag (or `*`).",
               response_class=Response, openapi_extra={**feature_body(partial=True), **if_match_header()},
               responses={200: _FEATURE_ANSWER, **error_responses(*WRITE_ERRORS, 412, 422, 428)})
 def patch_item(request: Request, collectionId: CollectionId, featureId: FeatureId, body: BodyDep,

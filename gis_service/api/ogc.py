@@ -50,6 +50,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
     "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/accent-insensitive-comparison",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
@@ -363,7 +364,12 @@ def get_item(
         raise NotFoundError(f"{layer.id} has no feature {featureId!r}")
     text, version = found
     base = _base(request)
-    links = [_link(str(request.url), "self", GEOJSON, "this feature"),
+    url = request.url
+    as_json, as_html = (_link(str(url.include_query_params(f="json")), "alternate", GEOJSON, "this feature as GeoJSON"),
+                        _link(str(url.include_query_params(f="html")), "alternate", "text/html",
+                              "this feature as HTML"))
+    links = [_link(str(url), "self", "text/html" if fmt == "html" else GEOJSON, "this feature"),
+             as_json if fmt == "html" else as_html,
              _link(f"{base}/collections/{layer.id}", "collection", "application/json", layer.title)]
     headers = {"Content-Crs": f"<{served.uri}>", "ETag": make_etag(layer.id, int(featureId), version)}
     if fmt == "html":

@@ -83,11 +83,13 @@ def error_responses(*status_codes: int) -> dict[int | str, dict]:
 def feature_body(*, partial: bool) -> dict:
     """``openapi_extra`` describing a feature body (read by hand, so FastAPI cannot see it)."""
     schema = {"$ref": "#/components/schemas/FeaturePatch" if partial else "#/components/schemas/Feature"}
-    description = ("A GeoJSON Feature with only the properties (and, optionally, the geometry) that change."
+    description = ("A JSON Merge Patch (RFC 7396) of the feature: the properties that change (null clears one) "
+                   "and, optionally, the whole new geometry."
                    if partial else "A GeoJSON Feature: the layer's properties (see its /queryables) and a "
                    "geometry of the layer's type, in CRS84 unless Content-Crs names another CRS.")
     return {"requestBody": {"required": True, "description": f"{description} {BODY_LIMITS_DOC}",
-                            "content": {GEOJSON: {"schema": schema}, "application/json": {"schema": schema}}}}
+                            "content": {**({"application/merge-patch+json": {"schema": schema}} if partial else {}),
+                                        GEOJSON: {"schema": schema}, "application/json": {"schema": schema}}}}
 
 
 def inspection_body() -> dict:
@@ -103,8 +105,10 @@ def if_match_header() -> dict:
     with 428 rather than FastAPI's 400.)"""
     return {"parameters": [{
         "name": "If-Match", "in": "header", "required": True,
-        "description": 'The ETag from your last GET of the feature, e.g. "elder_care.12.v3" (or a comma-separated '
-                       "list of them). 428 without it, 412 when the feature has changed since.",
+        "description": 'The ETag from your last GET of the feature, e.g. "elder_care.12.v3", a comma-separated '
+                       "list of them, or * (any version). 428 without it (unless the token was made with "
+                       "--no-if-match: the last write wins), 412 when the feature has changed since or the tag is "
+                       'weak (W/"...": RFC 9110 strong comparison).',
         "schema": {"type": "string", "pattern": IF_MATCH_PATTERN}}]}
 
 
@@ -140,7 +144,7 @@ def _feature_schema(*, partial: bool) -> dict:
     return {
         "type": "object",
         "title": "FeaturePatch" if partial else "Feature",
-        "required": ["type"] if partial else ["type", "geometry"],
+        "required": [] if partial else ["type", "geometry"],
         "properties": {
             "type": {"type": "string", "enum": ["Feature"]},
             "id": {"description": "The feature's id, assigned by the service (ignored in a request body)."},

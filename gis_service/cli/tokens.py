@@ -20,15 +20,20 @@ def token_create(
     expires: Annotated[str, typer.Option(help="How long the token works: days, e.g. 90d (1d to 3650d), or never "
                                               "(with --allow-never).")] = "365d",
     allow_never: Annotated[bool, typer.Option(help="Confirm --expires never.")] = False,
+    no_if_match: Annotated[bool, typer.Option("--no-if-match", help="Let this token change features without "
+                                              "If-Match, for clients that never send one (QGIS): the last write "
+                                              "wins, and the audit trail marks each such change.")] = False,
 ) -> None:
     """Create a token and print it once: only its hash is stored. It expires after a year unless told otherwise."""
     from gis_service.auth import create_token, parse_expiry
 
     expires_days = parse_expiry(expires, never_allowed=allow_never)  # before connecting: a typo costs nothing
     with database(get_settings()) as engine, engine.begin() as conn:
-        token_id, token = create_token(conn, role=role, name=name, expires_days=expires_days)
+        token_id, token = create_token(conn, role=role, name=name, expires_days=expires_days,
+                                       if_match_required=not no_if_match)
     until = "never expires" if expires_days is None else f"expires in {expires_days} days"
-    console.print(f"token {token_id} for {name} ({role}), {until}; it is shown only now:")
+    waiver = "; changes without If-Match allowed (last write wins)" if no_if_match else ""
+    console.print(f"token {token_id} for {name} ({role}), {until}{waiver}; it is shown only now:")
     out.print(token, highlight=False)
 
 
@@ -47,7 +52,8 @@ def token_list() -> None:
             used = f"{row['last_used_at']:%Y-%m-%d %H:%M}" if row["last_used_at"] else "never"
             out.print(f"{row['id']:>4}  {row['role']:<10} {state:<8} {row['name']}  "
                       f"created {row['created_at']:%Y-%m-%d}  expires {f'{expires:%Y-%m-%d}' if expires else 'never'}"
-                      f"  last used {used}", highlight=False)
+                      f"  last used {used}{'' if row['if_match_required'] else '  no If-Match needed'}",
+                      highlight=False)
 
 
 @app.command("revoke")

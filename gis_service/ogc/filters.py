@@ -6,7 +6,8 @@ Property names become column names only through the layer registry; every litera
 geometry is transformed to the storage CRS (EPSG:4490) in Python before it is bound, so the column is compared as
 stored and its GiST index is used.
 
-Supported: ``= <> < <= > >=``, ``LIKE``, ``IN``, ``BETWEEN``, ``IS NULL``, ``AND``/``OR``/``NOT``, ``CASEI``,
+Supported: ``= <> < <= > >=``, ``LIKE``, ``IN``, ``BETWEEN``, ``IS NULL``, ``AND``/``OR``/``NOT``, ``CASEI`` (on
+either side, in LIKE and IN too), ``ACCENTI`` (pinyin tone marks and Latin-1 accents, see :data:`ACCENTED`),
 ``S_INTERSECTS``, ``S_WITHIN``, ``S_CONTAINS``, ``S_DISJOINT``, ``S_TOUCHES``, ``S_CROSSES``, ``S_OVERLAPS``,
 ``S_EQUALS``, ``S_DWITHIN`` (distance in metres, measured on the ellipsoid), the array operators ``A_CONTAINS``,
 ``A_CONTAINEDBY``, ``A_OVERLAPS``, ``A_EQUALS`` and the temporal ``T_BEFORE``, ``T_AFTER``, ``T_EQUALS``,
@@ -200,31 +201,38 @@ class FilterTranslator:
                          "T_BEFORE/T_AFTER/T_EQUALS/T_INTERSECTS operators", node, path)
 
     def _column_arg(self, arg, node, path: str) -> tuple[str, str]:
-        """A scalar argument that must be a property, possibly wrapped in CASEI/ACCENTI."""
+        """A scalar argument that must be a property, possibly wrapped in CASEI or ACCENTI."""
+        if isinstance(arg, dict) and str(arg.get("op", "")).lower() == "accenti":
+            inner, kind = self._column_arg(_casei_arg(arg, node, path, self), node, path)
+            if kind != "text":
+                raise self._fail("ACCENTI applies to text properties only", node, path)
+            return f"translate({inner}, {self._bind(ACCENTED)}, {self._bind(UNACCENTED)})", "text"
         if isinstance(arg, dict) and "property" in arg:
             return self._column(arg, path)
-        if isinstance(arg, dict) and str(arg.get("op", "")).lower() in ("casei", "accenti"):
-            inner, kind = self._column_arg(arg["args"][0], node, path)
+        if _is_casei(arg):
+            inner, kind = self._column_arg(_casei_arg(arg, node, path, self), node, path)
             if kind != "text":
                 raise self._fail(f"{arg['op']} applies to text properties only", node, path)
-            return (f"lower({inner})" if arg["op"].lower() == "casei" else inner), "text"
+            return f"lower({inner})", "text"
         raise self._fail("one side must be a property of the layer", node, path)
 
     def _scalar(self, arg, kind: str | None, node, path: str) -> str:
         """SQL of one side of a comparison: a property, CASEI(...) or a literal coerced to ``kind``."""
-        if isinstance(arg, dict) and ("property" in arg or str(arg.get("op", "")).lower() in ("casei", "accenti")):
+        if _names_property(arg):
             return self._column_arg(arg, node, path)[0]
         return self._bind(self._literal(arg, kind, node, path))
 
     def _literal(self, value, kind: str | None, node, path: str):
         """A literal as the Python value bound for a column of field type ``kind``."""
+        if isinstance(value, dict) and str(value.get("op", "")).lower() == "accenti":
+            return strip_accents(str(self._literal(_casei_arg(value, node, path, self), kind, node, path)))
         if isinstance(value, dict):
             if "date" in value:
                 value = value["date"]
             elif "timestamp" in value:
                 value = value["timestamp"]
-            elif str(value.get("op", "")).lower() in ("casei", "accenti"):
-                return str(self._literal(value["args"][0], kind, node, path)).lower()
+            elif _is_casei(value):  # CASEI(ACCENTI(...)) nests
+                return str(self._literal(_casei_arg(value, node, path, self), kind, node, path)).lower()
             else:
                 raise self._fail(f"expected a value, got {json.dumps(value, ensure_ascii=False)}", node, path)
         if kind is None:
@@ -256,7 +264,7 @@ class FilterTranslator:
         return value
 
     def _kind_of(self, arg, node, path: str) -> str | None:
-        if isinstance(arg, dict) and ("property" in arg or str(arg.get("op", "")).lower() in ("casei", "accenti")):
+        if _names_property(arg):
             return self._column_arg(arg, node, path)[1]
         return None
 
@@ -269,6 +277,8 @@ class FilterTranslator:
             raise self._fail("a list property is compared with A_CONTAINS, A_OVERLAPS, A_CONTAINEDBY or A_EQUALS",
                              node, path)
         lhs, rhs = (self._scalar(a, kind, node, path) for a in args)
+        if any(_is_casei(a) for a in args):  # CASEI on one side only still compares without case
+            lhs, rhs = (side if side.startswith("lower(") else f"lower({side})" for side in (lhs, rhs))
         return f"({lhs} {sql_op} {rhs})"
 
     def _like(self, args, node, path: str) -> str:
@@ -276,6 +286,8 @@ class FilterTranslator:
         if kind != "text":
             raise self._fail("LIKE applies to text properties only", node, path)
         pattern = self._literal(args[1], "text", node, path)
+        if _is_casei(args[1]) and not column.startswith("lower("):
+            column = f"lower({column})"  # CASEI on either side makes the comparison case-insensitive
         if column.startswith("lower("):
             pattern = pattern.lower()
         return f"({column} LIKE {self._bind(pattern)})"
@@ -285,8 +297,12 @@ class FilterTranslator:
         values = args[1]
         if not isinstance(values, list) or not values:
             raise self._fail("IN needs a non-empty list of values", node, path)
-        binds = [self._bind(self._literal(v, kind, node, path)) for v in values]
-        return f"({column} IN ({', '.join(binds)}))"
+        literals = [self._literal(v, kind, node, path) for v in values]
+        if any(_is_casei(v) for v in values) and not column.startswith("lower("):
+            column = f"lower({column})"
+        if column.startswith("lower("):
+            literals = [v.lower() if isinstance(v, str) else v for v in literals]
+        return f"({column} IN ({', '.join(self._bind(v) for v in literals)}))"
 
     def _between(self, args, node, path: str) -> str:
         column, kind = self._column_arg(args[0], node, path)
@@ -402,6 +418,42 @@ class FilterTranslator:
         other = rhs if lhs == "geom" else lhs
         return (f"(geom && {box_sql} AND ST_DWithin(geom::geography, {other}::geography, "
                 f"{self._bind(float(distance))}))")
+
+
+#: ACCENTI's letters: the tone-marked vowels of Hanyu Pinyin and the accented Latin letters of Latin-1, each with its
+#: plain letter. PostgreSQL's translate() with this table strips them in SQL, so the service needs no unaccent
+#: extension (which would have to be created by a superuser in every database, backups' included).
+ACCENTED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüĀÁǍÀĒÉĚÈĪÍǏÌŌÓǑÒŪÚǓÙǕǗǙǛÜâäãåêëîïôöõûçñýÿÂÄÃÅÊËÎÏÔÖÕÛÇÑÝ"
+UNACCENTED = "aaaaeeeeiiiioooouuuuuuuuuAAAAEEEEIIIIOOOOUUUUUUUUUaaaaeeiioooucnyyAAAAEEIIOOOUCNY"
+_STRIP = str.maketrans(ACCENTED, UNACCENTED)
+
+
+def strip_accents(text: str) -> str:
+    """``text`` without the accents ACCENTI ignores (as the SQL translate() of a column does)."""
+    return text.translate(_STRIP)
+
+
+def _is_casei(arg) -> bool:
+    return isinstance(arg, dict) and str(arg.get("op", "")).lower() == "casei"
+
+
+def _casei_arg(arg: dict, node, path: str, translator: FilterTranslator):
+    """The one argument of CASEI(...) or ACCENTI(...)."""
+    args = arg.get("args")
+    if not isinstance(args, list) or len(args) != 1:
+        raise translator._fail(f"{str(arg.get('op')).upper()} takes one argument: a text property or a text value",
+                               node, path)
+    return args[0]
+
+
+def _names_property(arg) -> bool:
+    """Whether a comparison side is a property, or CASEI(...) or ACCENTI(...) of one."""
+    if not isinstance(arg, dict):
+        return False
+    if str(arg.get("op", "")).lower() in ("casei", "accenti"):
+        args = arg.get("args")
+        return isinstance(args, list) and len(args) == 1 and _names_property(args[0])
+    return "property" in arg
 
 
 def to_storage(geom: BaseGeometry, crs: ServedCrs, *, what: str = "the geometry") -> BaseGeometry:

@@ -22,11 +22,13 @@ def name_the_writer(conn: sa.Connection, name: str) -> None:
 
 def record_change(conn: sa.Connection, *, token_id: int, actor: str, role: str, layer_id: str, feature_id: int,
                   action: str, version: int | None, before: dict | None, after: dict | None,
-                  request_id: str | None) -> None:
-    """One row of the audit trail: who changed which feature how, and the feature before and after."""
+                  request_id: str | None, last_write_wins: bool = False) -> None:
+    """One row of the audit trail: who changed which feature how, and the feature before and after;
+    ``last_write_wins``: the change was made without If-Match, by a token allowed to (``--no-if-match``)."""
     conn.execute(sa.insert(audit_log).values(
         token_id=token_id, actor=actor, role=role, layer=layer_id, feature_id=feature_id, action=action,
-        version=version, before=_jsonb(before), after=_jsonb(after), request_id=request_id))
+        version=version, before=_jsonb(before), after=_jsonb(after), request_id=request_id,
+        last_write_wins=last_write_wins))
 
 
 def _jsonb(value: dict | None) -> sa.ColumnElement | None:
@@ -39,6 +41,7 @@ def feature_history(conn: sa.Connection, layer_id: str, feature_id: int) -> list
     """Every recorded change of a feature, oldest first (``changed_at`` as a datetime)."""
     c = audit_log.c
     rows = conn.execute(sa.select(c.id, c.changed_at, c.actor, c.role, c.action, c.version, c.before, c.after,
-                                  c.request_id).where(c.layer == layer_id, c.feature_id == feature_id)
+                                  c.request_id, c.last_write_wins)
+                        .where(c.layer == layer_id, c.feature_id == feature_id)
                         .order_by(c.id))
     return [dict(row._mapping) for row in rows]

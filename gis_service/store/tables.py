@@ -218,6 +218,7 @@ api_tokens = sa.Table(
     sa.Column("expires_at", sa.TIMESTAMP(timezone=True)),
     sa.Column("revoked_at", sa.TIMESTAMP(timezone=True)),
     sa.Column("last_used_at", sa.TIMESTAMP(timezone=True)),
+    sa.Column("if_match_required", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 audit_log = sa.Table(
@@ -234,5 +235,6 @@ audit_log = sa.Table(
     sa.Column("before", pg.JSONB),
     sa.Column("after", pg.JSONB),
     sa.Column("request_id", sa.Text),
+    sa.Column("last_write_wins", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("audit_log_feature", "layer", "feature_id", "id"),
 )

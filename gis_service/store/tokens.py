@@ -11,14 +11,17 @@ from gis_service.store.tables import api_tokens
 c = api_tokens.c
 
 
-def insert_token(conn: sa.Connection, *, name: str, role: str, token_hash: str, expires_at: dt.datetime | None) -> int:
+def insert_token(conn: sa.Connection, *, name: str, role: str, token_hash: str, expires_at: dt.datetime | None,
+                 if_match_required: bool = True) -> int:
     """Store a new token's hash; its id."""
     return conn.execute(sa.insert(api_tokens).values(name=name, role=role, token_hash=token_hash,
-                                                     expires_at=expires_at).returning(c.id)).scalar_one()
+                                                     expires_at=expires_at, if_match_required=if_match_required)
+                        .returning(c.id)).scalar_one()
 
 
 def list_tokens(conn: sa.Connection) -> list[dict]:
-    rows = conn.execute(sa.select(c.id, c.name, c.role, c.created_at, c.expires_at, c.revoked_at, c.last_used_at)
+    rows = conn.execute(sa.select(c.id, c.name, c.role, c.created_at, c.expires_at, c.revoked_at, c.last_used_at,
+                                  c.if_match_required)
                         .order_by(c.id))
     return [dict(row._mapping) for row in rows]
 
@@ -37,7 +40,8 @@ def find_by_hash(conn: sa.Connection, token_hash: str) -> sa.Row | None:
     """The token with this hash (id, name, role, revoked_at, expires_at, and ``recent``: used in the last
     minute), or None."""
     recent = c.last_used_at >= sa.func.now() - sa.text("interval '1 minute'")
-    return conn.execute(sa.select(c.id, c.name, c.role, c.revoked_at, c.expires_at, recent.label("recent"))
+    return conn.execute(sa.select(c.id, c.name, c.role, c.revoked_at, c.expires_at, c.if_match_required,
+                                  recent.label("recent"))
                         .where(c.token_hash == token_hash)).one_or_none()
 
 

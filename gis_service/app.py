@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.routing import get_route_path
 
 from gis_service import __version__
-from gis_service.api import analysis, edits, exports, health, maps, ogc, placenames
+from gis_service.api import analysis, edits, exports, health, interop, maps, ogc, placenames
 from gis_service.api.middleware import RequestContext, install_error_handlers
 from gis_service.api.openapi import install_openapi
 from gis_service.api.ratelimit import WriteRateLimiter
@@ -64,8 +64,10 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     app.state.write_limiter = WriteRateLimiter(settings.write_rate_per_minute)
     if engine is not None:
         app.state.engine = engine
+    interop.install_interop(app, settings)  # inside RequestContext
     app.add_middleware(RequestContext, settings=settings, html_policies={
         path: DOCS_POLICY for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path})
+    interop.install_cors(app, settings)  # outermost
     install_error_handlers(app, statement_timeout_s=settings.statement_timeout_s)
 
     app.include_router(health.router)
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     app.include_router(analysis.router)
     app.include_router(placenames.router)
     app.include_router(maps.router)
+    app.include_router(interop.router)  # last: OPTIONS on any path
     install_openapi(app, settings)
     return app
 

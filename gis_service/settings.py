@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir, description="Folder of the embedded cluster.")
     pg_bin_dir: Path | None = Field(default=None, description="Folder of initdb/pg_ctl; found when unset.")
+    cors_origins: str = Field(default="", description="Comma-separated origins (e.g. http://maps.intranet:8080) "
+                              "whose web pages may read the API (CORS); empty: none.")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes of `serve`; a supervisor replaces "

@@ -154,3 +154,58 @@ def test_a_single_feature_links_its_other_format(client: TestClient) -> None:
     page = client.get(alternate[0]["href"].replace("http://testserver", ""))
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "f=json" in page.text
+
+
+@pytest.mark.parametrize(("path", "media"), [
+    ("/collections/roads/items?limit=1000", "application/geo+json"),
+    ("/collections", "application/json"),
+    ("/collections/roads/items?limit=200&f=html", "text/html"),
+    ("/collections/roads/tiles/WebMercatorQuad/12/3288/1710", "application/vnd.mapbox-vector-tile"),
+])
+def test_answers_are_gzipped_for_clients_that_accept_it(client: TestClient, path: str, media: str) -> None:
+    plain = client.get(path, headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and plain.headers["content-type"].startswith(media)
+    assert "content-encoding" not in plain.headers
+    zipped = client.get(path, headers={"Accept-Encoding": "gzip, deflate"})
+    assert zipped.headers["content-encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["vary"]
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 2
+    if media != "application/geo+json":  # items carry a timestamp
+        assert zipped.content == plain.content  # httpx unzips: the same bytes
+
+
+def test_tiny_answers_and_refused_gzip_stay_plain(client: TestClient) -> None:
+    assert "content-encoding" not in client.get("/health", headers={"Accept-Encoding": "gzip"}).headers
+    assert "content-encoding" not in client.get("/collections", headers={"Accept-Encoding": "gzip;q=0"}).headers
+
+
+@pytest.mark.parametrize("path", ["/collections/roads/items?limit=5", "/collections/roads/tiles/WebMercatorQuad/12/3288/1710",
+                                  "/collections/elder_care/items/1", "/conformance"])
+def test_head_answers_as_get_without_a_body(client: TestClient, path: str) -> None:
+    get = client.get(path, headers={"Accept-Encoding": "identity"})
+    head = client.head(path, headers={"Accept-Encoding": "identity"})
+    assert head.status_code == get.status_code == 200 and head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-length"] == str(len(get.content))
+
+
+def test_options_lists_what_the_caller_may_do(client: TestClient, tokens: dict) -> None:
+    items = "/collections/elder_care/items"
+    assert client.options(items).headers["allow"] == "GET, HEAD, OPTIONS"
+    assert client.options(items).status_code == 204
+    assert client.options(items, headers=bearer(tokens["planner"])).headers["allow"] == "GET, HEAD, OPTIONS, POST"
+    assert client.options(items + "/1", headers=bearer(tokens["planner"])).headers["allow"] == \
+        "DELETE, GET, HEAD, OPTIONS, PATCH, PUT"
+    assert client.options(items + "/1", headers=bearer(tokens["inspector"])).headers["allow"] == "GET, HEAD, OPTIONS"
+    assert client.options("/nowhere").status_code == 404
+
+
+def test_cors_is_off_unless_origins_are_listed(client_with) -> None:
+    origin = {"Origin": "http://maps.intranet:8080"}
+    assert "access-control-allow-origin" not in client_with().get("/collections", headers=origin).headers
+    allowing = client_with(cors_origins="http://maps.intranet:8080, http://other.intranet")
+    assert allowing.get("/collections", headers=origin).headers["access-control-allow-origin"] == origin["Origin"]
+    preflight = allowing.options("/collections/roads/tiles/WebMercatorQuad/12/3288/1710", headers={
+        **origin, "Access-Control-Request-Method": "GET"})
+    assert preflight.status_code == 200 and "GET" in preflight.headers["access-control-allow-methods"]
+    stranger = allowing.get("/collections", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in stranger.headers

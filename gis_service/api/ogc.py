@@ -57,6 +57,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
 ]
 CollectionIdParam = Annotated[str, Path(description="Collection (layer) id, e.g. elder_care; see /collections.",
                                         json_schema_extra={"enum": list(LAYERS)})]
@@ -148,6 +152,8 @@ def landing_page(request: Request, f: FormatParam = None):
             _link(f"{base}/api", "service-desc", OPENAPI_MEDIA_TYPE, "the API definition (OpenAPI 3.0)"),
             _link(f"{base}/docs", "service-doc", "text/html", "the API documentation"),
             _link(f"{base}/conformance", "conformance", "application/json", "conformance classes"),
+            _link(f"{base}/tileMatrixSets", "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+                  "application/json", "tile matrix sets"),
             _link(f"{base}/collections", "data", "application/json", "the collections (layers)"),
         ],
     }
@@ -380,29 +386,65 @@ def get_item(
 
 
 # -- tiles ------------------------------------------------------------------------------------------------------
+@router.get("/tileMatrixSets", summary="Tile matrix sets",
+            description="The tile grids of the tiles (one: WebMercatorQuad).", responses=error_responses(400))
+def tile_matrix_sets(request: Request, f: JsonFormatParam = None):
+    _format_only(request, JSON_ONLY)
+    href = f"{_base(request)}/tileMatrixSets/{tiles.TILE_MATRIX_SET}"
+    return {"tileMatrixSets": [{
+        "id": tiles.TILE_MATRIX_SET, "title": "Google Maps Compatible for the World", "uri": tiles.TMS_URI,
+        "links": [_link(href, "self", "application/json", "the tile matrix set")]}]}
+
+
+@router.get("/tileMatrixSets/WebMercatorQuad", summary="The WebMercatorQuad tile matrix set",
+            description="OGC 2D Tile Matrix Set 2.0 JSON: zooms 0 to 22 on EPSG:3857.", responses=error_responses(400))
+def tile_matrix_set(request: Request, f: JsonFormatParam = None):
+    _format_only(request, JSON_ONLY)
+    return tiles.web_mercator_quad()
+
+
 @router.get("/collections/{collectionId}/tiles", summary="Vector tilesets of a layer",
             description="The tilesets of the layer (one: WebMercatorQuad, Mapbox Vector Tiles).",
             responses=error_responses(400, 404))
 def list_tilesets(layer: LayerDep, request: Request, f: JsonFormatParam = None):
     _format_only(request, JSON_ONLY)
-    href = f"{_base(request)}/collections/{layer.id}/tiles/{tiles.TILE_MATRIX_SET}"
-    return {"tilesets": [{
-        "title": f"{layer.title} ({tiles.TILE_MATRIX_SET})",
-        "dataType": "vector",
-        "crs": epsg_uri(3857),
-        "tileMatrixSetURI": "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad",
-        "links": [
-            _link(href, "self", "application/json", "TileJSON of this tileset"),
-            _link(f"{href}/{{z}}/{{x}}/{{y}}", "item", tiles.MEDIA_TYPE, "a tile", templated=True),
-            _link(f"{href}/tilejson.json", "describedby", "application/json", "TileJSON"),
-        ],
-    }]}
+    base = _base(request)
+    href = f"{base}/collections/{layer.id}/tiles/{tiles.TILE_MATRIX_SET}"
+    return {
+        "links": [_link(f"{base}/collections/{layer.id}/tiles", "self", "application/json", "this list")],
+        "tilesets": [{
+            "title": f"{layer.title} ({tiles.TILE_MATRIX_SET})",
+            "dataType": "vector",
+            "crs": epsg_uri(3857),
+            "tileMatrixSetURI": tiles.TMS_URI,
+            "tileMatrixSetDefinition": f"{base}/tileMatrixSets/{tiles.TILE_MATRIX_SET}",
+            "links": [
+                _link(href, "self", "application/json", "the tileset"),
+                _link(href, "http://www.opengis.net/def/rel/ogc/1.0/tileset", "application/json", "the tileset"),
+                _link(f"{base}/tileMatrixSets/{tiles.TILE_MATRIX_SET}",
+                      "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme", "application/json",
+                      "the tile matrix set"),
+                _link(f"{href}/{{z}}/{{x}}/{{y}}", "item", tiles.MEDIA_TYPE, "a tile", templated=True),
+                _link(f"{href}/tilejson.json", "describedby", "application/json", "TileJSON"),
+            ],
+        }],
+    }
 
 
-@router.get("/collections/{collectionId}/tiles/WebMercatorQuad", summary="TileJSON of a layer's vector tiles",
+@router.get("/collections/{collectionId}/tiles/WebMercatorQuad", summary="A layer's vector tileset",
+            description="OGC API - Tiles tileset: the tile URL template, the tile matrix set, the tiles that hold "
+            "the layer (tileMatrixSetLimits) and the properties a tile carries. TileJSON: tilejson.json beside it.",
+            responses=_COLLECTION)
+def tileset(layer: LayerDep, request: Request, conn: ConnectionDep, cache: SummaryCacheDep,
+            f: JsonFormatParam = None):
+    _format_only(request, JSON_ONLY)
+    return tiles.tileset(layer, base_url=_base(request), bbox=cache.summary(conn, layer).bbox)
+
+
+@router.get("/collections/{collectionId}/tiles/WebMercatorQuad/tilejson.json",
+            summary="TileJSON of a layer's vector tiles",
             description="TileJSON 3.0.0: tile URL template, zooms, bounds and the fields in each tile.",
             responses=_COLLECTION)
-@router.get("/collections/{collectionId}/tiles/WebMercatorQuad/tilejson.json", include_in_schema=False)
 def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: SummaryCacheDep,
               f: JsonFormatParam = None):
     _format_only(request, JSON_ONLY)

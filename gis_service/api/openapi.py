@@ -27,7 +27,7 @@ from fastapi import FastAPI
 
 from gis_service.edits import FINDING, IF_MATCH_PATTERN, INSPECTED, MAX_NOTES_LENGTH
 from gis_service.errors import CODES, HTTP_ERROR_CODE, codes_for
-from gis_service.layers import get_layer
+from gis_service.layers import LAYERS, get_layer
 from gis_service.limits import BODY_LIMITS_DOC
 from gis_service.ogc.crs import content_crs_names, crs_names
 from gis_service.search.queries import measure_area
@@ -242,10 +242,39 @@ def finish(document: dict, settings: Settings) -> dict:
             if settings.read_requires_token and path != "/health":
                 operation.setdefault("security", [{"bearer": []}])
                 responses.update({str(k): v for k, v in error_responses(401).items()})
+    declare_property_filters(document)
     if settings.read_requires_token:
         schemes = document["components"].setdefault("securitySchemes", {})
         schemes.setdefault("bearer", {"type": "http", "scheme": "bearer"})
     return document
+
+
+#: The JSON Schema type of a property filter's value, per field type.
+_FILTER_TYPES = {"integer": {"type": "integer"}, "number": {"type": "number"}, "boolean": {"type": "boolean"},
+                 "date": {"type": "string", "format": "date"}}
+
+
+def declare_property_filters(document: dict) -> None:
+    """Each collection's items path spelled out (``/collections/roads/items``) with its queryables as query
+    parameters (OGC API - Features Part 1, 7.15.5): GDAL's OAPIF driver reads them there, and only then sends an
+    ``-where`` on those fields to the server instead of downloading the whole collection."""
+    paths = document.get("paths", {})
+    template = paths.get("/collections/{collectionId}/items", {}).get("get")
+    if template is None:
+        return
+    for layer in LAYERS.values():
+        parameters = [p for p in template.get("parameters", []) if p.get("in") != "path"]
+        for field in layer.fields:
+            schema = dict(_FILTER_TYPES.get(field.type, {"type": "string"}))
+            if field.values is not None:
+                schema["enum"] = list(field.codes)
+            parameters.append({"name": field.name, "in": "query", "required": False, "style": "form",
+                               "explode": False, "schema": schema,
+                               "description": f"Only features whose {field.name} is this value"
+                               + (" (for a list, that contains it)." if field.type == "text_list" else ".")})
+        paths[f"/collections/{layer.id}/items"] = {"get": {
+            **{k: v for k, v in template.items() if k not in ("parameters", "operationId")},
+            "operationId": f"items_{layer.id}", "summary": f"Features of {layer.id}", "parameters": parameters}}
 
 
 def _refs(node: object, name: str) -> bool:

@@ -282,8 +282,9 @@ def write_export(frame: gpd.GeoDataFrame, path: Path, *, fmt: str, layer_name: s
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "geojson":
+        # layer= sets the collection's top-level "name" (GDAL writes the file's stem otherwise: "out")
         frame.to_crs(SERVE_SRID).to_file(path, driver="GeoJSON", engine="pyogrio", RFC7946="YES",
-                                         WRITE_BBOX="NO")
+                                         WRITE_BBOX="NO", layer=layer_name or path.stem)
         return path
     flat = _flatten_lists(frame)
     if fmt == "gpkg":

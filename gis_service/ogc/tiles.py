@@ -82,6 +82,76 @@ def tilejson(layer: Layer, *, base_url: str, bbox: tuple[float, float, float, fl
             + ", ".join(f.name for f in tile_fields(layer, DETAIL_ZOOM - 1)),
             "minzoom": MIN_ZOOM,
             "maxzoom": MAX_ZOOM,
-            "fields": {"id": "Number", **{f.name: _TILEJSON_TYPES[f.type] for f in tile_fields(layer)}},
+            "fields": {f.name: _TILEJSON_TYPES[f.type] for f in tile_fields(layer)},  # no id: tiles carry none
         }],
     }
+
+
+# -- OGC API - Tiles metadata ------------------------------------------------------------------------------------
+TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
+#: Half the width of the Web Mercator square, metres (π · 6,378,137).
+_HALF = 20037508.342789244
+#: The metres of one pixel at zoom 0 with 256-pixel tiles, and the scale denominator's 0.28 mm pixel.
+_CELL_0 = 2 * _HALF / 256
+_PIXEL_M = 0.00028
+
+
+def web_mercator_quad() -> dict:
+    """The WebMercatorQuad tile matrix set, zooms MIN_ZOOM..MAX_ZOOM, in OGC 2D Tile Matrix Set 2.0 JSON and, in
+    the same document, 1.0 JSON (``type``, ``identifier``, ``tileMatrix``): GDAL up to 3.6 (Debian 12's) reads
+    only 1.0, later GDAL and other clients 2.0; the two use different member names, so one document serves both."""
+    levels = range(MIN_ZOOM, MAX_ZOOM + 1)
+    crs = "http://www.opengis.net/def/crs/EPSG/0/3857"
+    return {
+        "id": TILE_MATRIX_SET,
+        "title": "Google Maps Compatible for the World",
+        "uri": TMS_URI,
+        "crs": crs,
+        "orderedAxes": ["X", "Y"],
+        "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
+        "tileMatrices": [{
+            "id": str(z), "scaleDenominator": _CELL_0 / 2 ** z / _PIXEL_M, "cellSize": _CELL_0 / 2 ** z,
+            "cornerOfOrigin": "topLeft", "pointOfOrigin": [-_HALF, _HALF], "tileWidth": 256, "tileHeight": 256,
+            "matrixWidth": 2 ** z, "matrixHeight": 2 ** z} for z in levels],
+        "type": "TileMatrixSetType",
+        "identifier": TILE_MATRIX_SET,
+        "supportedCRS": crs,
+        "boundingBox": {"type": "BoundingBoxType", "crs": crs, "lowerCorner": [-_HALF, -_HALF],
+                        "upperCorner": [_HALF, _HALF]},
+        "tileMatrix": [{
+            "type": "TileMatrixType", "identifier": str(z), "scaleDenominator": _CELL_0 / 2 ** z / _PIXEL_M,
+            "topLeftCorner": [-_HALF, _HALF], "tileWidth": 256, "tileHeight": 256, "matrixWidth": 2 ** z,
+            "matrixHeight": 2 ** z} for z in levels],
+    }
+
+
+def tileset(layer: Layer, *, base_url: str, bbox: tuple[float, float, float, float] | None) -> dict:
+    """The layer's tileset document (OGC API - Tiles 1.0): the tile URL template, the tile matrix set, the layer's
+    bounding box and what each tile carries. (No tileMatrixSetLimits: GDAL 3.12 then opens zooms 0 and 1 only.)"""
+    href = f"{base_url}/collections/{layer.id}/tiles/{TILE_MATRIX_SET}"
+    tms = f"{base_url}/tileMatrixSets/{TILE_MATRIX_SET}"
+    document = {
+        "title": f"{layer.title} ({TILE_MATRIX_SET})",
+        "dataType": "vector",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "tileMatrixSetURI": TMS_URI,
+        "tileMatrixSetDefinition": tms,  # the name GDAL before 3.6 reads
+        "links": [
+            {"href": href, "rel": "self", "type": "application/json", "title": "this tileset"},
+            {"href": tms, "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme", "type": "application/json",
+             "title": "the tile matrix set"},
+            {"href": f"{href}/{{tileMatrix}}/{{tileCol}}/{{tileRow}}", "rel": "item", "type": MEDIA_TYPE,
+             "title": "a tile (the path is z/x/y)", "templated": True},
+            {"href": f"{href}/tilejson.json", "rel": "describedby", "type": "application/json", "title": "TileJSON"},
+            {"href": f"{base_url}/collections/{layer.id}", "rel": "collection", "type": "application/json",
+             "title": layer.title},
+        ],
+        "layers": [{"id": layer.id, "dataType": "vector", "geometryType": layer.geometry_type,
+                    "minTileMatrix": str(MIN_ZOOM), "maxTileMatrix": str(MAX_ZOOM),
+                    "propertiesSchema": {"type": "object", "properties": {
+                        f.name: {"type": _TILEJSON_TYPES[f.type].lower()} for f in tile_fields(layer)}}}],
+    }
+    if bbox is not None:
+        document["boundingBox"] = {"lowerLeft": list(bbox[:2]), "upperRight": list(bbox[2:]),
+                                   "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+    return document

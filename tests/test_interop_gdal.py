@@ -36,7 +36,7 @@ def test_gdal_follows_the_tiles_metadata_to_every_zoom(server_url: str) -> None:
 
 def test_gdal_sends_a_where_on_a_queryable_to_the_server(server_url: str, conn: sa.Connection) -> None:
     done = _ogrinfo("-so", "-where", "road_class = 'urban_branch'", f"OAPIF:{server_url}", "roads")
-    assert done.returncode == 0, done.stdout[-1500:] + "".join(line for line in done.stderr.splitlines(True) if "ERROR" in line or "Fetch" in line)[-3000:]
+    assert done.returncode == 0, done.stderr[-2000:]
     assert "road_class=urban_branch" in done.stderr  # the filter went to the server
     expected = current_count(conn, "roads", "road_class = 'urban_branch'")
     assert f"Feature Count: {expected}" in done.stdout

@@ -12,6 +12,8 @@ import json
 
 import sqlalchemy as sa
 
+from gis_service.layers.labels import LABELS_ZH, label_zh  # noqa: F401  (kept importable from here)
+
 #: Display tolerances in metres.
 COUNTY_TOLERANCE_M = 30.0
 TOWNSHIP_TOLERANCE_M = 20.0
@@ -19,33 +21,6 @@ VILLAGE_TOLERANCE_M = 15.0
 ROAD_TOLERANCE_M = 8.0
 LINE_TOLERANCE_M = 5.0
 DECIMALS = 5
-
-#: Chinese labels of the coded values the maps show.
-LABELS_ZH: dict[str, dict[str, str]] = {
-    "elder_care.kind": {"welfare_institution": "社会福利机构", "township_home": "敬老院",
-                        "community_station": "社区养老服务站", "rural_happiness_home": "农村幸福院"},
-    "cemeteries.kind": {"public_welfare_cemetery": "公益性公墓", "burial_point": "集中安葬点",
-                        "funeral_home": "殡仪馆", "funeral_service_station": "殡葬服务站",
-                        "commercial_cemetery": "经营性公墓"},
-    "operator": {"government": "公办", "private": "民办", "public_private": "公建民营"},
-    "status": {"existing": "现有", "planned": "规划", "closed": "已关闭"},
-    "road_class": {"urban_arterial": "城市主干路", "urban_secondary": "城市次干路", "urban_branch": "城市支路",
-                   "county": "县道", "township": "乡道", "village": "村道", "path": "小路"},
-    "condition": {"intact": "完好", "damaged": "损坏", "missing": "缺失", "displaced": "移位"},
-    "line_level": {"county": "县级界线", "township": "乡级界线"},
-    "line_status": {"agreed": "已勘定", "disputed": "有争议", "under_survey": "勘界中"},
-    "material": {"granite": "花岗岩", "concrete": "混凝土", "steel": "钢质", "plastic": "塑料"},
-    "mode": {"walk": "步行", "cycle": "骑行", "drive": "驾车"},
-    "facility_layer": {"elder_care": "养老服务设施", "community_centres": "城乡社区综合服务设施",
-                       "cemeteries": "殡葬设施"},
-}
-
-
-def label_zh(group: str, value: object) -> str:
-    """The Chinese label of a coded value (the value itself when there is none)."""
-    if value is None:
-        return ""
-    return LABELS_ZH.get(group, {}).get(str(value), str(value))
 
 
 def _features(conn: sa.Connection, sql: str, params: dict) -> list[dict]:

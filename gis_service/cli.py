@@ -391,8 +391,11 @@ def export_command(
                                      "boundaries also kml, gpx and shp.")] = "geojson",
     out_path: Annotated[Path | None, typer.Option("--out", help="Output file (default: LAYER.FORMAT).")] = None,
     line: Annotated[str | None, typer.Option(help="boundaries: one line's code, e.g. 500241-500242.")] = None,
-    township: Annotated[str | None, typer.Option(help="boundaries: a township's code (its lines).")] = None,
+    township: Annotated[str | None, typer.Option(help="boundaries: a township's code (its township lines and "
+                                                 "the parts of county lines bounding it).")] = None,
     neighbour: Annotated[str | None, typer.Option(help="boundaries: a neighbouring county's code.")] = None,
+    lang: Annotated[str, typer.Option(help="boundaries: en writes coded values as stored (condition intact), zh "
+                                           "their Chinese labels (状况 完好).")] = "en",
 ) -> None:
     """Write everything a layer holds to a file, or the boundary lines and markers of one selection."""
     from gis_service.io.layers_io import export_layer
@@ -400,7 +403,7 @@ def export_command(
     from gis_service.layers import get_layer
 
     if layer == "boundaries":
-        _export_boundaries(fmt, out_path, line=line, township=township, neighbour=neighbour)
+        _export_boundaries(fmt, out_path, lang, line=line, township=township, neighbour=neighbour)
         return
     layer = "place_names" if layer == "placenames" else layer
     if layer == "place_names" and fmt in EXPORT_FORMATS:  # the gazetteer, in the national database's field order
@@ -415,13 +418,14 @@ def export_command(
     out.print(f"wrote {count:,} features to {written}")
 
 
-def _export_boundaries(fmt: str, out_path: Path | None, **selection: str | None) -> None:
+def _export_boundaries(fmt: str, out_path: Path | None, lang: str, **selection: str | None) -> None:
     from gis_service.io.boundary_export import Selection, export_boundaries
 
     chosen = Selection(**selection)
     settings = get_settings()
     with database(settings) as engine, engine.connect() as conn:
-        content, _, filename = export_boundaries(conn, chosen, fmt=fmt, measure_srid=settings.measure_srid)
+        content, _, filename = export_boundaries(conn, chosen, fmt=fmt, measure_srid=settings.measure_srid,
+                                                 lang=lang)
     path = out_path or Path(filename)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)

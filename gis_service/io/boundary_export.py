@@ -1,10 +1,14 @@
 """The boundary inspectors' field package: the lines of one selection and their markers, in one file.
 
-Selections: one line (its code), every line of a township (its township lines and the county lines along its
-border), or every line shared with a neighbouring county. Formats, all written by GDAL (pyogrio):
+Selections: one line (its code); a township: its township lines and the parts of the county lines that bound it,
+with exactly the markers on them (:mod:`.boundary_parts`; a part's code is ``<line code>/<township code>`` and
+its ``part_of`` the county line's code, each marker carries the ``part_code`` it belongs to); or every line shared
+with a neighbouring county, whole. Formats, all written by GDAL (pyogrio):
 
 - geojson: one FeatureCollection (EPSG:4326), lines then markers, ``feature_type`` telling them apart;
-- kml: folders ``boundary_lines`` and ``boundary_markers`` (LIBKML), placemarks named by line code and marker number;
+- kml: folders ``boundary_lines`` and ``boundary_markers`` (LIBKML), placemarks named by line code and marker number,
+  markers coloured by condition as on the boundaries map (完好 green, 损坏 amber, 缺失 red, 移位 purple) with the
+  legend in the document's description;
 - gpx: markers as waypoints named by their number, lines as tracks (GPX 1.1, WGS84), for handheld GPS;
 - gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490;
 - shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg).
@@ -14,6 +18,11 @@ renders GPX descriptions): every text written into them is HTML-escaped, so an i
 holds ``<img onerror=...>`` is shown as those characters, never run. Characters XML cannot hold at all (control
 characters, U+FFFE/U+FFFF, lone surrogates; the API and the import refuse them, but older rows may hold them) are
 written as U+FFFD, so one such row cannot make a whole export fail.
+
+Values: the descriptions of KML placemarks and GPX points are Chinese sentences, every coded value in them given by
+its label (状况 完好, 状态 已勘定). Attribute values are the stored codes (``condition = intact``), which other
+software can match on; ``lang=zh`` writes their Chinese labels instead (``状况 = 完好``), in every format. Labels come
+from :mod:`gis_service.layers.labels`.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ import pyogrio
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.io.boundary_parts import marker_townships_sql, parts_cte, parts_params
+from gis_service.layers.labels import label_zh
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
 
 FORMATS = {
@@ -43,10 +54,10 @@ FORMATS = {
     "gpkg": ("application/geopackage+sqlite3", "gpkg"),
     "shp": ("application/zip", "zip"),
 }
-CONDITION_ZH = {"intact": "完好", "damaged": "损坏", "missing": "缺失", "displaced": "移位"}
-TYPE_ZH = {"Q": "单立", "A": "同号双立", "B": "同号双立", "C": "同号三立", "D": "同号三立", "E": "同号三立"}
-#: Metres of shared border for a county line to count as one of a township's lines.
-TOWNSHIP_BORDER_MIN_M = 10.0
+LANGUAGES = ("en", "zh")
+#: The label group (:mod:`gis_service.layers.labels`) of each coded column the exports write.
+CODED_COLUMNS = {"level": "line_level", "status": "line_status", "condition": "condition", "material": "material",
+                 "marker_type": "marker_type", "feature_type": "feature_type"}
 #: The codes a selection names (an empty value is a selection not made).
 SELECTION_PATTERNS = {"line": "^(?:[0-9]{6,12}-[0-9]{6,12})?$", "township": "^(?:[0-9]{9}(?:[0-9]{3})?)?$",
                       "neighbour": "^(?:[0-9]{6})?$"}
@@ -77,43 +88,62 @@ class Selection:
 
 
 def select_lines_sql(selection: Selection) -> tuple[str, dict]:
-    """SQL condition on boundary_lines (alias l) for a selection, and its parameters."""
+    """SQL condition on boundary_lines (alias l) for a line or neighbour selection, and its parameters."""
     if selection.line:
         return "l.code = :code", {"code": selection.line}
-    if selection.neighbour:
-        return "l.level = 'county' AND (l.right_code = :code OR l.left_code = :code)", {"code": selection.neighbour}
-    code12 = selection.township.ljust(12, "0")
-    return (
-        "((l.level = 'township' AND (l.left_code = :code9 OR l.right_code = :code9)) OR "
-        " (l.level = 'county' AND EXISTS (SELECT 1 FROM admin_divisions t WHERE t.code = :code12 "
-        "   AND t.valid_to IS NULL AND t.geom && l.geom AND ST_Length(ST_Transform(ST_Intersection("
-        "   ST_Boundary(t.geom), ST_Buffer(l.geom, 0.00001)), :measure_srid)) > :min_m)))",
-        {"code9": code12[:9], "code12": code12, "min_m": TOWNSHIP_BORDER_MIN_M},
-    )
+    return "l.level = 'county' AND (l.right_code = :code OR l.left_code = :code)", {"code": selection.neighbour}
+
+
+_LINE_COLUMNS = ("l.code, l.name, l.level, l.left_code, l.left_name, l.right_code, l.right_name, "
+                 "round(l.length_m::numeric, 1)::float AS length_m, l.status, l.last_inspected")
+_LAST_NOTES = ("(SELECT i.notes FROM marker_inspections i WHERE i.marker_id = m.id "
+               "ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1) AS last_notes")
 
 
 def read_selection(conn: sa.Connection, selection: Selection, *, measure_srid: int
                    ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """The selected lines and all their markers (EPSG:4490). NotFoundError if no line matches."""
-    condition, params = select_lines_sql(selection)
-    params["measure_srid"] = measure_srid
-    lines = gpd.read_postgis(sa.text(
-        f"SELECT l.code, l.name, l.level, l.left_code, l.left_name, l.right_code, l.right_name, "
-        f"round(l.length_m::numeric, 1)::float AS length_m, l.status, l.last_inspected, l.geom "
-        f"FROM boundary_lines l WHERE {condition} ORDER BY l.code"), conn, geom_col="geom", params=params,
-        crs=STORAGE_SRID)
+    """The selected lines and their markers (EPSG:4490). NotFoundError if no line matches."""
+    if selection.township:
+        lines, markers = _township_package(conn, selection.township.ljust(12, "0")[:9], measure_srid)
+    else:
+        condition, params = select_lines_sql(selection)
+        lines = gpd.read_postgis(sa.text(
+            f"SELECT {_LINE_COLUMNS}, l.geom FROM boundary_lines l WHERE {condition} ORDER BY l.code"), conn,
+            geom_col="geom", params=params, crs=STORAGE_SRID)
+        markers = gpd.read_postgis(sa.text(
+            f"SELECT m.number, m.marker_type, m.line_code, m.material, m.set_on, m.condition, m.last_inspected, "
+            f"{_LAST_NOTES}, m.geom FROM boundary_markers m WHERE m.line_code = ANY(:codes) ORDER BY m.number"),
+            conn, geom_col="geom", params={"codes": list(lines["code"])}, crs=STORAGE_SRID)
     if lines.empty:
         raise NotFoundError(_nothing_found(conn, selection))
-    markers = gpd.read_postgis(sa.text(
-        "SELECT m.number, m.marker_type, m.line_code, m.material, m.set_on, m.condition, m.last_inspected, "
-        "(SELECT i.notes FROM marker_inspections i WHERE i.marker_id = m.id "
-        " ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1) AS last_notes, m.geom "
-        "FROM boundary_markers m WHERE m.line_code = ANY(:codes) ORDER BY m.number"),
-        conn, geom_col="geom", params={"codes": list(lines["code"])}, crs=STORAGE_SRID)
     for frame in (lines, markers):
         for column in ("last_inspected", "set_on"):
             if column in frame:
                 frame[column] = frame[column].map(lambda d: d.isoformat() if pd.notna(d) and d else None)
+    return lines, markers
+
+
+def _township_package(conn: sa.Connection, code9: str, measure_srid: int
+                      ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """A township's lines (its township lines whole, the parts of county lines bounding it) and the markers
+    patrolled from it (see :mod:`.boundary_parts`)."""
+    params = {**parts_params(measure_srid), "code9": code9}
+    lines = gpd.read_postgis(sa.text(f"""
+        WITH {parts_cte()}
+        SELECT {_LINE_COLUMNS}, NULL::text AS part_of, l.geom
+        FROM boundary_lines l WHERE l.level = 'township' AND (l.left_code = :code9 OR l.right_code = :code9)
+        UNION ALL
+        SELECT p.code, l.name || '（' || p.township_name || '段）', l.level, l.left_code, l.left_name, l.right_code,
+               l.right_name, round(p.length_m::numeric, 1)::float, l.status, l.last_inspected, l.code,
+               ST_Transform(p.geom_m, {STORAGE_SRID})
+        FROM county_line_parts p JOIN boundary_lines l ON l.code = p.line_code WHERE p.township_code = :code9
+        ORDER BY 1"""), conn, geom_col="geom", params=params, crs=STORAGE_SRID)
+    markers = gpd.read_postgis(sa.text(f"""
+        WITH {parts_cte()}, {marker_townships_sql()}
+        SELECT m.number, m.marker_type, m.line_code, t.part_code, m.material, m.set_on, m.condition,
+               m.last_inspected, {_LAST_NOTES}, m.geom
+        FROM boundary_markers m JOIN marker_townships t ON t.marker_id = m.id AND t.township_code = :code9
+        ORDER BY m.number"""), conn, geom_col="geom", params=params, crs=STORAGE_SRID)
     return lines, markers
 
 
@@ -128,31 +158,47 @@ def _nothing_found(conn: sa.Connection, selection: Selection) -> str:
     return f"no boundary line belongs to township {selection.township}"
 
 
-def export_boundaries(conn: sa.Connection, selection: Selection, *, fmt: str, measure_srid: int
+def export_boundaries(conn: sa.Connection, selection: Selection, *, fmt: str, measure_srid: int, lang: str = "en"
                       ) -> tuple[bytes, str, str]:
-    """The field package as bytes, with its media type and a file name."""
+    """The field package as bytes, with its media type and a file name. ``lang``: ``en`` writes coded values as
+    stored, ``zh`` their Chinese labels."""
     if fmt not in FORMATS:
         raise InvalidInputError(f"format must be one of {', '.join(FORMATS)}; got {fmt[:40]!r}")
+    if lang not in LANGUAGES:
+        raise InvalidInputError(f"lang must be one of {', '.join(LANGUAGES)}; got {lang[:40]!r}")
     lines, markers = read_selection(conn, selection, measure_srid=measure_srid)
     media_type, extension = FORMATS[fmt]
     writer = {"geojson": _geojson, "kml": _kml, "gpx": _gpx, "gpkg": _gpkg, "shp": _shp}[fmt]
-    return writer(lines, markers), media_type, f"{selection.slug}.{extension}"
+    return writer(lines, markers, lang), media_type, f"{selection.slug}.{extension}"
 
 
 # -- writers --------------------------------------------------------------------------------------------
 
 def _marker_description(row) -> str:
-    parts = [f"界桩 {row.number}", f"类型 {row.marker_type}（{TYPE_ZH[row.marker_type]}）",
-             f"状况 {CONDITION_ZH.get(row.condition, row.condition)}", f"所属界线 {row.line_code}",
-             f"最近检查 {row.last_inspected or '无记录'}"]
+    parts = [f"界桩 {row.number}", f"类型 {label_zh('marker_type', row.marker_type)}",
+             f"材质 {label_zh('material', row.material) or '未记录'}", f"状况 {label_zh('condition', row.condition)}",
+             f"所属界线 {row.line_code}"]
+    if getattr(row, "part_code", None):
+        parts.append(f"所属界线段 {row.part_code}")
+    parts.append(f"最近检查 {row.last_inspected or '无记录'}")
     if row.last_notes:
         parts.append(f"备注 {row.last_notes}")
     return "；".join(parts)
 
 
 def _line_description(row) -> str:
-    return (f"{row.name}：{row.left_name}（{row.left_code}）与 {row.right_name}（{row.right_code}），"
-            f"长 {row.length_m / 1000:.2f} km，状态 {row.status}，最近检查 {row.last_inspected or '无记录'}")
+    part = f"，为 {row.part_of} 的一段" if getattr(row, "part_of", None) else ""
+    return (f"{row.name}（{label_zh('line_level', row.level)}{part}）：{row.left_name}（{row.left_code}）与 "
+            f"{row.right_name}（{row.right_code}），长 {row.length_m / 1000:.2f} km，"
+            f"状态 {label_zh('line_status', row.status)}，最近检查 {row.last_inspected or '无记录'}")
+
+
+def _in_language(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """``frame`` with its coded values as Chinese labels when ``lang`` is zh; unchanged otherwise."""
+    if lang != "zh":
+        return frame
+    return frame.assign(**{column: frame[column].map(lambda v, group=group: label_zh(group, v) if v else v)
+                           for column, group in CODED_COLUMNS.items() if column in frame.columns})
 
 
 #: What XML 1.0 cannot hold: C0 controls but tab and line breaks, surrogates, U+FFFE and U+FFFF.
@@ -177,11 +223,11 @@ def _with_temp_dir(write) -> bytes:
         return write(Path(folder))
 
 
-def _geojson(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+def _geojson(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes:
     def features(frame: gpd.GeoDataFrame, feature_type: str) -> list[dict]:
         if frame.empty:
             return []
-        frame = frame.to_crs(SERVE_SRID).assign(feature_type=feature_type)
+        frame = _in_language(frame.to_crs(SERVE_SRID).assign(feature_type=feature_type), lang)
         return json.loads(frame.to_json(drop_id=True, to_wgs84=False))["features"]
 
     return _with_temp_dir(lambda folder: _write_rfc7946(
@@ -198,18 +244,78 @@ def _write_rfc7946(folder: Path, features: list[dict]) -> bytes:
     return target.read_bytes()
 
 
-def _kml(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+KML_NS = "http://www.opengis.net/kml/2.2"
+#: The icon a marker's colour tints (Google Earth keeps it with its program, so it shows offline too).
+KML_MARKER_ICON = "http://maps.google.com/mapfiles/kml/shapes/placemark_circle.png"
+
+
+def _condition_colours() -> dict[str, str]:
+    """Colour (#rrggbb) of each marker condition: the boundaries map's (maps/boundaries.toml), so that a marker
+    looks the same on the map and in Google Earth."""
+    from gis_service.maps.recipes import load_recipe
+
+    layer = next(layer for layer in load_recipe("boundaries").layers if layer.key == "boundary_markers")
+    return dict(layer.color_by["colors"])
+
+
+def _kml_colour(rgb: str) -> str:
+    """``#rrggbb`` as KML's opaque ``aabbggrr``."""
+    return "ff" + rgb[5:7] + rgb[3:5] + rgb[1:3]
+
+
+def _style_kml(content: bytes, conditions: dict[str, str]) -> bytes:
+    """Add a style per marker condition (icon colour and label), point each marker placemark (by its name, the
+    marker number, in ``conditions``) at its condition's style, and say the colours in the document's description."""
+    ElementTree.register_namespace("", KML_NS)
+    root = ElementTree.fromstring(content)
+    ns = f"{{{KML_NS}}}"
+    document = root.find(f"{ns}Document")
+    colours = _condition_colours()
+    legend = "界桩按状况着色（与界线专题地图相同）：" + "　".join(
+        f'<span style="color:{rgb}">●</span> {label_zh("condition", c)}' for c, rgb in colours.items())
+    description = ElementTree.Element(f"{ns}description")
+    description.text = legend
+    styles = [description]
+    for condition, rgb in colours.items():
+        style = ElementTree.Element(f"{ns}Style", id=f"condition_{condition}")
+        icon_style = ElementTree.SubElement(style, f"{ns}IconStyle")
+        ElementTree.SubElement(icon_style, f"{ns}color").text = _kml_colour(rgb)
+        ElementTree.SubElement(icon_style, f"{ns}scale").text = "1.1"
+        ElementTree.SubElement(ElementTree.SubElement(icon_style, f"{ns}Icon"), f"{ns}href").text = KML_MARKER_ICON
+        label_style = ElementTree.SubElement(style, f"{ns}LabelStyle")
+        ElementTree.SubElement(label_style, f"{ns}color").text = _kml_colour(rgb)
+        styles.append(style)
+    for position, element in enumerate(styles):  # a Document's own elements come before its schemas and features
+        document.insert(position, element)
+    for placemark in root.iter(f"{ns}Placemark"):
+        condition = conditions.get(placemark.findtext(f"{ns}name"))
+        if condition is None:
+            continue
+        style_url = ElementTree.Element(f"{ns}styleUrl")
+        style_url.text = f"#condition_{condition}"
+        children = list(placemark)
+        after = max((i for i, child in enumerate(children)
+                     if child.tag in (f"{ns}name", f"{ns}description")), default=-1)
+        placemark.insert(after + 1, style_url)  # KML's order: name, description, styleUrl, ExtendedData, geometry
+    ElementTree.indent(root)
+    buffer = io.BytesIO()
+    ElementTree.ElementTree(root).write(buffer, encoding="utf-8", xml_declaration=True)
+    return buffer.getvalue()
+
+
+def _kml(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes:
     def write(folder: Path) -> bytes:
         path = folder / "boundaries.kml"
         named_lines = lines.to_crs(SERVE_SRID).assign(
             Name=lines["code"], Description=[_line_description(r) for r in lines.itertuples()])
-        pyogrio.write_dataframe(_as_markup(named_lines), path, layer="boundary_lines", driver="LIBKML")
+        pyogrio.write_dataframe(_as_markup(_in_language(named_lines, lang)), path, layer="boundary_lines",
+                                driver="LIBKML")
         if not markers.empty:
             named_markers = markers.to_crs(SERVE_SRID).assign(
                 Name=markers["number"], Description=[_marker_description(r) for r in markers.itertuples()])
-            pyogrio.write_dataframe(_as_markup(named_markers), path, layer="boundary_markers", driver="LIBKML",
-                                    append=True)
-        return path.read_bytes()
+            pyogrio.write_dataframe(_as_markup(_in_language(named_markers, lang)), path, layer="boundary_markers",
+                                    driver="LIBKML", append=True)
+        return _style_kml(path.read_bytes(), dict(zip(markers["number"], markers["condition"])))
 
     return _with_temp_dir(write)
 
@@ -217,7 +323,7 @@ def _kml(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
 GPX_NS = "http://www.topografix.com/GPX/1/1"
 
 
-def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes:
     """GDAL writes one GPX layer per file: waypoints and tracks are written apart, then the tracks are moved
     into the waypoint file after its waypoints (the order GPX 1.1 requires)."""
     def write(folder: Path) -> bytes:
@@ -226,7 +332,7 @@ def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
             "name": markers["number"],
             "desc": [_marker_description(r) for r in markers.itertuples()],
             "sym": "Flag",
-            "type": markers["marker_type"],
+            "type": _in_language(markers, lang)["marker_type"],
         }, geometry=markers.geometry.values, crs=STORAGE_SRID).to_crs(SERVE_SRID)
         tracks = gpd.GeoDataFrame({
             "name": lines["code"] + " " + lines["name"],
@@ -247,24 +353,25 @@ def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
     return _with_temp_dir(write)
 
 
-def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes:
     def write(folder: Path) -> bytes:
         path = folder / "boundaries.gpkg"
-        pyogrio.write_dataframe(lines, path, layer="boundary_lines", driver="GPKG")
-        pyogrio.write_dataframe(markers, path, layer="boundary_markers", driver="GPKG", append=not lines.empty)
+        pyogrio.write_dataframe(_in_language(lines, lang), path, layer="boundary_lines", driver="GPKG")
+        pyogrio.write_dataframe(_in_language(markers, lang), path, layer="boundary_markers", driver="GPKG",
+                                append=not lines.empty)
         return path.read_bytes()
 
     return _with_temp_dir(write)
 
 
-def _shp(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
+def _shp(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes:
     def write(folder: Path) -> bytes:
         # Shapefile field names are at most 10 characters.
-        pyogrio.write_dataframe(lines.rename(columns={"last_inspected": "last_insp"}),
+        pyogrio.write_dataframe(_in_language(lines, lang).rename(columns={"last_inspected": "last_insp"}),
                                 folder / "boundary_lines.shp", encoding="UTF-8")
-        pyogrio.write_dataframe(markers.rename(columns={"last_inspected": "last_insp", "marker_type": "type",
-                                                        "last_notes": "notes"}),
-                                folder / "boundary_markers.shp", encoding="UTF-8")
+        pyogrio.write_dataframe(_in_language(markers, lang).rename(
+            columns={"last_inspected": "last_insp", "marker_type": "type", "last_notes": "notes"}),
+            folder / "boundary_markers.shp", encoding="UTF-8")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for member in sorted(folder.iterdir()):

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
                                       "areas, site suggestions, indicators, the maps that show them) is stopped "
                                       "after this many seconds of work, Python included, and answered 503 with a "
                                       "message; it also waits at most this long for its turn.")
+    inspection_interval_years: int = Field(default=5, ge=1, le=50, description="A boundary marker not inspected "
+                                           "for more than this many years is overdue (/analysis/inspections-due).")
     write_rate_per_minute: int = Field(default=300, ge=0, description="Changes one token may make per minute "
                                        "(429 beyond); 0 turns the limit off.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")

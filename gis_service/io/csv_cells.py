@@ -12,6 +12,7 @@ one, so export then import gives back the stored text unchanged. Numbers are nev
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows([neutralise(value) for value in row] for row in rows)
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """``header`` then ``rows`` as CSV text, each text cell neutralised (for answers sent over HTTP)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows([neutralise(value) for value in row] for row in rows)
+    return buffer.getvalue()
 
 
 def write_frame(frame: pd.DataFrame, path: Path, *, encoding: str = "utf-8") -> None:

@@ -118,6 +118,12 @@ class EdgePoints:
     def take(self, index) -> EdgePoints:
         return EdgePoints(self.edge[index], self.frac[index], self.connector_m[index])
 
+    @staticmethod
+    def concat(*parts: EdgePoints) -> EdgePoints:
+        """The points of ``parts`` one after the other."""
+        return EdgePoints(np.concatenate([p.edge for p in parts]).astype(np.int64),
+                          np.concatenate([p.frac for p in parts]), np.concatenate([p.connector_m for p in parts]))
+
 
 @dataclass(frozen=True)
 class Costs:
@@ -331,17 +337,18 @@ def single_source_node_costs(csr: sparse.csr_matrix, n_nodes: int, source_nodes:
 
 # -- maximal covering location -------------------------------------------------------------------------------------
 
-def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints, points: EdgePoints,
-                   limit_s: float, *, chunk: int = 128, on_chunk=None) -> sparse.csr_matrix:
-    """Boolean matrix (candidates × points): True where a facility at the candidate would reach the point within
-    ``limit_s``."""
+def pair_costs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints, points: EdgePoints,
+               limit_s: float, *, chunk: int = 128, on_chunk=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (candidate, point) pair a facility at the candidate would reach within ``limit_s``, with its cost:
+    arrays of candidate positions, point positions and seconds (the cheapest of the ways through the network and,
+    on a shared edge, directly along it)."""
     n = graph.n_nodes
     csr = road_csr(graph, s_per_m, candidates)
     to_source, to_target = _endpoint_arcs(graph, s_per_m, points)
     p_source = graph.source[points.edge]
     p_target = graph.target[points.edge]
     limit = limit_s + COST_TOLERANCE_S
-    rows, cols = [], []
+    rows, cols, costs = [], [], []
     by_edge: dict[int, np.ndarray] = {}
     order = np.argsort(points.edge, kind="stable")
     edges_sorted = points.edge[order]
@@ -353,9 +360,6 @@ def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints
         idx = np.arange(lo, min(lo + chunk, len(candidates)))
         node_cost = single_source_node_costs(csr, n, n + idx, limit_s)
         cost = np.minimum(node_cost[:, p_source] + to_source, node_cost[:, p_target] + to_target)
-        r, c = np.nonzero(cost <= limit)
-        rows.append(idx[r])
-        cols.append(c)
         for i in idx:  # the direct way along a shared edge
             same = by_edge.get(int(candidates.edge[i]))
             if same is None:
@@ -363,16 +367,24 @@ def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints
             e = candidates.edge[i]
             direct = (candidates.connector_m[i] + np.abs(points.frac[same] - candidates.frac[i]) * graph.length_m[e]
                       + points.connector_m[same]) * s_per_m[e]
-            hit = same[direct <= limit]
-            rows.append(np.full(len(hit), i))
-            cols.append(hit)
+            cost[i - lo, same] = np.minimum(cost[i - lo, same], direct)
+        r, c = np.nonzero(cost <= limit)
+        rows.append(idx[r])
+        cols.append(c)
+        costs.append(cost[r, c])
         if on_chunk:
             on_chunk(len(idx))
-    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    matrix = sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, col)), shape=(len(candidates), len(points)))
-    matrix.sum_duplicates()
-    return matrix
+    empty = np.zeros(0, dtype=np.int64)
+    return (np.concatenate(rows) if rows else empty, np.concatenate(cols) if cols else empty,
+            np.concatenate(costs) if costs else np.zeros(0))
+
+
+def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints, points: EdgePoints,
+                   limit_s: float, *, chunk: int = 128, on_chunk=None) -> sparse.csr_matrix:
+    """Boolean matrix (candidates × points): True where a facility at the candidate would reach the point within
+    ``limit_s``."""
+    row, col, _ = pair_costs(graph, s_per_m, candidates, points, limit_s, chunk=chunk, on_chunk=on_chunk)
+    return sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, col)), shape=(len(candidates), len(points)))
 
 
 @dataclass(frozen=True)

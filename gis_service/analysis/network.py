@@ -366,6 +366,24 @@ def facilities(conn: sa.Connection, network: Network, layer: FacilityLayer, kind
     return joined.subset(joined.frame["kind"].to_numpy() == kind)
 
 
+def places_at(conn: sa.Connection, xy: np.ndarray, measure_srid: int) -> list[dict]:
+    """For points in EPSG:``measure_srid`` (metres): lon and lat (EPSG:4326) and the current village (code, name)
+    and township code each lies in (None outside every village)."""
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    if not len(xy):
+        return []
+    rows = conn.execute(sa.text("""
+        SELECT ST_X(g.p) AS lon, ST_Y(g.p) AS lat, v.code AS village_code, v.name AS village_name,
+               v.parent_code AS township_code
+        FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS t(x, y, i)
+        CROSS JOIN LATERAL (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(t.x, t.y), :srid), 4326) AS p) g
+        LEFT JOIN LATERAL (SELECT code, name, parent_code FROM admin_divisions d
+                           WHERE d.level = 'village' AND d.valid_to IS NULL
+                             AND ST_Contains(d.geom, ST_Transform(g.p, 4490)) ORDER BY code LIMIT 1) v ON true
+        ORDER BY t.i"""), {"xs": xy[:, 0].tolist(), "ys": xy[:, 1].tolist(), "srid": measure_srid}).mappings().all()
+    return [dict(r) for r in rows]
+
+
 def cached_result(key: tuple, compute: Callable[[], dict]) -> dict:
     """The answer for ``key`` from the result cache, or computed and kept; ``cached`` says which."""
     hit = RESULTS.get(key)

@@ -3,6 +3,7 @@ indicators and site suggestions. Thin: parameters are checked and answered by :m
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,12 +12,28 @@ from fastapi.responses import JSONResponse, Response
 from gis_service.analysis.coverage import GROUP_BY, coverage
 from gis_service.analysis.facility_area import LEVELS, facility_area
 from gis_service.analysis.indicators import indicators
+from gis_service.analysis.inspections import csv_rows, inspections_due
 from gis_service.analysis.limits import time_budget
+from gis_service.analysis.optimise import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
+from gis_service.analysis.scenario import MAX_FACILITIES, scenario
 from gis_service.analysis.service_areas import MAX_BUFFER_M, MIN_BUFFER_M, service_areas
-from gis_service.analysis.sites import MAX_CANDIDATES, MAX_K, site_suggestions
+from gis_service.analysis.sites import (
+    CANDIDATE_SOURCES,
+    DEFAULT_CANDIDATES,
+    DEFAULT_MAX_CANDIDATES,
+    MAX_CANDIDATES,
+    MAX_K,
+    site_suggestions,
+)
+from gis_service.analysis.sites import METHODS as SITE_METHODS
 from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, METHODS, MODES, AnalysisSettings
 from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
+from gis_service.api.edits import BodyDep
 from gis_service.api.openapi import GEOJSON, error_responses
+from gis_service.errors import InvalidInputError
+from gis_service.io.boundary_export import SELECTION_PATTERNS
+from gis_service.io.csv_cells import csv_text
+from gis_service.limits import BODY_LIMITS_DOC
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 #: What an analysis answers besides its result: 400 for a bad parameter; 503 when the database gives up, the
@@ -25,6 +42,9 @@ ERRORS = error_responses(400, 503)
 
 #: What to ask for instead when an analysis runs out of time (GIS_ANALYSIS_TIMEOUT_S).
 LESS_TRAVEL = "fewer minutes, a slower mode, or one kind of facility"
+
+#: A comma-separated list of candidate sources.
+CANDIDATES_PATTERN = f"^(?:{'|'.join(CANDIDATE_SOURCES)})(?:,(?:{'|'.join(CANDIDATE_SOURCES)}))*$"
 
 #: Every facility kind; each belongs to one layer (see ``layer``).
 FACILITY_KINDS = [kind for spec in FACILITY_LAYERS.values() for kind in spec.kinds]
@@ -121,20 +141,111 @@ def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings
         return indicators(conn, measure_srid=settings.measure_srid, settings=analysis_settings)
 
 
-@router.get("/site-suggestions", summary="Where k new facilities would serve the most unserved households",
-            description="Maximal covering location, solved greedily (at least 1-(1-1/k)^k of the optimum; the answer "
-            "also gives an upper bound for this instance). Candidate sites are the unserved settlements.",
+@router.get("/site-suggestions", summary="Where k new facilities would serve the most households, proven optimal",
+            description="method=max_cover (default): the k candidate sites that bring the most households not "
+            "served today within the time limit, as an integer programme solved by HiGHS after a Lagrangian bound; "
+            "method=p_median: the k sites that lower the household-weighted travel time to the nearest facility "
+            "most (each household's time counted up to the limit); method=greedy: each step the site adding most. "
+            "The answer states `optimal` (proven) or the `optimality_gap` left at the time limit, the `objective`, "
+            "and under `greedy` what greedy would have given on the same candidates. Every household counts "
+            "(`demand`). Candidate sites: settlements, the sites of existing facilities of every layer, road "
+            "junctions, or only the unserved settlements (`candidates`).",
             responses=ERRORS, dependencies=RUNS_ANALYSIS)
 def get_site_suggestions(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
     k: Annotated[int, Query(description=f"Number of new sites, 1 to {MAX_K}.",
                             json_schema_extra={"minimum": 1, "maximum": MAX_K})] = 3,
-    max_candidates: Annotated[int, Query(description=f"Largest unserved settlements (by households) tried as "
-                                                     f"sites, 1 to {MAX_CANDIDATES}.",
-                                         json_schema_extra={"minimum": 1, "maximum": MAX_CANDIDATES})] = 3000,
+    method: Annotated[str, Query(description="max_cover (most households newly served), p_median (least "
+                                             "household-weighted travel time) or greedy.",
+                                 json_schema_extra={"enum": list(SITE_METHODS)})] = "max_cover",
+    candidates: Annotated[str, Query(description="Where a new facility may stand, comma-separated: settlements, "
+                                                 "facility_sites (existing facilities of every layer), road_nodes "
+                                                 "(road junctions; slower), unserved_settlements.",
+                                     json_schema_extra={"pattern": CANDIDATES_PATTERN})] = ",".join(
+        DEFAULT_CANDIDATES),
+    time_limit_s: Annotated[float, Query(description=f"Seconds the solver may take, more than 0 and at most "
+                                                     f"{MAX_TIME_LIMIT_S:g} (GIS_ANALYSIS_TIMEOUT_S also bounds it); "
+                                                     "past it the answer states the gap left.",
+                                         json_schema_extra={"exclusiveMinimum": 0,
+                                                            "maximum": MAX_TIME_LIMIT_S})] = DEFAULT_TIME_LIMIT_S,
+    max_candidates: Annotated[int, Query(description=f"Most candidate sites tried (facility sites first, then "
+                                                     f"settlements by households, then road junctions), 1 to "
+                                                     f"{MAX_CANDIDATES}.",
+                                         json_schema_extra={"minimum": 1, "maximum": MAX_CANDIDATES})] = (
+        DEFAULT_MAX_CANDIDATES),
 ) -> dict:
-    with time_budget(settings.analysis_timeout_s, advice=f"fewer max_candidates, {LESS_TRAVEL}"):
-        return site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k,
-                                max_candidates=max_candidates, measure_srid=settings.measure_srid,
-                                settings=analysis_settings)
+    with time_budget(settings.analysis_timeout_s, advice=f"fewer candidates, {LESS_TRAVEL}"):
+        return site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k, method=method,
+                                candidates=candidates, time_limit_s=time_limit_s, max_candidates=max_candidates,
+                                measure_srid=settings.measure_srid, settings=analysis_settings)
+
+
+SCENARIO_BODY = {"requestBody": {"required": True, "description": "Hypothetical facilities and what to measure. "
+                                 + BODY_LIMITS_DOC, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["facilities"], "additionalProperties": False,
+    "properties": {
+        "layer": {"type": "string", "enum": list(FACILITY_LAYERS), "default": "elder_care"},
+        "kind": {"type": "string", "enum": FACILITY_KINDS,
+                 "description": "The kind measured; every facility must be of it. Absent: every kind of the layer."},
+        "minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MINUTES, "default": 15},
+        "mode": {"type": "string", "enum": list(MODES), "default": "walk"},
+        "group_by": {"type": "string", "enum": list(GROUP_BY), "default": "township"},
+        "facilities": {"type": "array", "minItems": 1, "maxItems": MAX_FACILITIES, "items": {
+            "type": "object", "required": ["lon", "lat"], "additionalProperties": False,
+            "properties": {"lon": {"type": "number", "description": "Longitude, EPSG:4326; inside the county."},
+                           "lat": {"type": "number", "description": "Latitude, EPSG:4326."},
+                           "kind": {"type": "string", "enum": FACILITY_KINDS,
+                                    "description": "Default: the body's kind."},
+                           "name": {"type": "string", "minLength": 1, "maxLength": 100}}}},
+    }}}}}}
+
+
+@router.post("/scenario", summary="Coverage before and after hypothetical facilities (writes nothing)",
+             description="Post points where facilities might be built, with their kinds: the answer gives coverage "
+             "with the existing facilities and with these added (totals and per unit of group_by), the settlements "
+             "they newly serve, and what each would newly serve alone. Points join the roads as existing "
+             "facilities do. Nothing is stored: `written` is false. Points outside the county, kinds not of the "
+             "layer, more than " f"{MAX_FACILITIES} facilities or an unknown field are refused with 400.",
+             responses=error_responses(400, 413, 415, 503), dependencies=RUNS_ANALYSIS, openapi_extra=SCENARIO_BODY)
+def post_scenario(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
+                  body: BodyDep) -> dict:
+    with time_budget(settings.analysis_timeout_s, advice=f"fewer facilities, {LESS_TRAVEL}"):
+        return scenario(conn, body, county_code=settings.county_code, measure_srid=settings.measure_srid,
+                        settings=analysis_settings)
+
+
+@router.get("/inspections-due", summary="Boundary markers due for inspection, per line and township",
+            description="Every boundary marker with the years since its last inspection and its condition, most "
+            "overdue first, then worst condition (缺失, 移位, 损坏, 完好); counts per line and per township (a marker "
+            "on a township line counts for both townships, one on a county line for the township whose part of the "
+            "line it stands on, as in the township's field package). A marker is overdue when its last inspection "
+            "(or, never inspected, its setting) is more than GIS_INSPECTION_INTERVAL_YEARS (default 5) before "
+            "`as_of`. `format=csv` gives the markers as a CSV file.",
+            response_class=Response,
+            responses={200: {"description": "JSON, or CSV with format=csv.",
+                             "content": {"application/json": {"schema": {"type": "object"}},
+                                         "text/csv": {"schema": {"type": "string"}}}},
+                       **error_responses(400, 404, 503)})
+def get_inspections_due(
+    conn: ConnectionDep, settings: SettingsDep,
+    township: Annotated[str | None, Query(description="Only the markers patrolled from this township (9- or "
+                                                      "12-digit code).",
+                                          json_schema_extra={"pattern": SELECTION_PATTERNS["township"]})] = None,
+    line: Annotated[str | None, Query(description="Only the markers of this boundary line (its code).",
+                                      json_schema_extra={"pattern": SELECTION_PATTERNS["line"]})] = None,
+    overdue_only: Annotated[bool, Query(description="List only overdue markers (the counts stay whole).")] = False,
+    as_of: Annotated[dt.date | None, Query(description="The day to count from (YYYY-MM-DD), default today; a later "
+                                                       "day shows what will be due by then.")] = None,
+    format: Annotated[str, Query(description="json or csv.", json_schema_extra={"enum": ["json", "csv"]})] = "json",
+) -> Response:
+    if format not in ("json", "csv"):
+        raise InvalidInputError(f"format must be json or csv; got {format[:20]!r}")
+    answer = inspections_due(conn, interval_years=settings.inspection_interval_years, as_of=as_of,
+                             township=township or None, line=line or None, overdue_only=overdue_only,
+                             measure_srid=settings.measure_srid)
+    if format == "json":
+        return JSONResponse(answer)
+    header, rows = csv_rows(answer)
+    return Response(csv_text(header, rows).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="inspections_due_{answer["as_of"]}.csv"'})

@@ -239,13 +239,15 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
         elif sid in unserved_ids:
             still_unserved.append(feature)
     sources.update(sites=sites, newly_served=settlements, still_unserved=still_unserved)
-    notes = {"sites": [f"{p.k} 处建议新址（贪心最大覆盖选址）共可新覆盖 {fmt(answer['newly_served_households'])} 户；"
+    proof = ("已证明为最优解" if answer["optimal"] else
+             f"与最优解相差至多 {answer['optimality_gap'] * 100:.2f}%（上界 "
+             f"{fmt(answer['bound']['upper_bound_households'])} 户）")
+    notes = {"sites": [f"{p.k} 处建议新址（最大覆盖选址）共可新覆盖 {fmt(answer['newly_served_households'])} 户；"
                        f"未覆盖户数由 {fmt(answer['unserved_households_before'])} 降至 "
                        f"{fmt(answer['unserved_households_after'])}",
-                       f"不低于最优解的 {answer['bound']['share_of_upper_bound'] * 100:.1f}%"
-                       f"（上界 {fmt(answer['bound']['upper_bound_households'])} 户）"]}
+                       f"{proof}；贪心算法可新覆盖 {fmt(answer['greedy']['newly_served_households'])} 户"]}
     rows = [["序号", "建议位置", "新覆盖户", "新覆盖居民点", "累计户"]]
-    rows += [[str(s["rank"]), s["at_settlement_name"], fmt(s["newly_served_households"]),
+    rows += [[str(s["rank"]), s["at_name"], fmt(s["newly_served_households"]),
               fmt(s["newly_served_settlements"]), fmt(s["cumulative_households"])] for s in answer["sites"]]
     return MapContent(sources=sources, legend_notes=notes, tables=[("建议新址", rows)],
                       subtitle_zh=_travel_zh(p, answer), bounds_sources=("sites", "newly_served"))

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
                                       "message; it also waits at most this long for its turn.")
     inspection_interval_years: int = Field(default=5, ge=1, le=50, description="A boundary marker not inspected "
                                            "for more than this many years is overdue (/analysis/inspections-due).")
+    analysis_queue: int = Field(default=64, ge=0, le=10_000, description="Analyses that may wait for their turn "
+                                "(two compute at once per worker); more are answered 503 with Retry-After at once.")
     write_rate_per_minute: int = Field(default=300, ge=0, description="Changes one token may make per minute "
                                        "(429 beyond); 0 turns the limit off.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")

@@ -32,10 +32,10 @@ import httpx
 import pytest
 
 from gis_service.db.cluster import EmbeddedCluster
-from gis_service.devserver import free_port, process_tree, serve_workers
 from gis_service.settings import Settings
 
-from .conftest import REPO, private_cluster
+from .harness.devserver import free_port, process_tree, serve_workers
+from .helpers import REPO, private_cluster
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 HEADER_TIMEOUT_S = 2
@@ -192,8 +192,10 @@ def test_a_worker_the_fork_server_and_the_embedded_cluster_killed_under_serve_ar
         killed = _kill_postmaster(cluster)
         _wait_for(lambda: _health_status(served.url) == 200, timeout_s=60, what="/health answered 200 again")
         assert _postmaster(cluster) != killed
-        log = served.log_text()
-        assert "is not running; starting it again" in log and "is running again" in log
+        # the watchdog logs its second line when start() returns, which may be a moment after /health answers
+        _wait_for(lambda: "is running again" in served.log_text(), timeout_s=30,
+                  what="the watchdog logged that the cluster runs again")
+        assert "is not running; starting it again" in served.log_text()
 
         # the workers' parent: they end with it, and new ones are forked from a new fork server
         workers = served.workers()

@@ -19,7 +19,7 @@ from gis_service.analysis.coverage import coverage
 from gis_service.analysis.sites import site_suggestions
 from gis_service.analysis.travel import AnalysisSettings
 
-from .conftest import fingerprint
+from .helpers import fingerprint
 
 SETTINGS = AnalysisSettings(_env_file=None)
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from gis_service.io.boundary_export import Selection, read_selection
-from gis_service.layers.labels import LABELS_ZH
+from gis_service.layers import get_layer
 
 RONGXI = "500241104000"  # 溶溪镇: 1.96 km of the 85 km 秀山—酉阳 county line bounds it
 YOUYANG_LINE = "500241-500242"
@@ -101,8 +101,9 @@ def test_line_and_neighbour_packages_keep_the_whole_county_line(client: TestClie
 # -- values in Chinese, styles by condition ------------------------------------------------------------------
 
 CODED = {"condition", "status", "level", "material"}
-ENGLISH_CODES = {code for group in ("condition", "line_status", "line_level", "material")
-                 for code in LABELS_ZH[group]}
+ENGLISH_CODES = {code for layer, field in (("boundary_markers", "condition"), ("boundary_lines", "status"),
+                                           ("boundary_lines", "level"), ("boundary_markers", "material"))
+                 for code in get_layer(layer).field_named(field).codes}
 
 
 def test_kml_and_gpx_descriptions_say_every_value_in_chinese(client: TestClient) -> None:

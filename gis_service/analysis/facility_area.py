@@ -12,9 +12,16 @@ import pandas as pd
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError
+from gis_service.layers import FACILITY_LAYERS
+from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS
+from gis_service.store import features
+
+#: The facilities whose floor area is counted.
+CENTRES = FACILITY_LAYERS["community_centres"]
 
 TARGET_M2_PER_100_HOUSEHOLDS = 30.0
-LEVELS = ("village", "township", "county")
+#: The division levels the floor area is reported for, the finest first.
+LEVELS = tuple(reversed(DIVISIONS.field_named("level").codes))
 
 
 def check_level(level: str) -> str:
@@ -76,15 +83,14 @@ def area_table(divisions: pd.DataFrame, centres: pd.DataFrame, settlement_househ
 
 
 def read_inputs(conn: sa.Connection) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    divisions = pd.DataFrame(conn.execute(sa.text(
-        "SELECT code, name, level, parent_code, households FROM admin_divisions WHERE valid_to IS NULL"
-    )).mappings().all(), columns=["code", "name", "level", "parent_code", "households"])
-    centres = pd.DataFrame(conn.execute(sa.text(
-        "SELECT division_code, floor_area_m2 FROM community_centres WHERE status = 'existing'"
-    )).mappings().all(), columns=["division_code", "floor_area_m2"])
-    households = conn.execute(sa.text(
-        "SELECT village_code, sum(households) FROM settlements GROUP BY village_code")).all()
-    series = pd.Series({code: int(n) for code, n in households}, dtype="int64")
+    """The current divisions, the community centres that count (existing ones), and the settlements' households
+    per village code."""
+    divisions = features.read_frame_of_records(conn, DIVISIONS, ["code", "name", "level", "parent_code", "households"])
+    centres = features.read_frame_of_records(conn, CENTRES, ["division_code", "floor_area_m2"],
+                                             equals=dict(CENTRES.network.counts))
+    village = DEMAND_LAYER.network.village
+    households = features.sums_by(conn, DEMAND_LAYER, village, "households")
+    series = pd.Series({code: int(n) for code, n in households.items()}, dtype="int64")
     return divisions, centres, series
 
 

@@ -8,7 +8,7 @@ last inspected on 2021-10-20, it is overdue from 2026-10-21. A marker never insp
 interval ago is not yet due. Markers needing repair are those last found damaged, missing or displaced.
 
 Townships: a marker on a township line belongs to both townships; one on a county line to the township whose part
-of the line it stands on (:mod:`gis_service.io.boundary_parts`), as in the township's field package. So the
+of the line it stands on (:mod:`gis_service.store.boundary_parts`), as in the township's field package. So the
 township rows add up to more than the county's markers.
 
 Only dates and conditions are shown, never who inspected: that is in the inspection records, which need a token.
@@ -21,9 +21,10 @@ import datetime as dt
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError, NotFoundError
-from gis_service.io.boundary_parts import marker_townships_sql, parts_cte, parts_params
-from gis_service.layers.boundaries import CONDITIONS
-from gis_service.layers.labels import label_zh
+from gis_service.layers import get_layer
+from gis_service.store import inspections as store_inspections
+
+CONDITION = get_layer("boundary_markers").field_named("condition")
 
 #: Conditions that need the inspectors' work, worst first.
 NEEDS_REPAIR = ("missing", "displaced", "damaged")
@@ -53,20 +54,8 @@ def inspections_due(conn: sa.Connection, *, interval_years: int, as_of: dt.date 
     if interval_years < 1:
         raise InvalidInputError(f"the inspection interval must be at least 1 year; got {interval_years}")
     due_before = years_before(as_of, interval_years)
-    rows = conn.execute(sa.text(f"""
-        WITH {parts_cte()}, {marker_townships_sql()}
-        SELECT m.id, m.number, m.line_code, l.name AS line_name, l.level AS line_level, m.condition, m.set_on,
-               m.last_inspected, ST_X(ST_Transform(m.geom, 4326)) AS lon, ST_Y(ST_Transform(m.geom, 4326)) AS lat,
-               max(t.part_code) AS part_code,
-               array_agg(t.township_code ORDER BY t.township_code) FILTER (WHERE t.township_code IS NOT NULL)
-                   AS townships
-        FROM boundary_markers m
-        JOIN boundary_lines l ON l.code = m.line_code
-        LEFT JOIN marker_townships t ON t.marker_id = m.id
-        GROUP BY m.id, l.name, l.level
-        ORDER BY m.number"""), parts_params(measure_srid)).mappings().all()
-    names = dict(conn.execute(sa.text(
-        "SELECT left(code, 9), name FROM admin_divisions WHERE level = 'township' AND valid_to IS NULL")).all())
+    rows = store_inspections.markers_by_township(conn, measure_srid=measure_srid)
+    names = store_inspections.township_names(conn)
     code9 = township.ljust(12, "0")[:9] if township else None
     if code9 and code9 not in names:
         raise NotFoundError(f"no current township has the code {township}")
@@ -83,7 +72,7 @@ def inspections_due(conn: sa.Connection, *, interval_years: int, as_of: dt.date 
             "number": r["number"], "line_code": r["line_code"], "line_name": r["line_name"],
             "part_code": r["part_code"], "township_codes": townships,
             "township_names": [names.get(t, t) for t in townships],
-            "condition": r["condition"], "condition_zh": label_zh("condition", r["condition"]),
+            "condition": r["condition"], "condition_zh": CONDITION.label_of(r["condition"]),
             "last_inspected": r["last_inspected"].isoformat() if r["last_inspected"] else None,
             "years_since_inspection": _years(r["last_inspected"], as_of),
             "set_on": r["set_on"].isoformat() if r["set_on"] else None,
@@ -110,7 +99,7 @@ def inspections_due(conn: sa.Connection, *, interval_years: int, as_of: dt.date 
 
 
 def _summary(markers: list[dict]) -> dict:
-    by_condition = {c: sum(1 for m in markers if m["condition"] == c) for c in CONDITIONS}
+    by_condition = {c: sum(1 for m in markers if m["condition"] == c) for c in CONDITION.codes or ()}
     return {
         "markers": len(markers),
         "overdue": sum(m["overdue"] for m in markers),

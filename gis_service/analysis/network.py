@@ -27,17 +27,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from gis_service.analysis.graph import EdgePoints, RoadGraph
-from gis_service.analysis.travel import AnalysisSettings, FacilityLayer
-from gis_service.errors import GisServiceError
-from gis_service.layers import get_layer
+from gis_service.analysis.travel import AnalysisSettings
+from gis_service.errors import NoNetworkError
+from gis_service.layers.base import Layer
+from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS, ROADS
+from gis_service.store import features as feature_store
 
 _ADVISORY_LOCK = 0x6E6574776F726B  # "network"
-
-
-class NoNetworkError(GisServiceError):
-    """The roads layer is empty: nothing to measure along."""
-
-    status_code = 409
 
 
 class LRU:
@@ -179,7 +175,12 @@ class Network:
 
 
 def data_versions(conn: sa.Connection) -> dict[str, int]:
-    return dict(conn.execute(sa.text("SELECT table_name, version FROM data_versions")).all())
+    return feature_store.data_versions(conn)
+
+
+def database_instance(conn: sa.Connection) -> str:
+    """This database's id (made when its schema was), which caches of what it holds are keyed by."""
+    return conn.execute(sa.text("SELECT instance_id::text FROM network_state")).scalar_one()
 
 
 def _state(conn: sa.Connection) -> dict:
@@ -225,6 +226,12 @@ def ensure_network(conn: sa.Connection, *, measure_srid: int, settings: Analysis
     return Network(instance=state["instance"], versions=versions, srid=measure_srid, graph=graph,
                    state={k: state[k] for k in ("edges", "nodes", "components", "build_seconds")}
                    | {"built_at": state["built_at"].isoformat() if state["built_at"] else None})
+
+
+def ensure_network_if_roads(conn: sa.Connection, *, measure_srid: int, settings: AnalysisSettings) -> None:
+    """:func:`ensure_network` when there are roads to build it from (the start-up warm-up); else nothing."""
+    if feature_store.has_features(conn, ROADS):
+        ensure_network(conn, measure_srid=measure_srid, settings=settings)
 
 
 def _committed_roads_version(conn: sa.Connection) -> int | None:
@@ -327,12 +334,22 @@ CROSS JOIN LATERAL (SELECT ST_Transform(f.geom, :srid) AS g) p
 ORDER BY f.id
 """
 
-SETTLEMENT_COLUMNS = ("f.id", "f.name", "f.households", "f.village_code", "v.parent_code AS township_code")
-FACILITY_COLUMNS = {
-    "elder_care": ("f.id", "f.name", "f.kind", "f.division_code"),
-    "community_centres": ("f.id", "f.name", "NULL::text AS kind", "f.division_code"),
-    "cemeteries": ("f.id", "f.name", "f.kind", "f.division_code"),
-}
+
+def _points_sql(layer: Layer) -> str:
+    """The features of ``layer`` that count, with the columns its part in the network says the analyses read
+    (every identifier from the registry): a demand layer's features with their township (the parent of their
+    village), a facility layer's with their ``kind`` (NULL where the layer has one kind)."""
+    role = layer.network
+    columns = ["f.id", *(f"f.{layer.field_named(name).name}" for name in role.columns)]
+    joins = ""
+    if role.role == "demand":
+        joins = (f"LEFT JOIN {DIVISIONS.table} v ON v.code = f.{layer.field_named(role.village).name} "
+                 f"AND v.{DIVISIONS.validity[1]} IS NULL")
+        columns.append("v.parent_code AS township_code")
+    elif role.kind is None:
+        columns.insert(2, "NULL::text AS kind")
+    return _POINTS_SQL.format(columns=", ".join(columns), table=layer.table, joins=joins,
+                              where=f"WHERE {feature_store.counted_sql(layer, 'f')}" if role.counts else "")
 
 
 def _join(conn: sa.Connection, network: Network, key: tuple, sql: str) -> JoinedPoints:
@@ -349,18 +366,16 @@ def _join(conn: sa.Connection, network: Network, key: tuple, sql: str) -> Joined
 
 
 def settlements(conn: sa.Connection, network: Network) -> JoinedPoints:
-    """Every settlement joined to the network, with its households, village and township."""
-    sql = _POINTS_SQL.format(columns=", ".join(SETTLEMENT_COLUMNS), table="settlements",
-                           joins="LEFT JOIN admin_divisions v ON v.code = f.village_code AND v.valid_to IS NULL",
-                           where="")
-    return _join(conn, network, ("settlements",) + network.key("roads", "settlements", "admin_divisions"), sql)
+    """Every settlement (the demand layer's features) joined to the network, with its households, village and
+    township."""
+    layer = DEMAND_LAYER
+    tables = (ROADS.table, layer.table, DIVISIONS.table)
+    return _join(conn, network, (layer.id,) + network.key(*tables), _points_sql(layer))
 
 
-def facilities(conn: sa.Connection, network: Network, layer: FacilityLayer, kind: str | None) -> JoinedPoints:
-    """The existing facilities of ``layer`` (of ``kind`` when given) joined to the network."""
-    sql = _POINTS_SQL.format(columns=", ".join(FACILITY_COLUMNS[layer.id]), table=get_layer(layer.id).table, joins="",
-                           where="WHERE f.status = 'existing'")
-    joined = _join(conn, network, (layer.id,) + network.key("roads", layer.id), sql)
+def facilities(conn: sa.Connection, network: Network, layer: Layer, kind: str | None) -> JoinedPoints:
+    """The facilities of ``layer`` that count (the existing ones; of ``kind`` when given) joined to the network."""
+    joined = _join(conn, network, (layer.id,) + network.key(ROADS.table, layer.table), _points_sql(layer))
     if kind is None:
         return joined
     return joined.subset(joined.frame["kind"].to_numpy() == kind)

@@ -32,7 +32,7 @@ from gis_service.analysis.graph import EdgePoints, nearest_facility_costs, pair_
 from gis_service.analysis.limits import check_time
 from gis_service.analysis.travel import COST_TOLERANCE_S, AnalysisSettings, check_facilities, make_travel
 from gis_service.errors import InvalidInputError
-from gis_service.io.store import county_area
+from gis_service.io.layers_io import county_area
 from gis_service.io.validate import text_problem
 
 MAX_FACILITIES = 100

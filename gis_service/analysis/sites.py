@@ -37,8 +37,9 @@ from gis_service.analysis import optimise
 from gis_service.analysis.coverage import Served, compute_served
 from gis_service.analysis.graph import EdgePoints, RoadGraph, greedy_max_cover, pair_costs
 from gis_service.analysis.limits import check_time, remaining_s
-from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings, Travel, check_facilities, make_travel
+from gis_service.analysis.travel import AnalysisSettings, Travel, check_facilities, make_travel
 from gis_service.errors import InvalidInputError
+from gis_service.layers import FACILITY_LAYERS
 
 MAX_K = 50
 #: Most candidate sites tried (facility sites first, then settlements by households, then road junctions).

@@ -26,19 +26,22 @@ from gis_service.analysis.sites import (
     site_suggestions,
 )
 from gis_service.analysis.sites import METHODS as SITE_METHODS
-from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, METHODS, MODES, AnalysisSettings
+from gis_service.analysis.travel import MAX_MINUTES, METHODS, MODES, AnalysisSettings
 from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
 from gis_service.api.edits import BodyDep
 from gis_service.api.openapi import GEOJSON, error_responses
 from gis_service.errors import InvalidInputError
 from gis_service.io.boundary_export import SELECTION_PATTERNS
 from gis_service.io.csv_cells import csv_text
+from gis_service.layers import FACILITY_LAYERS
 from gis_service.limits import BODY_LIMITS_DOC
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 #: What an analysis answers besides its result: 400 for a bad parameter; 503 when the database gives up, the
 #: analysis runs out of time (GIS_ANALYSIS_TIMEOUT_S) or too many analyses wait (see ``RUNS_ANALYSIS``).
 ERRORS = error_responses(400, 503)
+#: The analyses along the roads: also 409 while the roads layer is empty.
+NETWORK_ERRORS = error_responses(400, 409, 503)
 
 #: What to ask for instead when an analysis runs out of time (GIS_ANALYSIS_TIMEOUT_S).
 LESS_TRAVEL = "fewer minutes, a slower mode, or one kind of facility"
@@ -47,7 +50,7 @@ LESS_TRAVEL = "fewer minutes, a slower mode, or one kind of facility"
 CANDIDATES_PATTERN = f"^(?:{'|'.join(CANDIDATE_SOURCES)})(?:,(?:{'|'.join(CANDIDATE_SOURCES)}))*$"
 
 #: Every facility kind; each belongs to one layer (see ``layer``).
-FACILITY_KINDS = [kind for spec in FACILITY_LAYERS.values() for kind in spec.kinds]
+FACILITY_KINDS = [kind for layer in FACILITY_LAYERS.values() for kind in layer.kinds]
 
 
 def get_analysis_settings(request: Request) -> AnalysisSettings:
@@ -84,7 +87,7 @@ ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min 
             "grown by buffer_m metres. Not a convex hull: a river without a bridge is not crossed.",
             response_class=Response,
             responses={200: {"description": "A GeoJSON FeatureCollection, one feature per facility.",
-                             "content": {GEOJSON: {"schema": {"type": "object"}}}}, **ERRORS},
+                             "content": {GEOJSON: {"schema": {"type": "object"}}}}, **NETWORK_ERRORS},
             dependencies=RUNS_ANALYSIS)
 def get_service_areas(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
@@ -104,8 +107,8 @@ def get_service_areas(
             description="For each unit: households and settlements served and not served, and the coverage rate "
             "(served households ÷ households); then every unserved settlement with its distance to the nearest "
             "facility. Settlements and facilities join the roads at the nearest point on the nearest road; the "
-            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.", responses=ERRORS,
-            dependencies=RUNS_ANALYSIS)
+            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.",
+            responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_coverage(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
@@ -134,7 +137,7 @@ def get_facility_area(
 @router.get("/indicators", summary="The plan's spatial indicators",
             description="Every spatial indicator of the civil-affairs plan (专栏1 and chapter 5): value, 2025 "
             "target, met or not, and the counts behind it, computed from the current data.",
-            responses=error_responses(503), dependencies=RUNS_ANALYSIS)
+            responses=error_responses(409, 503), dependencies=RUNS_ANALYSIS)
 def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep) -> dict:
     with time_budget(settings.analysis_timeout_s, advice="the indicators take no parameters; try again when "
                      "the service is less busy"):
@@ -150,7 +153,7 @@ def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings
             "and under `greedy` what greedy would have given on the same candidates. Every household counts "
             "(`demand`). Candidate sites: settlements, the sites of existing facilities of every layer, road "
             "junctions, or only the unserved settlements (`candidates`).",
-            responses=ERRORS, dependencies=RUNS_ANALYSIS)
+            responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_site_suggestions(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
@@ -207,7 +210,8 @@ SCENARIO_BODY = {"requestBody": {"required": True, "description": "Hypothetical 
              "they newly serve, and what each would newly serve alone. Points join the roads as existing "
              "facilities do. Nothing is stored: `written` is false. Points outside the county, kinds not of the "
              "layer, more than " f"{MAX_FACILITIES} facilities or an unknown field are refused with 400.",
-             responses=error_responses(400, 413, 415, 503), dependencies=RUNS_ANALYSIS, openapi_extra=SCENARIO_BODY)
+             responses=error_responses(400, 409, 413, 415, 503), dependencies=RUNS_ANALYSIS,
+             openapi_extra=SCENARIO_BODY)
 def post_scenario(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
                   body: BodyDep) -> dict:
     with time_budget(settings.analysis_timeout_s, advice=f"fewer facilities, {LESS_TRAVEL}"):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gis_service.analysis.limits import TRIM_AFTER_GROWTH_MB, give_memory_back, resident_mb
 from gis_service.auth import Principal, authenticate
 from gis_service.db.engine import FAST_READS, MAX_SESSIONS
-from gis_service.errors import GisServiceError
+from gis_service.errors import AnalysesBusyError
 from gis_service.settings import Settings
 
 
@@ -120,15 +120,8 @@ NEEDS_NETWORK = [Depends(wait_for_network_build)]
 #: only share the CPU; the others wait for their turn in the event loop, without a thread or a session, and at
 #: least MAX_SESSIONS - ANALYSES sessions stay for every other request (twenty analyses at once once took all ten).
 ANALYSES = 2
-#: Analyses that may wait for their turn (each for at most GIS_ANALYSIS_TIMEOUT_S); more get 503 at once.
-ANALYSES_WAITING = 64
-
-
-class AnalysesBusyError(GisServiceError):
-    """Every analysis turn is taken and the queue is full, or the wait for a turn was too long."""
-
-    status_code = 503
-    headers = {"Retry-After": "5"}
+#: Analyses that may wait for their turn (each for at most GIS_ANALYSIS_TIMEOUT_S) is GIS_ANALYSIS_QUEUE (64 by
+#: default: the load test's 50 clients overflowed 32 with coverage requests); more get 503 at once.
 
 
 @dataclass
@@ -152,13 +145,14 @@ def _analysis_turns(app) -> _AnalysisTurns:
 
 
 async def take_analysis_turn(request: Request) -> AsyncIterator[None]:
-    """Wait (at most GIS_ANALYSIS_TIMEOUT_S, behind at most ANALYSES_WAITING others) until fewer than ANALYSES
+    """Wait (at most GIS_ANALYSIS_TIMEOUT_S, behind at most GIS_ANALYSIS_QUEUE others) until fewer than ANALYSES
     analyses run, and hold the turn until the endpoint returns; 503 with Retry-After otherwise."""
     turns = _analysis_turns(request.app)
-    wait_s = request.app.state.settings.analysis_timeout_s
-    busy = (f"the service is computing as many analyses as it can ({ANALYSES} at once, {ANALYSES_WAITING} more "
+    settings = request.app.state.settings
+    wait_s, queue = settings.analysis_timeout_s, settings.analysis_queue
+    busy = (f"the service is computing as many analyses as it can ({ANALYSES} at once, {queue} more "
             "waiting their turn); try again in a few seconds. Answers already computed come back at once")
-    if turns.waiting >= ANALYSES_WAITING:
+    if turns.waiting >= queue:
         raise AnalysesBusyError(busy)
     turns.waiting += 1
     try:

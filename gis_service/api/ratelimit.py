@@ -3,20 +3,10 @@ token cannot flood the audit trail or starve the other editors. Reads are not li
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 
-from gis_service.errors import GisServiceError
-
-
-class TooManyWrites(GisServiceError):
-    status_code = 429
-
-    def __init__(self, per_minute: int, retry_after_s: float):
-        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
-        super().__init__(f"this token has made more than {per_minute} changes in the last minute; wait "
-                         f"{self.headers['Retry-After']} s and send the change again (nothing was written)")
+from gis_service.errors import TooManyWrites
 
 
 class WriteRateLimiter:

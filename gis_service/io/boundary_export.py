@@ -1,17 +1,17 @@
 """The boundary inspectors' field package: the lines of one selection and their markers, in one file.
 
 Selections: one line (its code); a township: its township lines and the parts of the county lines that bound it,
-with exactly the markers on them (:mod:`.boundary_parts`; a part's code is ``<line code>/<township code>`` and
-its ``part_of`` the county line's code, each marker carries the ``part_code`` it belongs to); or every line shared
-with a neighbouring county, whole. Formats, all written by GDAL (pyogrio):
+with exactly the markers on them (:mod:`gis_service.store.boundary_parts`; a part's code is
+``<line code>/<township code>`` and its ``part_of`` the county line's code, each marker carries the ``part_code`` it
+belongs to); or every line shared with a neighbouring county, whole. Formats, all written by GDAL (pyogrio):
 
 - geojson: one FeatureCollection (EPSG:4326), lines then markers, ``feature_type`` telling them apart;
 - kml: folders ``boundary_lines`` and ``boundary_markers`` (LIBKML), placemarks named by line code and marker number,
-  markers coloured by condition as on the boundaries map (完好 green, 损坏 amber, 缺失 red, 移位 purple) with the
-  legend in the document's description;
+  markers coloured by condition as on the boundaries map (完好 green, 损坏 amber, 缺失 red, 移位 purple: the colours
+  of the condition Values) with the legend in the document's description;
 - gpx: markers as waypoints named by their number, lines as tracks (GPX 1.1, WGS84), for handheld GPS;
-- gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490;
-- shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg).
+- gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490, dates as dates;
+- shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg, dates as dates).
 
 KML and GPX are XML that viewers show as HTML (a KML ``<description>`` is an HTML balloon in Google Earth; OsmAnd
 renders GPX descriptions): every text written into them is HTML-escaped, so an inspection note or a line name that
@@ -21,8 +21,8 @@ written as U+FFFD, so one such row cannot make a whole export fail.
 
 Values: the descriptions of KML placemarks and GPX points are Chinese sentences, every coded value in them given by
 its label (状况 完好, 状态 已勘定). Attribute values are the stored codes (``condition = intact``), which other
-software can match on; ``lang=zh`` writes their Chinese labels instead (``状况 = 完好``), in every format. Labels come
-from :mod:`gis_service.layers.labels`.
+software can match on; ``lang=zh`` writes their Chinese labels instead (``状况 = 完好``), in every format. Labels are
+the layers' Values (:mod:`gis_service.layers.boundaries`).
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ import pyogrio
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError, NotFoundError
-from gis_service.io.boundary_parts import marker_townships_sql, parts_cte, parts_params
-from gis_service.layers.labels import label_zh
+from gis_service.io.files import write_features
+from gis_service.layers import Layer, get_layer
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
+from gis_service.store import exports
 
 FORMATS = {
     "geojson": ("application/geo+json", "geojson"),
@@ -55,9 +56,7 @@ FORMATS = {
     "shp": ("application/zip", "zip"),
 }
 LANGUAGES = ("en", "zh")
-#: The label group (:mod:`gis_service.layers.labels`) of each coded column the exports write.
-CODED_COLUMNS = {"level": "line_level", "status": "line_status", "condition": "condition", "material": "material",
-                 "marker_type": "marker_type", "feature_type": "feature_type"}
+LINES_LAYER, MARKERS_LAYER = get_layer("boundary_lines"), get_layer("boundary_markers")
 #: The codes a selection names (an empty value is a selection not made).
 SELECTION_PATTERNS = {"line": "^(?:[0-9]{6,12}-[0-9]{6,12})?$", "township": "^(?:[0-9]{9}(?:[0-9]{3})?)?$",
                       "neighbour": "^(?:[0-9]{6})?$"}
@@ -87,73 +86,32 @@ class Selection:
         return f"boundaries_{kind}_{getattr(self, kind)}"
 
 
-def select_lines_sql(selection: Selection) -> tuple[str, dict]:
-    """SQL condition on boundary_lines (alias l) for a line or neighbour selection, and its parameters."""
-    if selection.line:
-        return "l.code = :code", {"code": selection.line}
-    return "l.level = 'county' AND (l.right_code = :code OR l.left_code = :code)", {"code": selection.neighbour}
-
-
-_LINE_COLUMNS = ("l.code, l.name, l.level, l.left_code, l.left_name, l.right_code, l.right_name, "
-                 "round(l.length_m::numeric, 1)::float AS length_m, l.status, l.last_inspected")
-_LAST_NOTES = ("(SELECT i.notes FROM marker_inspections i WHERE i.marker_id = m.id "
-               "ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1) AS last_notes")
-
-
 def read_selection(conn: sa.Connection, selection: Selection, *, measure_srid: int
                    ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """The selected lines and their markers (EPSG:4490). NotFoundError if no line matches."""
     if selection.township:
-        lines, markers = _township_package(conn, selection.township.ljust(12, "0")[:9], measure_srid)
+        code9 = selection.township.ljust(12, "0")[:9]
+        lines = exports.township_lines(conn, code9, measure_srid=measure_srid)
+        markers = exports.township_markers(conn, code9, measure_srid=measure_srid)
     else:
-        condition, params = select_lines_sql(selection)
-        lines = gpd.read_postgis(sa.text(
-            f"SELECT {_LINE_COLUMNS}, l.geom FROM boundary_lines l WHERE {condition} ORDER BY l.code"), conn,
-            geom_col="geom", params=params, crs=STORAGE_SRID)
-        markers = gpd.read_postgis(sa.text(
-            f"SELECT m.number, m.marker_type, m.line_code, m.material, m.set_on, m.condition, m.last_inspected, "
-            f"{_LAST_NOTES}, m.geom FROM boundary_markers m WHERE m.line_code = ANY(:codes) ORDER BY m.number"),
-            conn, geom_col="geom", params={"codes": list(lines["code"])}, crs=STORAGE_SRID)
+        lines = exports.selected_lines(conn, line=selection.line, neighbour=selection.neighbour)
+        markers = exports.markers_of_lines(conn, list(lines["code"]))
     if lines.empty:
         raise NotFoundError(_nothing_found(conn, selection))
-    for frame in (lines, markers):
-        for column in ("last_inspected", "set_on"):
-            if column in frame:
-                frame[column] = frame[column].map(lambda d: d.isoformat() if pd.notna(d) and d else None)
     return lines, markers
 
 
-def _township_package(conn: sa.Connection, code9: str, measure_srid: int
-                      ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """A township's lines (its township lines whole, the parts of county lines bounding it) and the markers
-    patrolled from it (see :mod:`.boundary_parts`)."""
-    params = {**parts_params(measure_srid), "code9": code9}
-    lines = gpd.read_postgis(sa.text(f"""
-        WITH {parts_cte()}
-        SELECT {_LINE_COLUMNS}, NULL::text AS part_of, l.geom
-        FROM boundary_lines l WHERE l.level = 'township' AND (l.left_code = :code9 OR l.right_code = :code9)
-        UNION ALL
-        SELECT p.code, l.name || '（' || p.township_name || '段）', l.level, l.left_code, l.left_name, l.right_code,
-               l.right_name, round(p.length_m::numeric, 1)::float, l.status, l.last_inspected, l.code,
-               ST_Transform(p.geom_m, {STORAGE_SRID})
-        FROM county_line_parts p JOIN boundary_lines l ON l.code = p.line_code WHERE p.township_code = :code9
-        ORDER BY 1"""), conn, geom_col="geom", params=params, crs=STORAGE_SRID)
-    markers = gpd.read_postgis(sa.text(f"""
-        WITH {parts_cte()}, {marker_townships_sql()}
-        SELECT m.number, m.marker_type, m.line_code, t.part_code, m.material, m.set_on, m.condition,
-               m.last_inspected, {_LAST_NOTES}, m.geom
-        FROM boundary_markers m JOIN marker_townships t ON t.marker_id = m.id AND t.township_code = :code9
-        ORDER BY m.number"""), conn, geom_col="geom", params=params, crs=STORAGE_SRID)
-    return lines, markers
+def _dates_as_text(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with its dates as YYYY-MM-DD text (GeoJSON has no dates)."""
+    return frame.assign(**{column: frame[column].map(lambda d: d.isoformat() if pd.notna(d) and d else None)
+                           for column in ("last_inspected", "set_on") if column in frame})
 
 
 def _nothing_found(conn: sa.Connection, selection: Selection) -> str:
     if selection.line:
         return f"no boundary line has the code {selection.line}"
     if selection.neighbour:
-        neighbours = conn.execute(sa.text(
-            "SELECT DISTINCT right_code || ' ' || right_name FROM boundary_lines WHERE level = 'county' "
-            "ORDER BY 1")).scalars().all()
+        neighbours = exports.county_neighbours(conn)
         return f"no county line is shared with {selection.neighbour}; the neighbours are: {', '.join(neighbours)}"
     return f"no boundary line belongs to township {selection.township}"
 
@@ -174,10 +132,14 @@ def export_boundaries(conn: sa.Connection, selection: Selection, *, fmt: str, me
 
 # -- writers --------------------------------------------------------------------------------------------
 
+def _label(layer: Layer, field: str, code: object) -> str:
+    return layer.field_named(field).label_of(code)
+
+
 def _marker_description(row) -> str:
-    parts = [f"界桩 {row.number}", f"类型 {label_zh('marker_type', row.marker_type)}",
-             f"材质 {label_zh('material', row.material) or '未记录'}", f"状况 {label_zh('condition', row.condition)}",
-             f"所属界线 {row.line_code}"]
+    parts = [f"界桩 {row.number}", f"类型 {row.marker_type}（{_label(MARKERS_LAYER, 'marker_type', row.marker_type)}）",
+             f"材质 {_label(MARKERS_LAYER, 'material', row.material) or '未记录'}",
+             f"状况 {_label(MARKERS_LAYER, 'condition', row.condition)}", f"所属界线 {row.line_code}"]
     if getattr(row, "part_code", None):
         parts.append(f"所属界线段 {row.part_code}")
     parts.append(f"最近检查 {row.last_inspected or '无记录'}")
@@ -188,17 +150,28 @@ def _marker_description(row) -> str:
 
 def _line_description(row) -> str:
     part = f"，为 {row.part_of} 的一段" if getattr(row, "part_of", None) else ""
-    return (f"{row.name}（{label_zh('line_level', row.level)}{part}）：{row.left_name}（{row.left_code}）与 "
+    return (f"{row.name}（{_label(LINES_LAYER, 'level', row.level)}{part}）：{row.left_name}（{row.left_code}）与 "
             f"{row.right_name}（{row.right_code}），长 {row.length_m / 1000:.2f} km，"
-            f"状态 {label_zh('line_status', row.status)}，最近检查 {row.last_inspected or '无记录'}")
+            f"状态 {_label(LINES_LAYER, 'status', row.status)}，最近检查 {row.last_inspected or '无记录'}")
 
 
-def _in_language(frame: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """``frame`` with its coded values as Chinese labels when ``lang`` is zh; unchanged otherwise."""
+def _in_language(frame: pd.DataFrame, layer: Layer, lang: str) -> pd.DataFrame:
+    """``frame`` (of ``layer``'s features) with its coded values as Chinese labels when ``lang`` is zh, unchanged
+    otherwise. A label two values share keeps its code beside it (A and B are both 同号双立: 同号双立（A）)."""
     if lang != "zh":
         return frame
-    return frame.assign(**{column: frame[column].map(lambda v, group=group: label_zh(group, v) if v else v)
-                           for column, group in CODED_COLUMNS.items() if column in frame.columns})
+    labelled = {}
+    for column in frame.columns:
+        spec = layer.get_field(column)
+        if spec is None or spec.values is None:
+            continue
+        labels = [v.label_zh for v in spec.values]
+        shown = {v.code: v.label_zh if labels.count(v.label_zh) == 1 else f"{v.label_zh}（{v.code}）"
+                 for v in spec.values}
+        labelled[column] = frame[column].map(lambda v, shown=shown: shown.get(v, v) if v else v)
+    if "feature_type" in frame.columns:
+        labelled["feature_type"] = layer.title_zh
+    return frame.assign(**labelled)
 
 
 #: What XML 1.0 cannot hold: C0 controls but tab and line breaks, surrogates, U+FFFE and U+FFFF.
@@ -224,14 +197,14 @@ def _with_temp_dir(write) -> bytes:
 
 
 def _geojson(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes:
-    def features(frame: gpd.GeoDataFrame, feature_type: str) -> list[dict]:
+    def features(frame: gpd.GeoDataFrame, layer: Layer, feature_type: str) -> list[dict]:
         if frame.empty:
             return []
-        frame = _in_language(frame.to_crs(SERVE_SRID).assign(feature_type=feature_type), lang)
+        frame = _in_language(_dates_as_text(frame).to_crs(SERVE_SRID).assign(feature_type=feature_type), layer, lang)
         return json.loads(frame.to_json(drop_id=True, to_wgs84=False))["features"]
 
     return _with_temp_dir(lambda folder: _write_rfc7946(
-        folder, features(lines, "boundary_line") + features(markers, "boundary_marker")))
+        folder, features(lines, LINES_LAYER, "boundary_line") + features(markers, MARKERS_LAYER, "boundary_marker")))
 
 
 def _write_rfc7946(folder: Path, features: list[dict]) -> bytes:
@@ -249,41 +222,33 @@ KML_NS = "http://www.opengis.net/kml/2.2"
 KML_MARKER_ICON = "http://maps.google.com/mapfiles/kml/shapes/placemark_circle.png"
 
 
-def _condition_colours() -> dict[str, str]:
-    """Colour (#rrggbb) of each marker condition: the boundaries map's (maps/boundaries.toml), so that a marker
-    looks the same on the map and in Google Earth."""
-    from gis_service.maps.recipes import load_recipe
-
-    layer = next(layer for layer in load_recipe("boundaries").layers if layer.key == "boundary_markers")
-    return dict(layer.color_by["colors"])
-
-
 def _kml_colour(rgb: str) -> str:
     """``#rrggbb`` as KML's opaque ``aabbggrr``."""
     return "ff" + rgb[5:7] + rgb[3:5] + rgb[1:3]
 
 
 def _style_kml(content: bytes, conditions: dict[str, str]) -> bytes:
-    """Add a style per marker condition (icon colour and label), point each marker placemark (by its name, the
-    marker number, in ``conditions``) at its condition's style, and say the colours in the document's description."""
+    """Add a style per marker condition (icon colour and label: the condition Value's colour, as on the maps),
+    point each marker placemark (by its name, the marker number, in ``conditions``) at its condition's style, and
+    say the colours in the document's description."""
     ElementTree.register_namespace("", KML_NS)
     root = ElementTree.fromstring(content)
     ns = f"{{{KML_NS}}}"
     document = root.find(f"{ns}Document")
-    colours = _condition_colours()
+    values = [v for v in MARKERS_LAYER.field_named("condition").values or () if v.color]
     legend = "界桩按状况着色（与界线专题地图相同）：" + "　".join(
-        f'<span style="color:{rgb}">●</span> {label_zh("condition", c)}' for c, rgb in colours.items())
+        f'<span style="color:{v.color}">●</span> {v.label_zh}' for v in values)
     description = ElementTree.Element(f"{ns}description")
     description.text = legend
     styles = [description]
-    for condition, rgb in colours.items():
-        style = ElementTree.Element(f"{ns}Style", id=f"condition_{condition}")
+    for value in values:
+        style = ElementTree.Element(f"{ns}Style", id=f"condition_{value.code}")
         icon_style = ElementTree.SubElement(style, f"{ns}IconStyle")
-        ElementTree.SubElement(icon_style, f"{ns}color").text = _kml_colour(rgb)
+        ElementTree.SubElement(icon_style, f"{ns}color").text = _kml_colour(value.color)
         ElementTree.SubElement(icon_style, f"{ns}scale").text = "1.1"
         ElementTree.SubElement(ElementTree.SubElement(icon_style, f"{ns}Icon"), f"{ns}href").text = KML_MARKER_ICON
         label_style = ElementTree.SubElement(style, f"{ns}LabelStyle")
-        ElementTree.SubElement(label_style, f"{ns}color").text = _kml_colour(rgb)
+        ElementTree.SubElement(label_style, f"{ns}color").text = _kml_colour(value.color)
         styles.append(style)
     for position, element in enumerate(styles):  # a Document's own elements come before its schemas and features
         document.insert(position, element)
@@ -308,13 +273,13 @@ def _kml(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes
         path = folder / "boundaries.kml"
         named_lines = lines.to_crs(SERVE_SRID).assign(
             Name=lines["code"], Description=[_line_description(r) for r in lines.itertuples()])
-        pyogrio.write_dataframe(_as_markup(_in_language(named_lines, lang)), path, layer="boundary_lines",
-                                driver="LIBKML")
+        pyogrio.write_dataframe(_as_markup(_in_language(named_lines, LINES_LAYER, lang)), path,
+                                layer="boundary_lines", driver="LIBKML")
         if not markers.empty:
             named_markers = markers.to_crs(SERVE_SRID).assign(
                 Name=markers["number"], Description=[_marker_description(r) for r in markers.itertuples()])
-            pyogrio.write_dataframe(_as_markup(_in_language(named_markers, lang)), path, layer="boundary_markers",
-                                    driver="LIBKML", append=True)
+            pyogrio.write_dataframe(_as_markup(_in_language(named_markers, MARKERS_LAYER, lang)), path,
+                                    layer="boundary_markers", driver="LIBKML", append=True)
         return _style_kml(path.read_bytes(), dict(zip(markers["number"], markers["condition"])))
 
     return _with_temp_dir(write)
@@ -332,7 +297,7 @@ def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes
             "name": markers["number"],
             "desc": [_marker_description(r) for r in markers.itertuples()],
             "sym": "Flag",
-            "type": _in_language(markers, lang)["marker_type"],
+            "type": _in_language(markers, MARKERS_LAYER, lang)["marker_type"],
         }, geometry=markers.geometry.values, crs=STORAGE_SRID).to_crs(SERVE_SRID)
         tracks = gpd.GeoDataFrame({
             "name": lines["code"] + " " + lines["name"],
@@ -356,9 +321,8 @@ def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes
 def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes:
     def write(folder: Path) -> bytes:
         path = folder / "boundaries.gpkg"
-        pyogrio.write_dataframe(_in_language(lines, lang), path, layer="boundary_lines", driver="GPKG")
-        pyogrio.write_dataframe(_in_language(markers, lang), path, layer="boundary_markers", driver="GPKG",
-                                append=not lines.empty)
+        write_features(_in_language(lines, LINES_LAYER, lang), path, layer="boundary_lines", driver="GPKG")
+        write_features(_in_language(markers, MARKERS_LAYER, lang), path, layer="boundary_markers", driver="GPKG")
         return path.read_bytes()
 
     return _with_temp_dir(write)
@@ -367,11 +331,11 @@ def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> byte
 def _shp(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame, lang: str) -> bytes:
     def write(folder: Path) -> bytes:
         # Shapefile field names are at most 10 characters.
-        pyogrio.write_dataframe(_in_language(lines, lang).rename(columns={"last_inspected": "last_insp"}),
-                                folder / "boundary_lines.shp", encoding="UTF-8")
-        pyogrio.write_dataframe(_in_language(markers, lang).rename(
+        write_features(_in_language(lines, LINES_LAYER, lang).rename(columns={"last_inspected": "last_insp"}),
+                       folder / "boundary_lines.shp", driver="ESRI Shapefile", encoding="UTF-8")
+        write_features(_in_language(markers, MARKERS_LAYER, lang).rename(
             columns={"last_inspected": "last_insp", "marker_type": "type", "last_notes": "notes"}),
-            folder / "boundary_markers.shp", encoding="UTF-8")
+                       folder / "boundary_markers.shp", driver="ESRI Shapefile", encoding="UTF-8")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for member in sorted(folder.iterdir()):

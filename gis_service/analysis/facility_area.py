@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
+from gis_service.analysis.travel import describe_population
 from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS
 from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS
@@ -103,6 +104,7 @@ def facility_area(conn: sa.Connection, *, level: str = "village",
     below = [r for r in rows if r["meets_target"] is False]
     return {
         "level": level,
+        "served_population": describe_population(CENTRES.network.population(None)),
         "target_m2_per_100_households": target,
         "units": rows,
         "totals": {

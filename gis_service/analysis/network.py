@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from gis_service.analysis.graph import EdgePoints, RoadGraph
 from gis_service.analysis.travel import AnalysisSettings
 from gis_service.errors import NoNetworkError
-from gis_service.layers.base import Layer
+from gis_service.layers.base import Layer, Population
 from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS, ROADS
 from gis_service.store import features as feature_store
 
@@ -345,7 +345,7 @@ def _points_sql(layer: Layer) -> str:
     if role.role == "demand":
         joins = (f"LEFT JOIN {DIVISIONS.table} v ON v.code = f.{layer.field_named(role.village).name} "
                  f"AND v.{DIVISIONS.validity[1]} IS NULL")
-        columns.append("v.parent_code AS township_code")
+        columns += ["v.parent_code AS township_code", f"v.{DIVISIONS.field_named('urban_rural').name} AS urban_rural"]
     elif role.kind is None:
         columns.insert(2, "NULL::text AS kind")
     return _POINTS_SQL.format(columns=", ".join(columns), table=layer.table, joins=joins,
@@ -371,6 +371,13 @@ def settlements(conn: sa.Connection, network: Network) -> JoinedPoints:
     layer = DEMAND_LAYER
     tables = (ROADS.table, layer.table, DIVISIONS.table)
     return _join(conn, network, (layer.id,) + network.key(*tables), _points_sql(layer))
+
+
+def of_population(people: JoinedPoints, population: Population) -> JoinedPoints:
+    """The settlements of ``population`` (those whose village is urban or rural, as it says; all for everyone)."""
+    if population.urban_rural is None:
+        return people
+    return people.subset(people.frame["urban_rural"].to_numpy() == population.urban_rural)
 
 
 def facilities(conn: sa.Connection, network: Network, layer: Layer, kind: str | None) -> JoinedPoints:

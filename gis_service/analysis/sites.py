@@ -11,11 +11,12 @@ Three methods, on one instance built here from the county:
 Every answer states whether it is proven optimal or the gap left at the time limit, the objective, and what greedy
 would have given on the same candidates.
 
-**The instance.** Demand (:class:`Demand`) is households per settlement; by default every household counts (the
-analysis does not decide who a kind of facility serves: a caller passes another :class:`Demand`). Candidate sites
-(:data:`CANDIDATE_SOURCES`) are settlements (a facility is built where people live), the sites of existing
-facilities of every layer (a station can open in a building the bureau already runs), road junctions (any crossing
-of the network), or today's candidates, the unserved settlements. Costs are travel times along the roads (the
+**The instance.** Demand (:class:`Demand`) is households per settlement of the population the kind is for (the
+layer registry declares it: community stations serve urban communities, rural happiness homes rural villages; the
+caller may name another, ``population``). Candidate sites (:data:`CANDIDATE_SOURCES`) are those settlements (a
+facility is built where its people live), the sites of existing facilities of every layer in their villages (a
+station can open in a building the bureau already runs), road junctions (any crossing of the network), or today's
+candidates, the unserved settlements. Costs are travel times along the roads (the
 connectors included), from each candidate to each demand point, within the limit.
 
 The SQL is in :mod:`.network` (the joined points) and :func:`_describe` (where a chosen site is); the rest is arrays.
@@ -37,7 +38,14 @@ from gis_service.analysis import optimise
 from gis_service.analysis.coverage import Served, compute_served
 from gis_service.analysis.graph import EdgePoints, RoadGraph, greedy_max_cover, pair_costs
 from gis_service.analysis.limits import check_time, remaining_s
-from gis_service.analysis.travel import AnalysisSettings, Travel, check_facilities, make_travel
+from gis_service.analysis.travel import (
+    AnalysisSettings,
+    Travel,
+    check_facilities,
+    check_population,
+    describe_population,
+    make_travel,
+)
 from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS
 
@@ -94,10 +102,11 @@ class Demand:
     description: str
 
 
-def every_household(settlements: net.JoinedPoints) -> Demand:
-    """Every household of every settlement counts."""
-    households = settlements.frame["households"].to_numpy(dtype=float) if len(settlements.frame) else np.zeros(0)
-    return Demand(np.nan_to_num(households), "every household of every settlement")
+def population_demand(served: Served) -> Demand:
+    """The households of the settlements ``served`` counts (its population's)."""
+    frame = served.settlements.frame
+    households = frame["households"].to_numpy(dtype=float) if len(frame) else np.zeros(0)
+    return Demand(np.nan_to_num(households), served.population.description)
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,9 @@ def candidate_sites(conn: sa.Connection, network: net.Network, served: Served, s
     if "facility_sites" in sources:
         for layer in FACILITY_LAYERS.values():
             sites = net.facilities(conn, network, layer, None)
+            if served.population.urban_rural is not None:  # only in the population's villages
+                sites = sites.subset(sites.frame["division_code"].isin(set(served.settlements.frame["village_code"]))
+                                     .to_numpy())
             frame = pd.DataFrame({"source": "facility_site", "source_id": sites.frame["id"].to_numpy(),
                                   "name": sites.frame["name"].to_numpy(), "households": 0.0,
                                   "x": sites.frame["x"].to_numpy(), "y": sites.frame["y"].to_numpy(),
@@ -169,31 +181,32 @@ def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: st
                      max_candidates: int = DEFAULT_MAX_CANDIDATES,
                      time_limit_s: float = optimise.DEFAULT_TIME_LIMIT_S, measure_srid: int = 4545,
                      settings: AnalysisSettings | None = None,
-                     demand: Callable[[net.JoinedPoints], Demand] | None = None, use_cache: bool = True,
+                     population: str | None = None, use_cache: bool = True,
                      on_progress: Callable[[int, int], None] | None = None) -> dict:
     """``k`` suggested sites, the households each newly serves (in the order greedy would add them), whether the
-    choice is proven optimal, and what greedy would have given. ``demand`` turns the settlements into the
-    households that count (default :func:`every_household`)."""
+    choice is proven optimal, and what greedy would have given. Only the households of ``population`` count
+    (default: those ``kind`` is for)."""
     settings = settings or AnalysisSettings()
-    check_facilities(layer, kind)
+    spec, kind = check_facilities(layer, kind)
+    who_for = check_population(spec, kind, population)
     check_k(k)
     check_method(method)
     sources = check_candidates(candidates)
     check_time_limit(time_limit_s)
     if not (1 <= max_candidates <= MAX_CANDIDATES):
         raise InvalidInputError(f"max_candidates must be between 1 and {MAX_CANDIDATES}; got {max_candidates}")
-    demand = demand or every_household
     travel = make_travel(settings, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
     params = (layer, kind or None, travel.mode, travel.minutes, k, method, sources, max_candidates, time_limit_s,
-              demand.__qualname__, tuple(sorted(travel.speeds_kmh_by_road_class.items())))
+              who_for.code, tuple(sorted(travel.speeds_kmh_by_road_class.items())))
     tables = ("roads", "settlements", "admin_divisions", *FACILITY_LAYERS)
     key = ("site_suggestions", params) + network.key(*tables)
 
     def compute() -> dict:
         started = time.perf_counter()
-        served = compute_served(conn, network, travel, layer=layer, kind=kind, method="network")
-        who = demand(served.settlements)
+        served = compute_served(conn, network, travel, layer=layer, kind=kind, method="network",
+                                population=who_for.code)
+        who = population_demand(served)
         sites = candidate_sites(conn, network, served, sources, max_candidates)
         instance = _instance(network.graph, travel, served, who, sites, on_progress)
         budget = remaining_s()
@@ -208,6 +221,7 @@ def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: st
         return {
             **travel.describe(), "layer": layer, "kind": kind or None, "method": method, "k": k,
             "measured_along": "network",
+            "served_population": describe_population(who_for),
             "demand": {"description": who.description, "households": int(instance.households.sum()),
                        "settlements": int((instance.households > 0).sum())},
             "candidate_sites": {"sources": list(sources), "count": len(sites.frame)},

@@ -34,6 +34,7 @@ from gis_service.errors import InvalidInputError
 from gis_service.io.boundary_export import SELECTION_PATTERNS
 from gis_service.io.csv_cells import csv_text
 from gis_service.layers import FACILITY_LAYERS
+from gis_service.layers.base import POPULATIONS
 from gis_service.limits import BODY_LIMITS_DOC
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
@@ -75,6 +76,11 @@ KindQuery = Annotated[str | None, Query(description="Facility kind within the la
 MinutesQuery = Annotated[float, Query(description=f"Travel time limit in minutes, more than 0 and at most "
                                                   f"{MAX_MINUTES}.",
                                       json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_MINUTES})]
+PopulationQuery = Annotated[str | None, Query(
+    description="Whose households count: everyone, urban_communities (settlements of urban 社区) or rural_villages "
+    "(of rural 村). Empty: those the kind is planned for (community_station: urban_communities; "
+    "rural_happiness_home: rural_villages; other kinds, and every kind at once: everyone). The answer's "
+    "served_population says which.", json_schema_extra={"enum": ["", *POPULATIONS]})]
 ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min = 1,200 m), cycle (12 km/h) or "
                                              "drive (speed by road class). Speeds are settings (GIS_WALK_SPEED_KMH, "
                                              "GIS_CYCLE_SPEED_KMH, GIS_DRIVE_SPEEDS_KMH).",
@@ -107,7 +113,9 @@ def get_service_areas(
             description="For each unit: households and settlements served and not served, and the coverage rate "
             "(served households ÷ households); then every unserved settlement with its distance to the nearest "
             "facility. Settlements and facilities join the roads at the nearest point on the nearest road; the "
-            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.",
+            "connector counts. Only the households the kind is planned for count (`served_population`: community "
+            "stations serve urban communities, rural happiness homes rural villages; `population` names others). "
+            "The answer states method, mode, speed_kmh, minutes and limit_m.",
             responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_coverage(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
@@ -117,10 +125,11 @@ def get_coverage(
     method: Annotated[str, Query(description="network (along the roads) or euclidean (straight line, "
                                              "for comparison).",
                                  json_schema_extra={"enum": list(METHODS)})] = "network",
+    population: PopulationQuery = None,
 ) -> dict:
     with time_budget(settings.analysis_timeout_s, advice=LESS_TRAVEL):
         return coverage(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
-                        measure_srid=settings.measure_srid, settings=analysis_settings)
+                        measure_srid=settings.measure_srid, settings=analysis_settings, population=population)
 
 
 @router.get("/facility-area", summary="Community service floor area per 100 households",
@@ -150,8 +159,9 @@ def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings
             "method=p_median: the k sites that lower the household-weighted travel time to the nearest facility "
             "most (each household's time counted up to the limit); method=greedy: each step the site adding most. "
             "The answer states `optimal` (proven) or the `optimality_gap` left at the time limit, the `objective`, "
-            "and under `greedy` what greedy would have given on the same candidates. Every household counts "
-            "(`demand`). Candidate sites: settlements, the sites of existing facilities of every layer, road "
+            "and under `greedy` what greedy would have given on the same candidates. The households that count are "
+            "those the kind is planned for (`served_population`; `population` names others). Candidate sites: those "
+            "households' settlements, the sites of existing facilities of every layer in their villages, road "
             "junctions, or only the unserved settlements (`candidates`).",
             responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_site_suggestions(
@@ -177,11 +187,13 @@ def get_site_suggestions(
                                                      f"{MAX_CANDIDATES}.",
                                          json_schema_extra={"minimum": 1, "maximum": MAX_CANDIDATES})] = (
         DEFAULT_MAX_CANDIDATES),
+    population: PopulationQuery = None,
 ) -> dict:
     with time_budget(settings.analysis_timeout_s, advice=f"fewer candidates, {LESS_TRAVEL}"):
         return site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k, method=method,
                                 candidates=candidates, time_limit_s=time_limit_s, max_candidates=max_candidates,
-                                measure_srid=settings.measure_srid, settings=analysis_settings)
+                                measure_srid=settings.measure_srid, settings=analysis_settings,
+                                population=population)
 
 
 SCENARIO_BODY = {"requestBody": {"required": True, "description": "Hypothetical facilities and what to measure. "

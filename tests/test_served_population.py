@@ -5,6 +5,7 @@ caller may name another population."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -120,3 +121,16 @@ def test_the_command_line_says_and_takes_the_population(engine: sa.Engine, datab
                                         "county", "--population", "everyone"])
     assert everyone.exit_code == 0, everyone.output
     assert "households of everyone" in everyone.output
+
+
+def test_the_coverage_map_shows_and_counts_only_the_kinds_people(client: TestClient, conn: sa.Connection) -> None:
+    page = client.get("/maps/coverage", params={"kind": "rural_happiness_home"})
+    assert page.status_code == 200, page.text
+    assert "计入：农村居民（该类设施的服务对象）" in page.text
+    names = {kind: conn.execute(sa.text(
+        "SELECT s.name FROM settlements s JOIN admin_divisions v ON v.code = s.village_code AND v.valid_to IS NULL "
+        "WHERE v.urban_rural = :kind AND s.name NOT IN (SELECT s2.name FROM settlements s2 JOIN admin_divisions "
+        "v2 ON v2.code = s2.village_code AND v2.valid_to IS NULL WHERE v2.urban_rural <> :kind) "
+        "ORDER BY s.households DESC LIMIT 1"), {"kind": kind}).scalar() for kind in ("urban", "rural")}
+    in_page = {kind: json.dumps(name)[1:-1] for kind, name in names.items()}  # as the page's ASCII JSON holds it
+    assert in_page["rural"] in page.text and in_page["urban"] not in page.text

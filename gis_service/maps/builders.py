@@ -20,6 +20,7 @@ from gis_service.analysis.sites import check_k
 from gis_service.analysis.travel import MODE_LABELS_ZH, AnalysisSettings, check_facilities, check_minutes, check_mode
 from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS
+from gis_service.layers.base import POPULATIONS
 from gis_service.maps import data
 from gis_service.maps.recipes import MapRecipe, load_recipe, recipes_dir
 from gis_service.maps.render import MapContent, fmt, render
@@ -115,7 +116,9 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
         feature["properties"].update(
             coverage_percent=row.get("coverage_percent"), served_households=row.get("served_households"),
             unserved_households=row.get("unserved_households"), settlement_households=row.get("households"))
-    settlements = data.settlements(conn)
+    population = by_township["served_population"]
+    counted = POPULATIONS[population["code"]].urban_rural
+    settlements = [f for f in data.settlements(conn) if counted is None or f["properties"]["urban_rural"] == counted]
     for feature in settlements:
         props = feature["properties"]
         miss = unserved.get(props["id"])
@@ -140,6 +143,7 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
         "settlements": [f"已覆盖 {fmt(totals['served_households'])} 户，"
                         f"未覆盖 {fmt(totals['unserved_households'])} 户；"
                         f"户数覆盖率 {_pct(totals['coverage_percent'])}",
+                        f"计入：{population['label_zh']}（该类设施的服务对象）",
                         "圆点大小表示户数；距离沿道路计算（含接入道路的连接段），不是直线距离"],
         "service_areas": [f"{fmt(len(sources['service_areas']))} 处设施沿道路 {fmt(p.minutes)} 分钟可达的道路，"
                           f"两侧各 {fmt(areas['parameters']['buffer_m'])} 米；河流无桥处不跨越"],

@@ -57,12 +57,14 @@ def roads(conn: sa.Connection, *, measure_srid: int) -> list[dict]:
 
 
 def _division_names(conn: sa.Connection) -> dict[str, dict]:
-    """Name and parent code of every current division, by code."""
-    return {row["code"]: row for row in features.read_records(conn, DIVISIONS, ("code", "name", "parent_code"))}
+    """Name, parent code and urban or rural of every current division, by code."""
+    return {row["code"]: row for row in features.read_records(conn, DIVISIONS, ("code", "name", "parent_code",
+                                                                                  "urban_rural"))}
 
 
 def settlements(conn: sa.Connection) -> list[dict]:
-    """Every settlement: name, households, population, village and township codes."""
+    """Every settlement: name, households, population, village and township codes, and whether its village is
+    urban or rural."""
     layer = DEMAND_LAYER
     village = layer.network.village
     found = features.display_features(conn, layer, ("id", "name", "households", "population", village),
@@ -71,7 +73,8 @@ def settlements(conn: sa.Connection) -> list[dict]:
     for feature in found:
         props = feature["properties"]
         unit = names.get(props[village], {})
-        props.update(village_name=unit.get("name"), township_code=unit.get("parent_code"))
+        props.update(village_name=unit.get("name"), township_code=unit.get("parent_code"),
+                     urban_rural=unit.get("urban_rural"))
     return found
 
 

@@ -88,6 +88,8 @@ def test_the_csv_lists_the_markers(client: TestClient) -> None:
 
 @pytest.mark.parametrize(("params", "status", "words"), [
     ({"as_of": "4 December"}, 400, "as_of"),
+    ({"as_of": "0"}, 400, "as_of must be a date written YYYY-MM-DD"),  # not seconds since 1970
+    ({"as_of": "2026-02-30"}, 400, "as_of must be a date written YYYY-MM-DD"),
     ({"township": "500241999"}, 404, "no current township"),
     ({"line": "500241-999999"}, 404, "no boundary line"),
     ({"format": "xlsx"}, 400, "format must be json or csv"),

@@ -4,6 +4,7 @@ indicators and site suggestions. Thin: parameters are checked and answered by :m
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -231,6 +232,18 @@ def post_scenario(conn: ConnectionDep, settings: SettingsDep, analysis_settings:
                         settings=analysis_settings)
 
 
+def _day(text: str | None) -> dt.date | None:
+    """A YYYY-MM-DD date (a plain 400 otherwise; pydantic would take a number as seconds since 1970)."""
+    if not text:
+        return None
+    try:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise InvalidInputError(f"as_of must be a date written YYYY-MM-DD, e.g. 2026-10-21; got {text[:20]!r}")
+
+
 @router.get("/inspections-due", summary="Boundary markers due for inspection, per line and township",
             description="Every boundary marker with the years since its last inspection and its condition, most "
             "overdue first, then worst condition (缺失, 移位, 损坏, 完好); counts per line and per township (a marker "
@@ -251,13 +264,15 @@ def get_inspections_due(
     line: Annotated[str | None, Query(description="Only the markers of this boundary line (its code).",
                                       json_schema_extra={"pattern": SELECTION_PATTERNS["line"]})] = None,
     overdue_only: Annotated[bool, Query(description="List only overdue markers (the counts stay whole).")] = False,
-    as_of: Annotated[dt.date | None, Query(description="The day to count from (YYYY-MM-DD), default today; a later "
-                                                       "day shows what will be due by then.")] = None,
+    as_of: Annotated[str | None, Query(description="The day to count from (YYYY-MM-DD), default today; a later "
+                                                   "day shows what will be due by then.",
+                                       json_schema_extra={"pattern": r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2})?$"})
+                     ] = None,
     format: Annotated[str, Query(description="json or csv.", json_schema_extra={"enum": ["json", "csv"]})] = "json",
 ) -> Response:
     if format not in ("json", "csv"):
         raise InvalidInputError(f"format must be json or csv; got {format[:20]!r}")
-    answer = inspections_due(conn, interval_years=settings.inspection_interval_years, as_of=as_of,
+    answer = inspections_due(conn, interval_years=settings.inspection_interval_years, as_of=_day(as_of),
                              township=township or None, line=line or None, overdue_only=overdue_only,
                              measure_srid=settings.measure_srid)
     if format == "json":

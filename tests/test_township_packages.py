@@ -16,6 +16,7 @@ import pytest
 import shapely
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from gis_service.io.boundary_export import Selection, read_selection
 from gis_service.layers import get_layer
@@ -159,3 +160,17 @@ def test_lang_zh_writes_attribute_values_in_chinese(client: TestClient, tmp_path
 def test_a_bad_lang_is_refused(client: TestClient) -> None:
     response = client.get("/exports/boundaries", params={"township": RONGXI, "lang": "fr"})
     assert response.status_code == 400
+
+
+def test_the_command_line_writes_a_township_package_in_chinese(engine: sa.Engine, database_url: str,
+                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gis_service.cli import app
+
+    monkeypatch.setenv("GIS_DATABASE_URL", database_url)
+    out = tmp_path / "rongxi.geojson"
+    result = CliRunner().invoke(app, ["export", "boundaries", "--township", RONGXI, "--labels", "zh", "--out",
+                                      str(out)])
+    assert result.exit_code == 0, result.output
+    features = json.loads(out.read_text(encoding="utf-8"))["features"]
+    assert {f["properties"]["feature_type"] for f in features} == {"行政区域界线", "界桩"}
+    assert "完好" in {f["properties"].get("condition") for f in features}

@@ -93,11 +93,14 @@ def export_command(
     township: Annotated[str | None, typer.Option(help="boundaries: a township's code (its township lines and "
                                                  "the parts of county lines bounding it).")] = None,
     neighbour: Annotated[str | None, typer.Option(help="boundaries: a neighbouring county's code.")] = None,
-    lang: Annotated[str, typer.Option(help="boundaries: en writes coded values as stored (condition intact), zh "
-                                           "their Chinese labels (状况 完好).")] = "en",
     encoding: Annotated[str | None, typer.Option(help="shp: gbk writes the text in GBK (with a .cpg and the DBF's "
                                                  "code page) for desktop tools that read nothing else; default "
                                                  "UTF-8.")] = None,
+    labels: Annotated[str, typer.Option(help="csv, xlsx: zh writes Chinese headers (each field's title) and "
+                                        "values (labels, 是/否), which import reads back unchanged; en the field "
+                                        "names and codes. place_names with zh: the layer's own fields rather than "
+                                        "the national database's. boundaries with zh: attribute values in Chinese "
+                                        "(状况 完好).")] = "en",
 ) -> None:
     """Write everything a layer holds to a file, or the boundary lines and markers of one selection."""
     from gis_service.io.layers_io import export_layer
@@ -108,10 +111,11 @@ def export_command(
         if encoding is not None:
             raise InvalidInputError("--encoding applies to a layer's Shapefile export; the boundaries' field package "
                                     "is UTF-8")
-        _export_boundaries(fmt, out_path, lang, line=line, township=township, neighbour=neighbour)
+        _export_boundaries(fmt, out_path, labels, line=line, township=township, neighbour=neighbour)
         return
     layer = "place_names" if layer == "placenames" else layer
-    if layer == "place_names" and fmt in EXPORT_FORMATS:  # the gazetteer, in the national database's field order
+    # the gazetteer, in the national database's field order (with --labels zh: its own fields, to import back)
+    if layer == "place_names" and fmt in EXPORT_FORMATS and labels == "en":
         with database(get_settings()) as engine:
             written, count = export_place_names(engine, out_path or Path(f"{layer}.{fmt}"), fmt=fmt)
         out.print(f"wrote {count:,} place names to {written}")
@@ -119,7 +123,7 @@ def export_command(
     get_layer(layer)
     path = out_path or Path(f"{layer}.{fmt}")
     with database(get_settings()) as engine:
-        written, count = export_layer(engine, layer, path, fmt=fmt, encoding=encoding)
+        written, count = export_layer(engine, layer, path, fmt=fmt, encoding=encoding, labels=labels)
     out.print(f"wrote {count:,} features to {written}")
 
 

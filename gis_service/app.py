@@ -29,6 +29,9 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     runs the migrations and disposes of it on shutdown; ``gis-service serve``'s workers pass a ready engine
     (``owns_engine``: dispose of it on shutdown)."""
     settings = settings or Settings()
+    from gis_service.analysis.network import keep_graphs_in
+
+    keep_graphs_in(settings.data_dir / "network")  # one copy of the road graph per host, mapped by every worker
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

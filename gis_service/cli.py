@@ -127,10 +127,12 @@ def _loopback(host: str) -> bool:
 
 
 def _prepare_network(engine: sa.Engine, settings: Settings) -> None:
-    """Build the routable network now, so that the first coverage request does not wait for it."""
-    from gis_service.analysis.network import ensure_network
+    """Build the routable network and save its graph in the data folder now, before the workers start: they map
+    the one copy, and the first coverage request does not wait for it."""
+    from gis_service.analysis.network import ensure_network, keep_graphs_in
     from gis_service.analysis.travel import AnalysisSettings
 
+    keep_graphs_in(settings.data_dir / "network")
     with console.status("building the road network (pgRouting)"), engine.connect() as conn:
         ensure_network(conn, measure_srid=settings.measure_srid, settings=AnalysisSettings())
         conn.commit()

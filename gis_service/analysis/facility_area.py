@@ -75,28 +75,37 @@ def area_table(divisions: pd.DataFrame, centres: pd.DataFrame, settlement_househ
     return rows
 
 
-def read_inputs(conn: sa.Connection) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+def read_inputs(conn: sa.Connection, county: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Divisions, centres and settlement households of ``county`` (6-digit code), or of every county."""
+    prefix = {"prefix": f"{county or ''}%"}
     divisions = pd.DataFrame(conn.execute(sa.text(
-        "SELECT code, name, level, parent_code, households FROM admin_divisions WHERE valid_to IS NULL"
-    )).mappings().all(), columns=["code", "name", "level", "parent_code", "households"])
+        "SELECT code, name, level, parent_code, households FROM admin_divisions WHERE valid_to IS NULL "
+        "AND code LIKE :prefix"
+    ), prefix).mappings().all(), columns=["code", "name", "level", "parent_code", "households"])
     centres = pd.DataFrame(conn.execute(sa.text(
-        "SELECT division_code, floor_area_m2 FROM community_centres WHERE status = 'existing'"
-    )).mappings().all(), columns=["division_code", "floor_area_m2"])
+        "SELECT division_code, floor_area_m2 FROM community_centres WHERE status = 'existing' "
+        "AND (division_code LIKE :prefix OR (division_code IS NULL AND :prefix = '%'))"
+    ), prefix).mappings().all(), columns=["division_code", "floor_area_m2"])
     households = conn.execute(sa.text(
-        "SELECT village_code, sum(households) FROM settlements GROUP BY village_code")).all()
+        "SELECT village_code, sum(households) FROM settlements WHERE village_code LIKE :prefix "
+        "GROUP BY village_code"), prefix).all()
     series = pd.Series({code: int(n) for code, n in households}, dtype="int64")
     return divisions, centres, series
 
 
-def facility_area(conn: sa.Connection, *, level: str = "village",
+def facility_area(conn: sa.Connection, *, level: str = "village", county: str | None = None,
                   target: float = TARGET_M2_PER_100_HOUSEHOLDS) -> dict:
-    """Floor area of community service centres per 100 households for every unit of ``level``, with the units
-    below target and the total shortfall in m²."""
+    """Floor area of community service centres per 100 households for every unit of ``level`` (of ``county``, a
+    6-digit code, when given), with the units below target and the total shortfall in m²."""
+    from gis_service.analysis.network import check_county
+
     check_level(level)
-    rows = area_table(*read_inputs(conn), level=level, target=target)
+    county = check_county(county, conn)
+    rows = area_table(*read_inputs(conn, county), level=level, target=target)
     below = [r for r in rows if r["meets_target"] is False]
     return {
         "level": level,
+        "county": county,
         "target_m2_per_100_households": target,
         "units": rows,
         "totals": {

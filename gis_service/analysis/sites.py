@@ -35,29 +35,35 @@ def check_k(k: int) -> int:
 
 
 def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
-                     mode: str = "walk", k: int = 3, max_candidates: int = 3000, measure_srid: int = 4545,
-                     settings: AnalysisSettings | None = None, use_cache: bool = True,
+                     mode: str = "walk", k: int = 3, max_candidates: int = 3000, county: str | None = None,
+                     measure_srid: int = 4545, settings: AnalysisSettings | None = None, use_cache: bool = True,
                      on_progress: Callable[[int, int], None] | None = None) -> dict:
-    """``k`` suggested sites with the households and settlements each newly serves (in the order chosen)."""
+    """``k`` suggested sites with the households and settlements each newly serves (in the order chosen);
+    ``county`` (6-digit code): in that county, for its settlements."""
     settings = settings or AnalysisSettings()
     check_facilities(layer, kind)
+    county = net.check_county(county, conn)
     check_k(k)
     if not (1 <= max_candidates <= MAX_CANDIDATES):
         raise InvalidInputError(f"max_candidates must be between 1 and {MAX_CANDIDATES}; got {max_candidates}")
     travel = make_travel(settings, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
-    params = (layer, kind or None, travel.mode, travel.minutes, k, max_candidates,
+    params = (layer, kind or None, travel.mode, travel.minutes, k, max_candidates, county,
               tuple(sorted(travel.speeds_kmh_by_road_class.items())))
     key = ("site_suggestions", params) + network.key("roads", "settlements", "admin_divisions", layer)
 
     def compute() -> dict:
         started = time.perf_counter()
-        served = compute_served(conn, network, travel, layer=layer, kind=kind, method="network")
+        served = compute_served(conn, network, travel, layer=layer, kind=kind, method="network", county=county)
         unserved = served.settlements.subset(~served.served & (served.settlements.frame["households"] > 0))
         households = unserved.frame["households"].to_numpy(dtype=float)
         order = np.lexsort((unserved.frame["id"].to_numpy(), -households))[:max_candidates]
         candidates = unserved.subset(np.isin(np.arange(len(households)), order))
-        graph = network.graph
+        graph, candidate_points, unserved_points = network.graph, candidates.points, unserved.points
+        if county is not None:
+            region = net.county_region(network, county, [served.settlements, served.facilities], travel)
+            graph, candidate_points, unserved_points = (region.graph, region.local(candidates.points),
+                                                        region.local(unserved.points))
         s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
         done = [0]
 
@@ -68,7 +74,7 @@ def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: st
                 on_progress(done[0], len(candidates.frame))
 
         # 32 candidates per chunk: about 1 s of CPU at demo scale 10 when every search covers the whole network
-        cover = coverage_pairs(graph, s_per_m, candidates.points, unserved.points, travel.limit_s, chunk=32,
+        cover = coverage_pairs(graph, s_per_m, candidate_points, unserved_points, travel.limit_s, chunk=32,
                                on_chunk=progress)
         result = greedy_max_cover(cover, households, k)
         remaining = np.ones(len(households), dtype=bool)
@@ -90,7 +96,7 @@ def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: st
             })
         total_unserved = int(households.sum())
         return {
-            **travel.describe(), "layer": layer, "kind": kind or None, "method": "network", "k": k,
+            **travel.describe(), "layer": layer, "kind": kind or None, "method": "network", "k": k, "county": county,
             "candidates": len(candidates.frame), "candidate_sites": "unserved settlements",
             "unserved_households_before": total_unserved,
             "newly_served_households": int(result.total),

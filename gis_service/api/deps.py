@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -101,14 +105,108 @@ def staff_reader(request: Request, response: Response, conn: ConnectionDep,
 NEEDS_TOKEN = [Depends(staff_reader)]
 
 
-async def wait_for_network_build() -> None:
-    """While this process builds the road network (the start-up warm-up, or the first analysis after roads
-    changed), a request that needs it waits here, before it takes a session, so that the sessions stay free for
-    every other request. Use it in a route's ``dependencies``: FastAPI solves those before the endpoint's own."""
-    from gis_service.analysis.network import BUILD_GATE
+#: How long a request that needs the road network waits for a build before it is answered 503 with Retry-After:
+#: a build at demo scale 1 (2 s) is waited for; one at scale 10 (30 s) or of a province is not, so that no client
+#: waits past its own time-out (30 s for many) for an answer that would come too late.
+NETWORK_WAIT_S = 10
 
+
+async def wait_for_network_build(request: Request) -> None:
+    """Before a request that needs the road network takes a session: if the roads changed since the network was
+    built, or this process has not yet mapped the graph, start building or loading it in the background (one
+    thread per process; the tables themselves are built once, by whichever process takes the database's advisory
+    lock first), and wait for it at most NETWORK_WAIT_S, without a session, so that every other request goes on
+    being answered; then 503 with Retry-After. Use it in a route's ``dependencies``: FastAPI solves those before
+    the endpoint's own."""
+    from gis_service.analysis.network import BUILD_GATE, NetworkBuildingError
+
+    builder = _network_builder(request.app)
+    last_build_s = await builder.start_unless_ready()
+    waited = 0.0
     while BUILD_GATE.busy:
+        if waited >= NETWORK_WAIT_S:
+            raise NetworkBuildingError(max(5.0, last_build_s - waited))
         await anyio.sleep(0.1)
+        waited += 0.1
+
+
+#: A network found ready is taken as ready for this long without asking the database again (at most one query a
+#: second however many analyses arrive). A change to the roads within it is built by the analysis itself.
+READY_RECHECK_S = 1.0
+
+
+@dataclass
+class _NetworkBuilder:
+    """Builds (or loads) the road network in a background thread of this process, one build at a time."""
+
+    engine: sa.Engine
+    settings: Settings
+    thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    checking: anyio.Lock | None = None
+    ready_at: float = -math.inf
+    last_build_s: float = 0.0
+
+    async def start_unless_ready(self) -> float:
+        """Start a build unless one runs or the network is :meth:`ready` (asked by one request at a time, and
+        remembered for READY_RECHECK_S); return how long the last build took (seconds)."""
+        from gis_service.analysis.network import BUILD_GATE
+
+        if not BUILD_GATE.busy and time.monotonic() - self.ready_at < READY_RECHECK_S:
+            return self.last_build_s  # no await: under load every switch to another task costs milliseconds
+        if self.checking is None:  # made in the event loop, on first use
+            self.checking = anyio.Lock()
+        async with self.checking:
+            if BUILD_GATE.busy or time.monotonic() - self.ready_at < READY_RECHECK_S:
+                return self.last_build_s
+            ready, self.last_build_s = await anyio.to_thread.run_sync(self.ready)
+            if ready:
+                self.ready_at = time.monotonic()
+            else:
+                self.start()
+            return self.last_build_s
+
+    def _analysis_settings(self):
+        from gis_service.analysis.travel import AnalysisSettings
+
+        return AnalysisSettings()
+
+    def ready(self) -> tuple[bool, float]:
+        from gis_service.analysis.network import network_ready
+
+        with self.engine.connect() as conn:
+            return network_ready(conn, measure_srid=self.settings.measure_srid, settings=self._analysis_settings())
+
+    def start(self) -> None:
+        from gis_service.analysis.network import BUILD_GATE
+
+        with self.lock:
+            if self.thread is not None and self.thread.is_alive():
+                return
+            BUILD_GATE.begin()  # busy from now on, before the thread runs
+            self.thread = threading.Thread(target=self._build, name="network-build", daemon=True)
+            self.thread.start()
+
+    def _build(self) -> None:
+        from gis_service.analysis.network import BUILD_GATE, NoNetworkError, ensure_network
+
+        try:
+            with self.engine.connect() as conn:
+                ensure_network(conn, measure_srid=self.settings.measure_srid, settings=self._analysis_settings())
+                conn.commit()
+        except NoNetworkError:
+            pass  # the analysis itself says so (409)
+        except Exception:  # the analysis that follows meets the same failure and answers it
+            logging.getLogger(__name__).exception("building the road network failed")
+        finally:
+            BUILD_GATE.end()
+
+
+def _network_builder(app) -> _NetworkBuilder:
+    builder = getattr(app.state, "network_builder", None)
+    if builder is None:
+        builder = app.state.network_builder = _NetworkBuilder(app.state.engine, app.state.settings)
+    return builder
 
 
 #: ``dependencies=`` of the routes that measure along the roads (the analyses, the maps that show them).

@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     pg_bin_dir: Path | None = Field(default=None, description="Folder of initdb/pg_ctl; found when unset.")
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = Field(default=1, ge=1, le=64, description="Worker processes of `serve`; a supervisor replaces "
-                         "one that dies (also when there is only one).")
+    workers: int = Field(default_factory=lambda: min(64, os.cpu_count() or 1), ge=1, le=64,
+                         description="Worker processes of `serve` (default: one per core); a supervisor replaces one "
+                         "that dies (also when there is only one).")
     header_timeout_s: float = Field(default=10, gt=0, le=600, description="A connection that has not sent a "
                                     "request's whole head (request line and headers) this many seconds after "
                                     "connecting, or after the first byte of its next request, is closed (408).")

@@ -9,10 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.concurrency import run_in_threadpool
@@ -28,10 +34,12 @@ from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import check_server, connect, create_db_engine
 from gis_service.db.roles import prepare_database
+from gis_service.devserver import free_port, serve_workers
 from gis_service.layers import LAYERS
 from gis_service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "gis_service.cli"]
 NEAR_SEAT = [108.9930, 28.4490]  # inside 中和街道, near the county seat
 GEOJSON = {"Content-Type": "application/geo+json"}
 
@@ -253,3 +261,68 @@ def private_cluster(prefix: str, frames: dict, settings: Settings) -> Iterator[E
             cluster.stop()
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- `gis-service serve` in a subprocess ----------------------------------------------------------------------
+@dataclass
+class Served:
+    """A running `gis-service serve`: its URL, process and log (stdout and stderr)."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def workers(self) -> list[int]:
+        return serve_workers(self.process.pid)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def wait_for(condition: Callable[[], object], *, timeout_s: float, what: str, interval_s: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} within {timeout_s} s"
+        time.sleep(interval_s)
+
+
+def health_status(url: str, timeout_s: float = 2) -> int | None:
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout_s).status_code
+    except httpx.TransportError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Served]]:
+    """``serve(env, *args)``: start `gis-service serve` and wait until /health answers 200; stopped afterwards. Its
+    data folder (GIS_DATA_DIR, where it keeps the road graph) is a temporary one unless ``env`` names one."""
+    started: list[Served] = []
+
+    def start(env: dict[str, str], *args: str) -> Served:
+        port = free_port()
+        folder = tmp_path_factory.mktemp("serve")
+        log = folder / "serve.log"
+        environment = {**os.environ, "GIS_LOAD_DEMO": "false", "GIS_WARM_UP": "false",
+                       "GIS_DATA_DIR": str(folder / "data"), **env}
+        with log.open("w") as output:
+            process = subprocess.Popen([*CLI, "serve", "--port", str(port), *args], env=environment, cwd=REPO,
+                                       stdout=output, stderr=subprocess.STDOUT)
+        served = Served(f"http://127.0.0.1:{port}", process, log)
+        started.append(served)
+        wait_for(lambda: process.poll() is not None or health_status(served.url) == 200, timeout_s=120,
+                 what="serve answered /health", interval_s=0.3)
+        assert process.poll() is None, f"serve exited: {served.log_text()[-3000:]}"
+        return served
+
+    yield start
+    for served in started:
+        served.process.send_signal(signal.SIGTERM)
+        try:
+            served.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            served.process.kill()
+            served.process.wait()

@@ -121,7 +121,7 @@ def get_facility_area(
 @router.get("/indicators", summary="The plan's spatial indicators",
             description="Every spatial indicator of the civil-affairs plan (专栏1 and chapter 5): value, 2025 "
             "target, met or not, and the counts behind it, computed from the current data.",
-            responses=error_responses(503), dependencies=RUNS_ANALYSIS)
+            responses=ERRORS, dependencies=RUNS_ANALYSIS)
 def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
                    county: CountyQuery = None) -> dict:
     with time_budget(settings.analysis_timeout_s, advice="one county at a time (county=); try again when the "

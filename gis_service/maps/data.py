@@ -58,92 +58,106 @@ def _features(conn: sa.Connection, sql: str, params: dict) -> list[dict]:
     return features
 
 
+def _in_county(county: str | None, *, code: str | None = None, geom: str = "geom") -> str:
+    """SQL condition: in ``county`` (6 digits; bound as ``:county``): by a statistical ``code`` column (the county's
+    six digits first), or for what has none by lying in the county's bounding box (the GiST index serves it: what
+    a map of the county shows); TRUE for every county."""
+    if county is None:
+        return "TRUE"
+    if code is not None:
+        return f"left({code}, 6) = :county"
+    return (f"{geom} && (SELECT c.geom FROM admin_divisions c WHERE c.code = :county || '000000' "
+            f"AND c.valid_to IS NULL AND c.level = 'county')")
+
+
 def _display(column: str, tolerance_param: str) -> str:
     """SQL: ``column`` simplified by ``:tolerance_param`` metres in EPSG:``:srid``, as GeoJSON in EPSG:4326."""
     return (f"ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(ST_Transform({column}, :srid), "
             f":{tolerance_param}), 4326), {DECIMALS}) AS geojson")
 
 
-def divisions(conn: sa.Connection, *, level: str, measure_srid: int) -> list[dict]:
-    """Current divisions of ``level`` (county, township or village), simplified for display."""
+def divisions(conn: sa.Connection, *, level: str, measure_srid: int, county: str | None = None) -> list[dict]:
+    """Current divisions of ``level`` (county, township or village; of ``county`` when given), simplified for
+    display."""
     tolerance = {"county": COUNTY_TOLERANCE_M, "township": TOWNSHIP_TOLERANCE_M,
                  "village": VILLAGE_TOLERANCE_M}[level]
     return _features(conn, f"""
         SELECT code AS fid, code, name, kind, parent_code, households, population, urban_rural,
                {_display('geom', 'tol')}
-        FROM admin_divisions WHERE valid_to IS NULL AND level = :level ORDER BY code""",
-                     {"level": level, "srid": measure_srid, "tol": tolerance})
+        FROM admin_divisions WHERE valid_to IS NULL AND level = :level AND {_in_county(county, code='code')}
+        ORDER BY code""", {"level": level, "srid": measure_srid, "tol": tolerance, "county": county})
 
 
-def roads(conn: sa.Connection, *, measure_srid: int) -> list[dict]:
+def roads(conn: sa.Connection, *, measure_srid: int, county: str | None = None) -> list[dict]:
     """Roads merged per (standard name, class): one feature per named road, lengths in metres. Paths (小路) are
     merged per class into one feature: thousands of short named tracks would make the page slow to draw."""
     return _features(conn, f"""
         WITH merged AS (
             SELECT CASE WHEN road_class = 'path' THEN NULL ELSE name END AS name, road_class,
                    sum(length_m) AS length_m, count(*) AS segments, ST_LineMerge(ST_Collect(geom)) AS geom
-            FROM roads GROUP BY 1, road_class)
+            FROM roads WHERE {_in_county(county)} GROUP BY 1, road_class)
         SELECT row_number() OVER (ORDER BY road_class, name) AS fid, name, road_class,
                round(length_m::numeric)::float AS length_m, segments, {_display('geom', 'tol')}
-        FROM merged ORDER BY road_class, name""", {"srid": measure_srid, "tol": ROAD_TOLERANCE_M})
+        FROM merged ORDER BY road_class, name""", {"srid": measure_srid, "tol": ROAD_TOLERANCE_M, "county": county})
 
 
-def settlements(conn: sa.Connection) -> list[dict]:
-    """Every settlement: name, households, population, village and township codes."""
+def settlements(conn: sa.Connection, county: str | None = None) -> list[dict]:
+    """Every settlement (of ``county``): name, households, population, village and township codes."""
     return _features(conn, f"""
         SELECT s.id AS fid, s.id, s.name, s.households, s.population, s.village_code,
                v.name AS village_name, v.parent_code AS township_code,
                ST_AsGeoJSON(ST_Transform(s.geom, 4326), {DECIMALS}) AS geojson
         FROM settlements s LEFT JOIN admin_divisions v ON v.code = s.village_code AND v.valid_to IS NULL
-        ORDER BY s.id""", {})
+        WHERE {_in_county(county, code='s.village_code')} ORDER BY s.id""", {"county": county})
 
 
-def elder_care(conn: sa.Connection) -> list[dict]:
+def elder_care(conn: sa.Connection, county: str | None = None) -> list[dict]:
     return _features(conn, f"""
         SELECT id AS fid, id, name, kind, beds, nursing_beds, operator, comprehensive, rating, status,
                ST_AsGeoJSON(ST_Transform(geom, 4326), {DECIMALS}) AS geojson
-        FROM elder_care WHERE status <> 'closed' ORDER BY id""", {})
+        FROM elder_care WHERE status <> 'closed' AND {_in_county(county)} ORDER BY id""", {"county": county})
 
 
-def cemeteries(conn: sa.Connection) -> list[dict]:
+def cemeteries(conn: sa.Connection, county: str | None = None) -> list[dict]:
     return _features(conn, f"""
         SELECT id AS fid, id, name, kind, urban_rural, public_welfare, capacity, graves_used, status,
                ST_AsGeoJSON(ST_Transform(geom, 4326), {DECIMALS}) AS geojson
-        FROM cemeteries WHERE status <> 'closed' ORDER BY id""", {})
+        FROM cemeteries WHERE status <> 'closed' AND {_in_county(county)} ORDER BY id""", {"county": county})
 
 
-def community_centres(conn: sa.Connection) -> list[dict]:
+def community_centres(conn: sa.Connection, county: str | None = None) -> list[dict]:
     return _features(conn, f"""
         SELECT c.id AS fid, c.id, c.name, c.floor_area_m2, c.volunteer_point, c.minor_protection_station,
                c.division_code, v.name AS division_name, c.status,
                ST_AsGeoJSON(ST_Transform(c.geom, 4326), {DECIMALS}) AS geojson
         FROM community_centres c
         LEFT JOIN admin_divisions v ON v.code = c.division_code AND v.valid_to IS NULL
-        WHERE c.status <> 'closed' ORDER BY c.id""", {})
+        WHERE c.status <> 'closed' AND {_in_county(county, geom='c.geom')} ORDER BY c.id""", {"county": county})
 
 
-def boundary_lines(conn: sa.Connection, *, measure_srid: int) -> list[dict]:
+def boundary_lines(conn: sa.Connection, *, measure_srid: int, county: str | None = None) -> list[dict]:
     """Boundary lines with their marker counts and the latest inspection of any of their markers."""
     return _features(conn, f"""
         SELECT l.code AS fid, l.code, l.name, l.level, l.left_name, l.right_name, round(l.length_m)::float AS length_m,
                l.status, l.last_inspected,
                (SELECT count(*) FROM boundary_markers m WHERE m.line_code = l.code) AS markers,
                {_display('l.geom', 'tol')}
-        FROM boundary_lines l ORDER BY l.level, l.code""", {"srid": measure_srid, "tol": LINE_TOLERANCE_M})
+        FROM boundary_lines l WHERE {_in_county(county, geom='l.geom')} ORDER BY l.level, l.code""",
+                     {"srid": measure_srid, "tol": LINE_TOLERANCE_M, "county": county})
 
 
-def boundary_markers(conn: sa.Connection) -> list[dict]:
+def boundary_markers(conn: sa.Connection, county: str | None = None) -> list[dict]:
     """Boundary markers with their condition and their last inspection (date, notes). Not the inspector: the
     maps are open to anyone (and their files are passed around), and staff names are read with a token
     (GET .../inspections)."""
-    return _features(conn, """
+    return _features(conn, f"""
         SELECT m.id AS fid, m.number, m.marker_type, m.line_code, m.material, m.set_on, m.condition,
                coalesce(i.inspected_on, m.last_inspected) AS last_inspected, i.notes,
                ST_AsGeoJSON(ST_Transform(m.geom, 4326), 6) AS geojson
         FROM boundary_markers m
         LEFT JOIN LATERAL (SELECT inspected_on, notes FROM marker_inspections mi
                            WHERE mi.marker_id = m.id ORDER BY inspected_on DESC, id DESC LIMIT 1) i ON true
-        ORDER BY m.number""", {})
+        WHERE {_in_county(county, geom='m.geom')} ORDER BY m.number""", {"county": county})
 
 
 def simplify_lonlat(features: list[dict], *, tolerance_m: float, measure_srid: int,

@@ -20,6 +20,7 @@ from gis_service.api.openapi import install_openapi
 from gis_service.api.ratelimit import WriteRateLimiter
 from gis_service.api.security import DOCS_POLICY
 from gis_service.db.engine import READER_CHECKS
+from gis_service.ogc.tilecache import TileCache
 from gis_service.settings import Settings
 
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     )
     app.state.settings = settings
     app.state.write_limiter = WriteRateLimiter(settings.write_rate_per_minute)
+    app.state.tile_cache = TileCache(settings.data_dir / "tiles", max_bytes=settings.tile_cache_mb * 2**20)
     if engine is not None:
         app.state.engine = engine
     app.add_middleware(RequestContext, settings=settings, html_policies={

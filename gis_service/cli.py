@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gis_service.analysis.cli import analysis_app
 from gis_service.errors import GisServiceError, ImportRejected
 from gis_service.maps.cli import map_app
+from gis_service.ogc.cli import tiles_app
 from gis_service.settings import Settings, get_settings
 
 app = typer.Typer(help="GIS service for a county civil-affairs bureau.", no_args_is_help=True,
@@ -33,6 +34,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(analysis_app, name="analyse")
 app.add_typer(map_app, name="map")
+app.add_typer(tiles_app, name="tiles")
 
 console = Console(stderr=True)
 out = Console()

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     write_rate_per_minute: int = Field(default=300, ge=0, description="Changes one token may make per minute "
                                        "(429 beyond); 0 turns the limit off.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")
+    tile_cache_mb: int = Field(default=512, ge=0, description="Largest size of the vector tile cache in the data "
+                               "folder (DATA_DIR/tiles), in MB; 0 keeps no tiles.")
+    tile_max_age_s: int = Field(default=60, ge=0, le=86400, description="How long browsers and proxies may reuse a "
+                                "tile before they revalidate it (Cache-Control max-age; 304 when unchanged).")
     warm_up: bool = Field(default=True, description="At start-up, build the road network and import the map "
                           "library in the background.")
     map_basemap: Literal["none", "tianditu", "osm", "amap"] = Field(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gis_service.analysis.limits import TRIM_AFTER_GROWTH_MB, give_memory_back, resident_mb
 from gis_service.auth import Principal, authenticate
-from gis_service.db.engine import FAST_READS, MAX_SESSIONS
+from gis_service.db.engine import FAST_READS, MAX_SESSIONS, TILE_READS
 from gis_service.errors import GisServiceError
 from gis_service.settings import Settings
 
@@ -49,24 +49,15 @@ def get_connection(session: SessionDep) -> sa.Connection:
 ReadRunner = Callable[..., Awaitable[Any]]
 
 
-def _fast_read_limiter(app) -> anyio.CapacityLimiter:
-    limiter = getattr(app.state, "fast_read_limiter", None)
+def _limiter(app, name: str, limit: int) -> anyio.CapacityLimiter:
+    limiter = getattr(app.state, name, None)
     if limiter is None:  # made in the event loop, on first use
-        limiter = app.state.fast_read_limiter = anyio.CapacityLimiter(FAST_READS)
+        limiter = anyio.CapacityLimiter(limit)
+        setattr(app.state, name, limiter)
     return limiter
 
 
-async def get_read_runner(request: Request) -> ReadRunner:
-    """For the hottest reads (search, type-ahead): ``await read(work)`` runs ``work(conn)`` in one worker thread
-    with a connection of its own. A session dependency costs three thread-pool hops (open, connection, close),
-    about 2 ms of type-ahead's 10 ms budget, and waits behind slow requests for one of the MAX_SESSIONS
-    sessions. At most FAST_READS run at once; the pool keeps a connection for each. ``work`` gets a connection
-    without a transaction (no BEGIN and ROLLBACK round trips: for statements that need no ``SET LOCAL`` and no
-    consistency between them), or with ``transaction=True`` one inside a transaction that is rolled back.
-    Tests replace it with their own transaction."""
-    engine = request.app.state.engine
-    limiter = _fast_read_limiter(request.app)
-
+def _read_runner(engine: sa.Engine, limiter: anyio.CapacityLimiter) -> ReadRunner:
     async def read(work: Callable[[sa.Connection], Any], *, transaction: bool = False) -> Any:
         def in_thread() -> Any:
             if transaction:
@@ -80,9 +71,27 @@ async def get_read_runner(request: Request) -> ReadRunner:
     return read
 
 
+async def get_read_runner(request: Request) -> ReadRunner:
+    """For the hottest reads (search, type-ahead): ``await read(work)`` runs ``work(conn)`` in one worker thread
+    with a connection of its own. A session dependency costs three thread-pool hops (open, connection, close),
+    about 2 ms of type-ahead's 10 ms budget, and waits behind slow requests for one of the MAX_SESSIONS
+    sessions. At most FAST_READS run at once; the pool keeps a connection for each. ``work`` gets a connection
+    without a transaction (no BEGIN and ROLLBACK round trips: for statements that need no ``SET LOCAL`` and no
+    consistency between them), or with ``transaction=True`` one inside a transaction that is rolled back.
+    Tests replace it with their own transaction."""
+    return _read_runner(request.app.state.engine, _limiter(request.app, "fast_read_limiter", FAST_READS))
+
+
+async def get_tile_runner(request: Request) -> ReadRunner:
+    """For vector tiles: the same as :func:`get_read_runner`, with TILE_READS turns of their own, so that tiles
+    being rendered do not hold up type-ahead, nor type-ahead tiles. Tests replace it with their own transaction."""
+    return _read_runner(request.app.state.engine, _limiter(request.app, "tile_limiter", TILE_READS))
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnectionDep = Annotated[sa.Connection, Depends(get_connection)]
 ReadRunnerDep = Annotated[ReadRunner, Depends(get_read_runner)]
+TileRunnerDep = Annotated[ReadRunner, Depends(get_tile_runner)]
 
 #: Documents the bearer token (the ``bearer`` security scheme) on the operations that depend on it; the token
 #: itself is checked by :func:`gis_service.auth.authenticate`, whose messages say what is wrong with it.

@@ -21,6 +21,9 @@ MAX_SESSIONS = 10
 #: Searches and type-ahead at the same time (each takes a connection of its own, outside the sessions, so that a
 #: keystroke does not wait behind a slow tile or analysis; see ``get_read_runner``).
 FAST_READS = 6
+#: Vector tiles at the same time, each on a connection of its own outside the sessions: a kept tile costs one
+#: look-up of its layer's version, and rendering one must not make a keystroke wait either.
+TILE_READS = 6
 #: Reader-token checks (GIS_READ_REQUIRES_TOKEN) at the same time; each takes a connection of its own.
 READER_CHECKS = 4
 #: Connections beyond the sessions': one more per session (``ensure_network`` reads the committed roads version and
@@ -41,7 +44,7 @@ def create_db_engine(url: str, *, statement_timeout_s: float | None = None, **kw
     most ``FAST_READS`` searches a connection of their own; the pool keeps that many connections open and may add
     every extra one they and the background work may take, so a check-out never waits for another request.
     """
-    kwargs.setdefault("pool_size", MAX_SESSIONS + FAST_READS)
+    kwargs.setdefault("pool_size", MAX_SESSIONS + FAST_READS + TILE_READS)
     kwargs.setdefault("max_overflow", EXTRA_CONNECTIONS)
     # a server that does not answer (its host down) fails a request after this long (503) instead of holding it
     kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}

@@ -77,6 +77,12 @@ def simplify_tolerance_deg(z: int) -> float:
     return 360.0 / (2 ** z * EXTENT)
 
 
+#: The tile's envelope with its margin, cut at the edge of the world: at zoom 0-2 the margin crosses the
+#: antimeridian, and transformed to degrees such an envelope wrapped round to the other side (tile 1/1/0, the
+#: eastern hemisphere, selected the western one and came out empty).
+WORLD_CLIPPED_ENVELOPE = "ST_Intersection(ST_TileEnvelope(:z, :x, :y, margin => :margin), ST_TileEnvelope(0, 0, 0))"
+
+
 def tile_sql(layer: Layer, *, simplify: bool, z: int = DETAIL_ZOOM) -> str:
     geom = "geom"
     if simplify and layer.geometry_type != "Point":
@@ -85,7 +91,7 @@ def tile_sql(layer: Layer, *, simplify: bool, z: int = DETAIL_ZOOM) -> str:
     props = "".join(", " + _property_sql(f) for f in tile_fields(layer, z))
     return (
         "WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env, "
-        "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4490) AS env_storage) "
+        f"ST_Transform({WORLD_CLIPPED_ENVELOPE}, 4490) AS env_storage) "
         f"SELECT ST_AsMVT(mvt, :layer_name, {EXTENT}, 'mvt_geom', 'id') FROM ("
         f"SELECT id{props}, ST_AsMVTGeom(ST_Transform({geom}, 3857), bounds.env, {EXTENT}, {BUFFER}, true) "
         f"AS mvt_geom FROM {layer.table}, bounds WHERE geom && bounds.env_storage {where} OFFSET 0"

@@ -45,7 +45,24 @@ class Settings(BaseSettings):
         description="With GIS_DATABASE_URL: the URL of a role that may create databases and extensions (a superuser), "
         "for `db restore` and `db backup --verify`; the data itself is always written as GIS_DATABASE_URL's role.",
     )
+    # NoDecode: a comma-separated list in the environment, not JSON
+    database_read_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="postgresql+psycopg:// URLs of hot standbys of the database (streaming replication), "
+        "separated by commas: reads are spread over them and the primary; writes, and the reads that must see a "
+        "write, go to the primary.",
+    )
+    replica_max_lag_s: float = Field(default=5.0, gt=0, le=3600, description="A standby that has not caught up "
+                                     "with the primary for longer than this is not read from until it has.")
     data_dir: Path = Field(default_factory=default_data_dir, description="Folder of the embedded cluster.")
+    cluster_listen: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="The embedded cluster also listens on these TCP addresses (e.g. 10.0.0.5), for API "
+        "hosts and standbys on other machines; empty: its unix socket only.")
+    cluster_clients: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Networks (CIDR) allowed into the embedded cluster over TCP, as the service role and "
+        "as the replication role, each with its password.")
+    cluster_port: int = Field(default=5432, ge=1, le=65535, description="TCP port of the embedded cluster when it "
+                              "listens on GIS_CLUSTER_LISTEN.")
     pg_bin_dir: Path | None = Field(default=None, description="Folder of initdb/pg_ctl; found when unset.")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -114,6 +131,20 @@ class Settings(BaseSettings):
                              "e.g. postgresql+psycopg://user@host/db")
         return "postgresql+psycopg://" + value.split("://", 1)[1]
 
+    @field_validator("database_read_urls", mode="before")
+    @classmethod
+    def _read_urls(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value or ())
+        urls = []
+        for item in (str(i).strip() for i in items):
+            if not item:
+                continue
+            if not item.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+                raise ValueError(f"GIS_DATABASE_READ_URLS must list postgresql+psycopg:// URLs separated by commas; "
+                                 f"got {item.split('@')[-1]!r}")
+            urls.append("postgresql+psycopg://" + item.split("://", 1)[1])
+        return tuple(urls)
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
@@ -126,9 +157,15 @@ class Settings(BaseSettings):
                              f"https://gis.example.gov.cn; got {value!r}")
         return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("cluster_listen", mode="before")
     @classmethod
-    def _networks(cls, value: object) -> tuple[str, ...]:
+    def _addresses(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else list(value or ())
+        return tuple(item for item in (str(i).strip() for i in items) if item)
+
+    @field_validator("trusted_proxies", "cluster_clients", mode="before")
+    @classmethod
+    def _networks(cls, value: object, info: ValidationInfo) -> tuple[str, ...]:
         items = value.split(",") if isinstance(value, str) else list(value or ())
         networks = []
         for item in (str(i).strip() for i in items):
@@ -137,7 +174,7 @@ class Settings(BaseSettings):
             try:
                 networks.append(str(ipaddress.ip_network(item, strict=False)))
             except ValueError:
-                raise ValueError(f"GIS_TRUSTED_PROXIES must list IP addresses or networks (10.0.0.5, "
+                raise ValueError(f"GIS_{info.field_name.upper()} must list IP addresses or networks (10.0.0.5, "
                                  f"10.0.0.0/24, ::1), separated by commas; {item!r} is neither") from None
         return tuple(networks)
 

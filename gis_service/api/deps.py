@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from gis_service.analysis.limits import TRIM_AFTER_GROWTH_MB, give_memory_back, resident_mb
 from gis_service.auth import Principal, authenticate
 from gis_service.db.engine import FAST_READS, MAX_SESSIONS, TILE_READS
+from gis_service.db.replicas import PRIMARY_READS, ReadRouter
 from gis_service.errors import GisServiceError
 from gis_service.settings import Settings
 
@@ -28,11 +29,47 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def read_engine(request: Request) -> sa.Engine:
+    """The engine of this request: the primary for writes, for the reads that must see a write
+    (:data:`~gis_service.db.replicas.PRIMARY_READS`) and for a read sent again after a standby failed it; else the
+    primary or a standby, in turn (:class:`~gis_service.db.replicas.ReadRouter`)."""
+    router: ReadRouter = request.app.state.read_router
+    state = request.scope.setdefault("state", {})
+    route = request.scope.get("route")
+    if (request.method not in ("GET", "HEAD") or state.get("primary_only") or not router.standbys
+            or (route is not None and route.path in PRIMARY_READS)):
+        return router.primary
+    engine, standby = router.engine_for_read()
+    if standby is not None:
+        state["read_from_standby"], state["read_router"] = standby, router
+    return engine
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """A session per request. Writes call ``session.commit()`` before answering; anything not committed is
-    rolled back when the request ends. (Tests bind it to their own transaction with savepoints.)"""
-    with Session(request.app.state.engine) as session:
+    """A session per request, on :func:`read_engine`'s engine. Writes call ``session.commit()`` before answering
+    (which sends this host's reads to the primary until the standbys have it); anything not committed is rolled
+    back when the request ends. (Tests bind it to their own transaction with savepoints.)"""
+    session = Session(read_engine(request))
+    session.info["read_router"] = request.app.state.read_router
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except sa.exc.DBAPIError as exc:
+            # the database went away after the answer was made (a standby killed, a restart): the connection is
+            # gone with it, and the answer must not be lost to a failed ROLLBACK (the pool replaces the connection)
+            from gis_service.api.middleware import database_away
+
+            if not database_away(exc):
+                raise
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _note_write(session: Session) -> None:
+    router = session.info.get("read_router")
+    if router is not None:
+        router.note_write()
 
 
 #: At most MAX_SESSIONS requests hold a session (and its connection) at once; the pool is sized for them
@@ -57,14 +94,29 @@ def _limiter(app, name: str, limit: int) -> anyio.CapacityLimiter:
     return limiter
 
 
-def _read_runner(engine: sa.Engine, limiter: anyio.CapacityLimiter) -> ReadRunner:
+def _read_runner(request: Request, limiter: anyio.CapacityLimiter) -> ReadRunner:
+    router: ReadRouter = request.app.state.read_router
+    primary_only = request.scope.get("state", {}).get("primary_only", False)
+
     async def read(work: Callable[[sa.Connection], Any], *, transaction: bool = False) -> Any:
-        def in_thread() -> Any:
+        def run(engine: sa.Engine) -> Any:
             if transaction:
                 with engine.connect() as conn, conn.begin():
                     return work(conn)
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 return work(conn)
+
+        def in_thread() -> Any:
+            engine, standby = (router.primary, None) if primary_only else router.engine_for_read()
+            try:
+                return run(engine)
+            except sa.exc.DBAPIError as exc:
+                from gis_service.api.middleware import database_away
+
+                if standby is None or not database_away(exc):
+                    raise
+                router.mark_down(standby, "it failed a read (answered again from the primary)")
+                return run(router.primary)
 
         return await anyio.to_thread.run_sync(in_thread, limiter=limiter)
 
@@ -79,13 +131,13 @@ async def get_read_runner(request: Request) -> ReadRunner:
     without a transaction (no BEGIN and ROLLBACK round trips: for statements that need no ``SET LOCAL`` and no
     consistency between them), or with ``transaction=True`` one inside a transaction that is rolled back.
     Tests replace it with their own transaction."""
-    return _read_runner(request.app.state.engine, _limiter(request.app, "fast_read_limiter", FAST_READS))
+    return _read_runner(request, _limiter(request.app, "fast_read_limiter", FAST_READS))
 
 
 async def get_tile_runner(request: Request) -> ReadRunner:
     """For vector tiles: the same as :func:`get_read_runner`, with TILE_READS turns of their own, so that tiles
     being rendered do not hold up type-ahead, nor type-ahead tiles. Tests replace it with their own transaction."""
-    return _read_runner(request.app.state.engine, _limiter(request.app, "tile_limiter", TILE_READS))
+    return _read_runner(request, _limiter(request.app, "tile_limiter", TILE_READS))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

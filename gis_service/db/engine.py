@@ -10,7 +10,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from gis_service.db.cluster import EmbeddedCluster
+from gis_service.db.cluster import embedded_cluster
 from gis_service.db.roles import REQUIRED_EXTENSIONS
 from gis_service.errors import SetupError
 from gis_service.settings import Settings
@@ -63,7 +63,7 @@ def provisioned(settings: Settings) -> Iterator[str]:
     created where the role may.
     """
     if settings.embedded:
-        cluster = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+        cluster = embedded_cluster(settings)
         with cluster.running():
             yield cluster.url()
     else:
@@ -75,7 +75,7 @@ def admin_url(settings: Settings) -> str | None:
     """URL of the role for set-up work the service role may not do (creating, renaming and dropping databases,
     creating extensions): the embedded cluster's superuser, or GIS_ADMIN_DATABASE_URL (None when unset)."""
     if settings.embedded:
-        return EmbeddedCluster(settings.data_dir, settings.pg_bin_dir).admin_url()
+        return embedded_cluster(settings).admin_url()
     return settings.admin_database_url
 
 
@@ -86,7 +86,7 @@ def upgrade_schema(settings: Settings, url: str, revision: str = "head") -> None
 
     migrate.upgrade(url, revision)
     if settings.embedded:
-        EmbeddedCluster(settings.data_dir, settings.pg_bin_dir).seal_audit_log()
+        embedded_cluster(settings).seal_audit_log()
 
 
 def downgrade_schema(settings: Settings, url: str, revision: str) -> None:
@@ -97,7 +97,7 @@ def downgrade_schema(settings: Settings, url: str, revision: str) -> None:
     if not settings.embedded:
         migrate.downgrade(url, revision)
         return
-    cluster = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+    cluster = embedded_cluster(settings)
     cluster.unseal_audit_log()
     try:
         migrate.downgrade(url, revision)

@@ -79,11 +79,15 @@ class Settings(BaseSettings):
     max_connections: int = Field(default=1000, ge=1, description="Open connections per worker. Beyond it a new "
                                  "connection pushes out the one waiting longest for a request, or is refused (503) "
                                  "when all are busy.")
-    county_code: str = Field(default="500241", description="6-digit code of the county the service holds.")
+    county_code: str = Field(default="500241", description="6-digit code of the county the service holds, or of a "
+                             "prefecture (500100) or province (500000) for a database of several counties: features "
+                             "must lie in it.")
     measure_srid: int = Field(default=4545, description="Projected CRS for lengths, areas and distances.")
     load_demo: bool = Field(default=True, description="Load the demo county when the database is empty.")
     demo_scale: int = Field(default=1, ge=1, le=100)
     demo_seed: int = 20261129
+    demo_counties: int = Field(default=1, ge=1, le=99, description="Demo counties side by side (the real Xiushan "
+                               "and synthetic copies): a province in one database.")
     log_level: str = "info"
     read_requires_token: bool = Field(default=False, description="Reading needs a bearer token too (any role); "
                                       "by default reading is open and only writing needs one.")

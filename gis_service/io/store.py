@@ -38,15 +38,45 @@ class WriteResult:
     problems: list[RowProblem] = field(default_factory=list)
 
 
+def county_prefix(county_code: str) -> str:
+    """The statistical-code prefix of the counties ``county_code`` stands for: a county's own six digits, or a
+    prefecture's four (``500100``) or a province's two (``500000``) for a database holding several counties."""
+    code = county_code[:6]
+    if code.endswith("0000"):
+        return code[:2]
+    if code.endswith("00"):
+        return code[:4]
+    return code
+
+
+#: County outlines grown by the tolerance, per (database, prefix, SRID, admin_divisions data version): a province's
+#: union of forty outlines takes a second to grow, and every write checks against it.
+_AREAS: dict[tuple, BaseGeometry | None] = {}
+
+
 def county_area(conn: sa.Connection, *, county_code: str, measure_srid: int) -> BaseGeometry | None:
-    """The county outline grown by COUNTY_TOLERANCE_M, in EPSG:4490: from the database, else the bundled file."""
+    """The outline grown by COUNTY_TOLERANCE_M, in EPSG:4490, of the county ``county_code`` names, or of every county
+    under a province or prefecture code (see :func:`county_prefix`): from the database, else the bundled file."""
+    prefix = county_prefix(county_code)
+    database, version = conn.execute(sa.text(
+        "SELECT (SELECT instance_id::text FROM network_state), version FROM data_versions "
+        "WHERE table_name = 'admin_divisions'")).one()
+    key = (database, prefix, measure_srid, version)
+    if key in _AREAS:
+        return _AREAS[key]
     wkb = conn.execute(sa.text(
-        "SELECT ST_AsBinary(ST_Transform(ST_Buffer(ST_Transform(geom, :srid), :tol), 4490)) FROM admin_divisions "
-        "WHERE level = 'county' AND valid_to IS NULL AND code = :code"
-    ), {"srid": measure_srid, "tol": COUNTY_TOLERANCE_M, "code": county_code.ljust(12, "0")}).scalar()
-    if wkb is not None:
-        return shapely.from_wkb(bytes(wkb))
-    bundled = BUNDLED_OUTLINES.get(county_code[:6])
+        "SELECT ST_AsBinary(ST_Transform(ST_Buffer(ST_Transform(ST_Union(geom), :srid), :tol), 4490)) "
+        "FROM admin_divisions WHERE level = 'county' AND valid_to IS NULL AND code LIKE :prefix"
+    ), {"srid": measure_srid, "tol": COUNTY_TOLERANCE_M, "prefix": f"{prefix}%"}).scalar()
+    area = shapely.from_wkb(bytes(wkb)) if wkb is not None else _bundled_area(prefix, measure_srid)
+    if len(_AREAS) > 16:
+        _AREAS.clear()
+    _AREAS[key] = area
+    return area
+
+
+def _bundled_area(prefix: str, measure_srid: int) -> BaseGeometry | None:
+    bundled = BUNDLED_OUTLINES.get(prefix)
     if bundled is None or not bundled.exists():
         return None
     outline = gpd.read_file(bundled).set_crs(STORAGE_SRID, allow_override=True)

@@ -114,13 +114,12 @@ def _start_warm_up(engine: sa.Engine, settings: Settings) -> None:
 def _warm_up(engine: sa.Engine, settings: Settings) -> None:
     try:
         importlib.import_module("folium")
-        from gis_service.analysis.network import ensure_network
+        from gis_service.analysis.network import ensure_network_if_roads
         from gis_service.analysis.travel import AnalysisSettings
 
         with engine.connect() as conn:
-            if conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM roads)")).scalar():
-                ensure_network(conn, measure_srid=settings.measure_srid, settings=AnalysisSettings())
-                conn.commit()
+            ensure_network_if_roads(conn, measure_srid=settings.measure_srid, settings=AnalysisSettings())
+            conn.commit()
     except Exception:  # a warm-up must never take the service down; the first request will say what is wrong
         logging.getLogger(__name__).exception("warm-up failed")
 

@@ -1,11 +1,9 @@
 """Bearer tokens and roles: who may change which layer.
 
-A token is shown once, when it is created; the database keeps only its SHA-256 hash. Roles:
-
-- ``inspector``: boundary lines, boundary markers and their inspections;
-- ``placename``: place names and roads;
-- ``planner``: facilities, settlements, and the figures (households, population) of divisions;
-- ``admin``: everything, including tokens.
+A token is shown once, when it is created; the database keeps only its SHA-256 hash. Which role changes what is
+each layer's to say (``Layer.writers``): today inspectors change the boundary lines and markers (and record
+inspections), place-name staff the place names and roads, planners the facilities, the settlements and the figures
+(households, population) of divisions, and ``admin`` everything, tokens included.
 """
 
 from __future__ import annotations
@@ -17,40 +15,16 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
+from gis_service.errors import AuthenticationRequired, Forbidden, InvalidInputError, NotFoundError
+from gis_service.layers import layers_written_by
+from gis_service.layers.base import ROLES, Layer
+from gis_service.store import tokens
 
-ROLES = ("inspector", "placename", "planner", "admin")
 TOKEN_PREFIX = "gis_"
 #: A token's life unless told otherwise: a year, so that a forgotten token stops working by itself.
 DEFAULT_TOKEN_DAYS = 365
 #: The longest life a token may be given in days (``never`` is asked for separately).
 MAX_TOKEN_DAYS = 3650
-
-#: Layers each role may change. Divisions are special: planners may change only their figures.
-ROLE_LAYERS: dict[str, frozenset[str]] = {
-    "inspector": frozenset({"boundary_lines", "boundary_markers"}),
-    "placename": frozenset({"place_names", "roads"}),
-    "planner": frozenset({"settlements", "cemeteries", "elder_care", "community_centres", "admin_divisions"}),
-}
-#: Fields of admin_divisions a planner may change.
-PLANNER_DIVISION_FIELDS = frozenset({"households", "population"})
-
-
-class AuthenticationRequired(GisServiceError):
-    """401, with the ``WWW-Authenticate`` challenge RFC 6750 asks for (``invalid_token`` when one was sent)."""
-
-    status_code = 401
-
-    def __init__(self, message: str = "this request needs a bearer token: send 'Authorization: Bearer <token>' "
-                 "(create one with `gis-service token create --role ROLE --name NAME`)", *, token_sent: bool = False):
-        super().__init__(message)
-        self.headers = {"WWW-Authenticate": 'Bearer realm="gis-service"' +
-                        (', error="invalid_token"' if token_sent else "")}
-
-
-class Forbidden(GisServiceError):
-    status_code = 403
-
 
 @dataclass(frozen=True)
 class Principal:
@@ -60,21 +34,19 @@ class Principal:
     name: str
     role: str
 
-    def may_change(self, layer_id: str, fields: set[str] | None = None) -> bool:
-        if self.role == "admin":
-            return True
-        if layer_id not in ROLE_LAYERS.get(self.role, frozenset()):
-            return False
-        if layer_id == "admin_divisions":
-            return fields is not None and fields <= PLANNER_DIVISION_FIELDS
-        return True
+    def may_change(self, layer: Layer, fields: set[str] | None = None) -> bool:
+        """Whether this principal may change ``fields`` of a feature of ``layer`` (None: create or delete it)."""
+        return layer.may_be_changed_by(self.role, fields)
 
-    def require(self, layer_id: str, fields: set[str] | None = None) -> None:
-        if not self.may_change(layer_id, fields):
-            if layer_id == "admin_divisions" and self.role == "planner":
-                raise Forbidden("role planner may change only the households and population of divisions")
-            allowed = ", ".join(sorted(ROLE_LAYERS.get(self.role, ()))) or "nothing"
-            raise Forbidden(f"role {self.role} may not change {layer_id}; it may change: {allowed}")
+    def require(self, layer: Layer, fields: set[str] | None = None) -> None:
+        """Forbidden (403) unless :meth:`may_change`; the message says what the role may change instead."""
+        if self.may_change(layer, fields):
+            return
+        only = layer.writers.get(self.role)
+        if only is not None:
+            raise Forbidden(f"role {self.role} may change only the {' and '.join(sorted(only))} of {layer.id}")
+        allowed = ", ".join(sorted(layers_written_by(self.role))) or "nothing"
+        raise Forbidden(f"role {self.role} may not change {layer.id}; it may change: {allowed}")
 
 
 def hash_token(token: str) -> str:
@@ -96,9 +68,7 @@ def create_token(conn: sa.Connection, *, role: str, name: str,
         if not 1 <= expires_days <= MAX_TOKEN_DAYS:
             raise InvalidInputError(f"a token lives 1 to {MAX_TOKEN_DAYS:,} days; got {expires_days}")
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_days)
-    token_id = conn.execute(sa.text(
-        "INSERT INTO api_tokens (name, role, token_hash, expires_at) VALUES (:n, :r, :h, :e) RETURNING id"),
-        {"n": name, "r": role, "h": hash_token(token), "e": expires}).scalar_one()
+    token_id = tokens.insert_token(conn, name=name, role=role, token_hash=hash_token(token), expires_at=expires)
     return token_id, token
 
 
@@ -120,18 +90,13 @@ def parse_expiry(text: str, *, never_allowed: bool) -> int | None:
 
 
 def list_tokens(conn: sa.Connection) -> list[dict]:
-    rows = conn.execute(sa.text(
-        "SELECT id, name, role, created_at, expires_at, revoked_at, last_used_at FROM api_tokens ORDER BY id"))
-    return [dict(row._mapping) for row in rows]
+    """Every token's id, holder, role and dates (never the token)."""
+    return tokens.list_tokens(conn)
 
 
 def revoke_token(conn: sa.Connection, token_id: int) -> None:
-    revoked = conn.execute(sa.text(
-        "UPDATE api_tokens SET revoked_at = now() WHERE id = :id AND revoked_at IS NULL RETURNING id"),
-        {"id": token_id}).scalar()
-    if revoked is None:
-        exists = conn.execute(sa.text("SELECT 1 FROM api_tokens WHERE id = :id"), {"id": token_id}).scalar()
-        raise (InvalidInputError(f"token {token_id} is already revoked") if exists
+    if not tokens.revoke(conn, token_id):
+        raise (InvalidInputError(f"token {token_id} is already revoked") if tokens.token_exists(conn, token_id)
                else NotFoundError(f"no token has the id {token_id}"))
 
 
@@ -142,9 +107,7 @@ def authenticate(conn: sa.Connection, authorization: str | None) -> Principal:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationRequired("the Authorization header must be 'Bearer <token>'")
-    row = conn.execute(sa.text(
-        "SELECT id, name, role, revoked_at, expires_at, last_used_at >= now() - interval '1 minute' AS recent "
-        "FROM api_tokens WHERE token_hash = :h"), {"h": hash_token(token.strip())}).one_or_none()
+    row = tokens.find_by_hash(conn, hash_token(token.strip()))
     if row is None:
         raise AuthenticationRequired("the bearer token is not known", token_sent=True)
     if row.revoked_at is not None:
@@ -157,5 +120,5 @@ def authenticate(conn: sa.Connection, authorization: str | None) -> Principal:
     if not row.recent:
         # to the minute: updating the row on every request would make all requests with one token wait for
         # each other's transactions (the row stays locked until each commits)
-        conn.execute(sa.text("UPDATE api_tokens SET last_used_at = now() WHERE id = :id"), {"id": row.id})
+        tokens.mark_used(conn, row.id)
     return Principal(token_id=row.id, name=row.name, role=row.role)

@@ -2,13 +2,14 @@
 
 Every change is checked exactly as an import is (geometry valid, of the right type, inside the county; fields
 known and well-formed; codes existing), needs the feature's current ETag (``If-Match``) unless it creates one,
-and lands in ``audit_log`` in the same transaction, with the feature before and after.
+and lands in ``audit_log`` in the same transaction, with the feature before and after. What a layer does on a
+change is the layer's to say: its pinyin generated from the name (``layer.spelling``), what a rename keeps
+(``layer.on_rename``). The statements are :mod:`gis_service.store`'s.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from dataclasses import dataclass
 
@@ -19,22 +20,22 @@ import sqlalchemy as sa
 from pyproj import CRS
 
 from gis_service.auth import Principal
-from gis_service.errors import GisServiceError, ImportRejected, InvalidInputError, NotFoundError
-from gis_service.io.store import load_context
+from gis_service.errors import (
+    ImportRejected,
+    InvalidInputError,
+    NotFoundError,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from gis_service.io.layers_io import county_area
 from gis_service.io.validate import text_problem, validate_frame
-from gis_service.layers.base import Layer
+from gis_service.layers import get_layer
+from gis_service.layers.base import AppendFormerName, KeepFormerRecord, Layer
 from gis_service.pinyin import romanize
 from gis_service.settings import STORAGE_SRID, Settings
+from gis_service.store import audit, features, inspections
 
 CRS84 = CRS.from_user_input("OGC:CRS84")
-
-
-class PreconditionRequired(GisServiceError):
-    status_code = 428
-
-
-class PreconditionFailed(GisServiceError):
-    status_code = 412
 
 
 @dataclass(frozen=True)
@@ -128,32 +129,18 @@ def _nests_positions(value: object, depth: int) -> bool:
     return all(_nests_positions(item, depth - 1) for item in value)
 
 
-# -- SQL helpers -------------------------------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------------------------------------
 
 def snapshot(conn: sa.Connection, layer: Layer, feature_id: int, *, lock: bool = False) -> dict | None:
     """The feature as stored (properties, version and GeoJSON geometry in EPSG:4326), or None."""
-    sql = (f"SELECT (to_jsonb(t) - 'geom') || jsonb_build_object('geometry', "
-           f"ST_AsGeoJSON(ST_Transform(t.geom, 4326), 7)::jsonb) FROM {layer.table} t WHERE t.id = :id")
-    row = conn.execute(sa.text(sql + (" FOR UPDATE" if lock else "")), {"id": feature_id}).scalar()
-    return row
-
-
-def _as_user(conn: sa.Connection, principal: Principal) -> None:
-    """Name the person in the transaction, for the database's own change logs (place_name_events)."""
-    conn.execute(sa.text("SELECT set_config('gis.user', :user, true)"), {"user": principal.name})
+    return features.snapshot(conn, layer, feature_id, lock=lock)
 
 
 def _audit(conn: sa.Connection, principal: Principal, layer: Layer, feature_id: int, action: str,
            version: int | None, before: dict | None, after: dict | None, request_id: str | None) -> None:
-    conn.execute(sa.text(
-        "INSERT INTO audit_log (token_id, actor, role, layer, feature_id, action, version, before, after, "
-        "request_id) VALUES (:token, :actor, :role, :layer, :fid, :action, :version, "
-        "CAST(:before AS jsonb), CAST(:after AS jsonb), :rid)"),
-        {"token": principal.token_id, "actor": principal.name, "role": principal.role, "layer": layer.id,
-         "fid": feature_id, "action": action, "version": version,
-         "before": None if before is None else json.dumps(before, ensure_ascii=False, default=str),
-         "after": None if after is None else json.dumps(after, ensure_ascii=False, default=str),
-         "rid": request_id})
+    audit.record_change(conn, token_id=principal.token_id, actor=principal.name, role=principal.role,
+                        layer_id=layer.id, feature_id=feature_id, action=action, version=version, before=before,
+                        after=after, request_id=request_id)
 
 
 def _checked_row(conn: sa.Connection, layer: Layer, frame: gpd.GeoDataFrame, settings: Settings,
@@ -161,9 +148,10 @@ def _checked_row(conn: sa.Connection, layer: Layer, frame: gpd.GeoDataFrame, set
     """Validate a one-row frame as an import would; the feature's own values do not clash with themselves."""
     if "id" in frame.columns:
         frame = frame.drop(columns=["id"])
-    context = load_context(conn, layer, frame, county_code=settings.county_code, measure_srid=settings.measure_srid)
+    context = features.validation_context(conn, layer, frame, county_area(
+        conn, county_code=settings.county_code, measure_srid=settings.measure_srid))
     if own_id is not None:
-        own = conn.execute(sa.text(f"SELECT * FROM {layer.table} WHERE id = :id"), {"id": own_id}).mappings().one()
+        own = features.stored_values(conn, layer, own_id)
         for name, taken in context.taken.items():
             taken.discard(own[name])
         context.existing_ids.discard(own_id)
@@ -171,17 +159,6 @@ def _checked_row(conn: sa.Connection, layer: Layer, frame: gpd.GeoDataFrame, set
     if problems:
         raise ImportRejected(layer.id, problems, 1)
     return rows.iloc[0].to_dict()
-
-
-def _write_params(layer: Layer, row: dict, settings: Settings) -> tuple[list[str], dict]:
-    names = [f.name for f in layer.writable_fields]
-    params = {name: row[name] for name in names}
-    params["geom"] = shapely.to_wkb(shapely.set_srid(row["geom"], STORAGE_SRID), include_srid=True)
-    if layer.get_field("length_m") is not None:
-        projected = gpd.GeoSeries([row["geom"]], crs=STORAGE_SRID).to_crs(settings.measure_srid)
-        params["length_m"] = round(float(projected.length.iloc[0]), 2)
-        names = [*names, "length_m"]
-    return names, params
 
 
 #: One or more entity tags, as HTTP writes them: "tag", W/"tag", separated by commas.
@@ -207,17 +184,14 @@ def _check_if_match(layer: Layer, feature_id: int, current_version: int, if_matc
 def create_feature(conn: sa.Connection, layer: Layer, body: object, *, principal: Principal, settings: Settings,
                    crs: CRS = CRS84, request_id: str | None = None) -> Change:
     frame = feature_frame(body, crs=crs)
-    principal.require(layer.id, set(frame.columns) - {"geometry"})
+    principal.require(layer, set(frame.columns) - {"geometry"})
     row = _checked_row(conn, layer, frame, settings, own_id=None)
-    if layer.id in ("place_names", "roads") and row.get("pinyin") is None:
-        row["pinyin"] = romanize(row["name"])
-    _as_user(conn, principal)
-    names, params = _write_params(layer, row, settings)
-    values = ", ".join(f":{n}" for n in names)
-    feature_id, version = conn.execute(sa.text(
-        f"INSERT INTO {layer.table} ({', '.join(names)}, geom) VALUES ({values}, ST_GeomFromEWKB(:geom)) "
-        f"RETURNING id, version"), params).one()
-    conn.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
+    spelling = layer.spelling
+    if spelling is not None and row.get(spelling.field) is None:
+        row[spelling.field] = romanize(row[spelling.source])
+    audit.name_the_writer(conn, principal.name)
+    feature_id, version = features.insert_feature(conn, layer, row, measure_srid=settings.measure_srid)
+    features.check_constraints_now(conn)
     _audit(conn, principal, layer, feature_id, "create", version, None, snapshot(conn, layer, feature_id),
            request_id)
     return Change(feature_id, version)
@@ -230,82 +204,77 @@ def update_feature(conn: sa.Connection, layer: Layer, feature_id: int, body: obj
     change)."""
     frame = feature_frame(body, crs=crs, geometry_required=not partial)
     given = set(frame.columns) - {"geometry"}
-    principal.require(layer.id, given | ({"geometry"} if frame.geometry.iloc[0] is not None else set()))
+    principal.require(layer, given | ({"geometry"} if frame.geometry.iloc[0] is not None else set()))
     before = snapshot(conn, layer, feature_id, lock=True)
     if before is None:
         raise NotFoundError(f"{layer.id} has no feature {feature_id}")
     _check_if_match(layer, feature_id, before["version"], if_match)
     if partial:
-        stored = gpd.GeoDataFrame.from_postgis(sa.text(
-            f"SELECT {', '.join(f.name for f in layer.writable_fields)}, geom FROM {layer.table} WHERE id = :id"),
-            conn, geom_col="geom", params={"id": feature_id}, crs=STORAGE_SRID)
+        stored = features.stored_frame(conn, layer, feature_id)
         for name in given:
             stored[name] = frame[name].values
         if frame.geometry.iloc[0] is not None:
             stored = stored.set_geometry(frame.geometry.values, crs=STORAGE_SRID)
         frame = stored
     row = _checked_row(conn, layer, frame, settings, own_id=feature_id)
-    _as_user(conn, principal)
-    renamed = layer.id in ("place_names", "roads") and row["name"] != before["name"]
-    if renamed and "pinyin" not in given:
-        row["pinyin"] = romanize(row["name"])  # the old spelling spelled the old name
-    if renamed and layer.id == "place_names":
-        if "pinyin_manual" not in given:
-            row["pinyin_manual"] = None
-        _keep_former_name(conn, principal, feature_id, before, row, request_id)
-    if renamed and layer.id == "roads" and before["name"] not in (row["former_names"] or []):
-        row["former_names"] = [*(row["former_names"] or []), before["name"]]
-    names, params = _write_params(layer, row, settings)
-    assignments = ", ".join(f"{n} = :{n}" for n in names)
-    params.update(id=feature_id, version=before["version"])
-    version = conn.execute(sa.text(
-        f"UPDATE {layer.table} SET {assignments}, geom = ST_GeomFromEWKB(:geom) "
-        f"WHERE id = :id AND version = :version RETURNING version"), params).scalar()
+    audit.name_the_writer(conn, principal.name)
+    _apply_rename(conn, principal, layer, feature_id, before, row, given, request_id)
+    version = features.update_feature(conn, layer, feature_id, before["version"], row,
+                                      measure_srid=settings.measure_srid)
     if version is None:  # cannot happen under the row lock, but never lose an update silently
         raise PreconditionFailed(f"{layer.id}/{feature_id} changed while it was being written; GET it again")
-    conn.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
+    features.check_constraints_now(conn)
     _audit(conn, principal, layer, feature_id, "update", version, before, snapshot(conn, layer, feature_id),
            request_id)
     return Change(feature_id, version)
 
 
-def _keep_former_name(conn: sa.Connection, principal: Principal, feature_id: int, before: dict, row: dict,
-                      request_id: str | None) -> None:
-    """A renamed place name keeps its id; its old name becomes a historical record pointing at it, and the
-    history says when. (地名更名: the old name stays findable and answers the new one.)"""
-    if before["status"] != "current":
+def _apply_rename(conn: sa.Connection, principal: Principal, layer: Layer, feature_id: int, before: dict, row: dict,
+                  given: set[str], request_id: str | None) -> None:
+    """What a change of the feature's name does, as the layer says: its generated spelling follows the new name
+    (unless the change sets one), and the old name is kept (``layer.on_rename``)."""
+    spelling = layer.spelling
+    source = spelling.source if spelling else layer.label_field
+    if row[source] == before[source]:
         return
-    former_id = conn.execute(sa.text(
-        "INSERT INTO place_names (name, pinyin, pinyin_manual, category, division_code, meaning, origin, history, "
-        "status, successor_id, heritage_listed, data_source, geom) "
-        "SELECT name, pinyin, pinyin_manual, category, division_code, meaning, origin, history, 'historical', id, "
-        "heritage_listed, data_source, geom FROM place_names WHERE id = :id RETURNING id"),
-        {"id": feature_id}).scalar_one()
-    layer = _place_names_layer()
+    if spelling is not None:
+        if spelling.field not in given:
+            row[spelling.field] = romanize(row[spelling.source])  # the old spelling spelled the old name
+        if spelling.manual is not None and spelling.manual not in given:
+            row[spelling.manual] = None
+    rename = layer.on_rename
+    if isinstance(rename, KeepFormerRecord):
+        _keep_former_record(conn, principal, layer, rename, feature_id, before, row, source, request_id)
+    elif isinstance(rename, AppendFormerName) and before[source] not in (row[rename.field] or []):
+        row[rename.field] = [*(row[rename.field] or []), before[source]]
+
+
+def _keep_former_record(conn: sa.Connection, principal: Principal, layer: Layer, rename: KeepFormerRecord,
+                        feature_id: int, before: dict, row: dict, source: str, request_id: str | None) -> None:
+    """A renamed feature keeps its id; its old name becomes a historical record pointing at it, and the history
+    says when. (地名更名: the old name stays findable and answers the new one.)"""
+    if before[rename.status] != rename.current:
+        return
+    former_id = features.insert_copy(conn, layer, feature_id, changes={rename.status: rename.historical},
+                                     pointing_back=rename.successor)
     _audit(conn, principal, layer, former_id, "create", 1, None, snapshot(conn, layer, former_id), request_id)
-    line = f"{dt.date.today().isoformat()} {before['name']}更名为{row['name']}"
-    if row.get("history") == before.get("history"):
-        row["history"] = f"{row['history']}；{line}" if row.get("history") else line
-
-
-def _place_names_layer() -> Layer:
-    from gis_service.layers import get_layer
-
-    return get_layer("place_names")
+    line = f"{dt.date.today().isoformat()} {before[source]}更名为{row[source]}"
+    if row.get(rename.history) == before.get(rename.history):
+        row[rename.history] = f"{row[rename.history]}；{line}" if row.get(rename.history) else line
 
 
 def delete_feature(conn: sa.Connection, layer: Layer, feature_id: int, *, principal: Principal,
                    if_match: str | None, request_id: str | None = None) -> Change:
-    principal.require(layer.id, None if layer.id == "admin_divisions" else set())
+    principal.require(layer, None)
     before = snapshot(conn, layer, feature_id, lock=True)
     if before is None:
         raise NotFoundError(f"{layer.id} has no feature {feature_id}")
     _check_if_match(layer, feature_id, before["version"], if_match)
-    _as_user(conn, principal)
+    audit.name_the_writer(conn, principal.name)
     try:
         with conn.begin_nested():
-            conn.execute(sa.text(f"DELETE FROM {layer.table} WHERE id = :id"), {"id": feature_id})
-            conn.execute(sa.text("SET CONSTRAINTS ALL IMMEDIATE"))
+            features.delete_feature(conn, layer, feature_id)
+            features.check_constraints_now(conn)
     except sa.exc.IntegrityError as exc:
         raise InvalidInputError(f"{layer.id}/{feature_id} cannot be deleted while other features refer to it: "
                                 f"{exc.orig.diag.message_primary}") from None
@@ -315,10 +284,7 @@ def delete_feature(conn: sa.Connection, layer: Layer, feature_id: int, *, princi
 
 def feature_history(conn: sa.Connection, layer: Layer, feature_id: int) -> list[dict]:
     """Every recorded change of a feature, oldest first: who, when, what, and the feature before and after."""
-    rows = conn.execute(sa.text(
-        "SELECT id, changed_at, actor, role, action, version, before, after, request_id FROM audit_log "
-        "WHERE layer = :layer AND feature_id = :fid ORDER BY id"), {"layer": layer.id, "fid": feature_id})
-    history = [dict(r._mapping) for r in rows]
+    history = audit.feature_history(conn, layer.id, feature_id)
     if not history and snapshot(conn, layer, feature_id) is None:
         raise NotFoundError(f"{layer.id} has no feature {feature_id} and never had")
     for entry in history:
@@ -326,17 +292,18 @@ def feature_history(conn: sa.Connection, layer: Layer, feature_id: int) -> list[
     return history
 
 
-CONDITIONS = ("intact", "damaged", "missing", "displaced")
 MAX_NOTES_LENGTH = 2000
+#: The layer whose features are inspected, and its field that an inspection's finding sets.
+INSPECTED = "boundary_markers"
+FINDING = "condition"
 
 
 def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, principal: Principal,
                       request_id: str | None = None) -> dict:
     """Record an inspection of a boundary marker and update its condition and last-inspected date, atomically."""
-    from gis_service.layers import get_layer
-
-    layer = get_layer("boundary_markers")
-    principal.require(layer.id, {"condition", "last_inspected"})
+    layer = get_layer(INSPECTED)
+    conditions = layer.field_named(FINDING).codes
+    principal.require(layer, {FINDING, "last_inspected"})
     if not isinstance(body, dict):
         raise InvalidInputError('the body must be a JSON object: {"inspected_on": "YYYY-MM-DD", '
                                 '"condition": "intact", "notes": "..."}')
@@ -345,8 +312,8 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
         raise InvalidInputError(f"unknown fields {', '.join(sorted(unknown))}; an inspection has inspected_on, "
                                 "condition and notes (the inspector is the token's holder)")
     condition = body.get("condition")
-    if condition not in CONDITIONS:
-        raise InvalidInputError(f"condition must be one of {', '.join(CONDITIONS)}; got {condition!r}")
+    if condition not in conditions:
+        raise InvalidInputError(f"condition must be one of {', '.join(conditions)}; got {condition!r}")
     inspected_on = _inspection_date(body.get("inspected_on"))
     if inspected_on > dt.date.today():
         raise InvalidInputError(f"inspected_on {inspected_on} is in the future")
@@ -356,23 +323,33 @@ def record_inspection(conn: sa.Connection, marker_id: int, body: object, *, prin
     problem = text_problem(notes, multiline=True) if notes is not None else None
     if problem:
         raise InvalidInputError(f"notes {problem}; write the notes without them")
+    return write_inspection(conn, layer, marker_id, inspected_on=inspected_on, condition=condition, notes=notes,
+                            inspector=principal.name, principal=principal, request_id=request_id)
+
+
+def write_inspection(conn: sa.Connection, layer: Layer, marker_id: int, *, inspected_on: dt.date, condition: str,
+                     notes: str | None, inspector: str, principal: Principal, request_id: str | None) -> dict:
+    """Record a checked inspection of a marker and bring the marker's condition and last-inspected date up to date,
+    with its audit entry, in the caller's transaction. An older inspection entered late goes into the history but
+    does not overwrite a newer one's findings. NotFoundError when there is no such marker."""
     before = snapshot(conn, layer, marker_id, lock=True)
     if before is None:
         raise NotFoundError(f"boundary_markers has no feature {marker_id}")
-    inspection_id = conn.execute(sa.text(
-        "INSERT INTO marker_inspections (marker_id, inspected_on, inspector, condition, notes) "
-        "VALUES (:m, :d, :who, :c, :n) RETURNING id"),
-        {"m": marker_id, "d": inspected_on, "who": principal.name, "c": condition, "n": notes}).scalar_one()
-    # An older inspection entered late does not overwrite a newer one's findings.
-    version = conn.execute(sa.text(
-        "UPDATE boundary_markers SET condition = CASE WHEN last_inspected IS NULL OR last_inspected <= :d "
-        "THEN :c ELSE condition END, last_inspected = GREATEST(last_inspected, :d) WHERE id = :m "
-        "RETURNING version"), {"m": marker_id, "d": inspected_on, "c": condition}).scalar_one()
+    inspection_id = inspections.record_inspection(conn, marker_id=marker_id, inspected_on=inspected_on,
+                                                  inspector=inspector, condition=condition, notes=notes)
+    version = inspections.apply_to_marker(conn, layer, marker_id, inspected_on=inspected_on, condition=condition)
     _audit(conn, principal, layer, marker_id, "inspect", version, before, snapshot(conn, layer, marker_id),
            request_id)
     return {"id": inspection_id, "marker_id": marker_id, "inspected_on": inspected_on.isoformat(),
-            "inspector": principal.name, "condition": condition, "notes": notes,
+            "inspector": inspector, "condition": condition, "notes": notes,
             "etag": make_etag(layer.id, marker_id, version)}
+
+
+def list_inspections(conn: sa.Connection, marker_id: int) -> list[dict]:
+    """The inspections of a boundary marker, newest first (dates as YYYY-MM-DD)."""
+    if snapshot(conn, get_layer(INSPECTED), marker_id) is None:
+        raise NotFoundError(f"boundary_markers has no feature {marker_id}")
+    return [{**row, "inspected_on": row["inspected_on"].isoformat()} for row in inspections.for_marker(conn, marker_id)]
 
 
 def _inspection_date(value: object) -> dt.date:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
-from gis_service.errors import InvalidInputError
+from gis_service.errors import InvalidInputError, LimitExceeded
 
 #: A CQL2 filter (text or JSON): its length in characters, how deep its expressions nest (brackets, NOT, signs and
 #: arithmetic in text; operators in JSON), and its terms (names, values and operators in text; JSON values).
@@ -39,10 +41,6 @@ FILTER_LIMITS_DOC = (f"At most {MAX_FILTER_CHARS:,} characters, {MAX_FILTER_DEPT
                      f"NOT, signs) and {MAX_FILTER_TERMS:,} terms.")
 BODY_LIMITS_DOC = (f"JSON of at most {MAX_JSON_DEPTH} levels of objects and arrays, numbers of at most "
                    f"{MAX_NUMBER_CHARS} characters, text in valid Unicode.")
-
-
-class LimitExceeded(InvalidInputError):
-    """Input beyond one of the limits above; nothing was parsed and nothing was written."""
 
 
 # -- CQL2 text ---------------------------------------------------------------------------------------------------
@@ -207,3 +205,23 @@ def lone_surrogate_path(value: object) -> str | None:
         elif isinstance(node, list):
             stack.extend((child, f"{path}[{i}]") for i, child in enumerate(node))
     return ""
+
+
+#: Limits on what a zip (a zipped Shapefile, an XLSX workbook) may expand to, against zip bombs.
+MAX_ZIP_MEMBERS = 1000
+MAX_ZIP_BYTES = 2 * 1024**3
+
+
+def check_zip(path: Path) -> None:
+    """Refuse a zip that is unreadable, expands beyond the limits above or names a path outside itself."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except zipfile.BadZipFile:
+        raise InvalidInputError(f"{path.name} is not a readable zip file") from None
+    if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+        raise InvalidInputError(f"{path.name} expands to more than {MAX_ZIP_MEMBERS} files or "
+                                f"{MAX_ZIP_BYTES // 1024**3} GiB; refusing to open it")
+    for member in members:
+        if member.filename.startswith("/") or ".." in Path(member.filename).parts:
+            raise InvalidInputError(f"{path.name} holds an unsafe path {member.filename!r}")

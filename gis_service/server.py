@@ -1,6 +1,6 @@
 """``gis-service serve``'s HTTP server: worker processes under uvicorn's supervisor, which replaces one that dies.
 
-The ``serve`` process prepares the database (see :func:`gis_service.cli.serve`), binds the listening socket and
+The ``serve`` process prepares the database (see :func:`gis_service.cli.serve.serve`), binds the listening socket and
 then only supervises: uvicorn's ``Multiprocess`` starts ``GIS_WORKERS`` workers, pings each every half second, and
 starts a new one in place of a worker that exited or stopped answering (killed, out of memory, a crash in a C
 library), even with a single worker. The socket stays open in the parent, so while a worker is replaced new

@@ -97,6 +97,8 @@ class Settings(BaseSettings):
                                       "areas, site suggestions, indicators, the maps that show them) is stopped "
                                       "after this many seconds of work, Python included, and answered 503 with a "
                                       "message; it also waits at most this long for its turn.")
+    analysis_queue: int = Field(default=64, ge=0, le=10_000, description="Analyses that may wait for their turn "
+                                "(two compute at once per worker); more are answered 503 with Retry-After at once.")
     write_rate_per_minute: int = Field(default=300, ge=0, description="Changes one token may make per minute "
                                        "(429 beyond); 0 turns the limit off.")
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024, description="Largest request body (413 beyond).")

@@ -1,9 +1,15 @@
 """Helpers the benchmark scripts share: a throwaway database holding the demo county, and place-name queries
-typed the ways users type them. (The service in a subprocess is :mod:`gis_service.devserver`.)"""
+typed the ways users type them.
+
+Every benchmark imports this module first: it puts the repository root on ``sys.path``, so that the scripts use the
+test harness (``tests/harness``: the service in a subprocess, headless Chromium, the NetworkX baseline) rather than
+copies of it, and the harness stays out of the installed package. A script runs with only ``scripts/`` on its path.
+"""
 
 from __future__ import annotations
 
 import random
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +21,10 @@ from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.demo.build import build_demo
 from gis_service.io.load_demo import load_frames
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 DEMO_SEED = 20261129
 

@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from _bench import demo_database
 from bench_load import percentile_ms, tree_rss_mb
 
-from gis_service.devserver import RunningServer, service_env, uvicorn_process
+from tests.harness.devserver import RunningServer, service_env, uvicorn_process
 
 LARGE = "/analysis/service-areas?mode=drive&minutes=10&buffer_m=500"
 TWENTY = [

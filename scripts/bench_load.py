@@ -4,7 +4,7 @@
 
 The demo county (``--scale``, 1 by default) is loaded into a throwaway embedded PostGIS cluster in a temporary
 folder (or ``--database-url`` names a database that already holds it). The service runs as ``uvicorn
-gis_service.app:create_app --factory`` in a subprocess (:func:`gis_service.devserver.uvicorn_process`): the same
+gis_service.app:create_app --factory`` in a subprocess (:func:`tests.harness.devserver.uvicorn_process`): the same
 app, engine (``create_db_engine``) and single worker as ``gis-service serve``, with the start-up warm-up on. One
 difference makes it the harder case: ``serve`` builds the road network before it listens, while here the warm-up
 builds it in the background as the first requests arrive. Access logging is off (log level warning).
@@ -29,7 +29,7 @@ answer other than 2xx, a connection error or a time-out of 30 s; the first five 
 peak, at the end), its database connections, and where the CPU time went.
 
 The client is not the bottleneck, and the script shows it: the clients are threads with the standard library's
-``http.client`` (:func:`gis_service.devserver.run_clients`), which spend about 0.6 ms of CPU per request here,
+``http.client`` (:func:`tests.harness.devserver.run_clients`), which spend about 0.6 ms of CPU per request here,
 against about 8 ms in the server; httpx spent 2 ms (threads) to 9 ms (asyncio, one pool of 50 connections) per
 request on this machine, more than the server itself. The client, the server and PostgreSQL share the 2 cores, as
 does any other work on the machine (printed as "other work").
@@ -60,7 +60,7 @@ from urllib.parse import quote, urlencode
 import sqlalchemy as sa
 from _bench import DEMO_SEED, demo_database, query_lists
 
-from gis_service.devserver import LoadKind, LoadOutcome, process_tree, run_clients, service_env, uvicorn_process
+from tests.harness.devserver import LoadKind, LoadOutcome, process_tree, run_clients, service_env, uvicorn_process
 
 WARM_S = 10.0
 WINDOW_S = 10

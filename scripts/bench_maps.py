@@ -28,11 +28,11 @@ import httpx
 import sqlalchemy as sa
 from _bench import demo_database
 
-from gis_service.devserver import service
-from gis_service.maps.browser import Chromium
 from gis_service.maps.builders import build_map
 from gis_service.maps.recipes import MAP_NAMES, load_recipe
 from gis_service.maps.render import LEAFLET_DIR
+from tests.harness.browser import Chromium
+from tests.harness.devserver import service
 
 TARGET_MS = 3000
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import _bench  # noqa: F401  (puts the repository on sys.path, for tests.harness)
 import httpx
 import mapbox_vector_tile
 import sqlalchemy as sa
@@ -55,9 +56,9 @@ from gis_service.db import migrate
 from gis_service.db.cluster import DATABASE_NAME, PORT, EmbeddedCluster
 from gis_service.db.roles import SERVICE_ROLE
 from gis_service.demo.build import build_demo
-from gis_service.devserver import uvicorn_server
 from gis_service.io.load_demo import load_frames
 from gis_service.layers import LAYERS
+from tests.harness.devserver import uvicorn_server
 
 REPO = Path(__file__).resolve().parents[1]
 TIPG_VENV = REPO / ".venv-tipg"

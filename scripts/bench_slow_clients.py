@@ -35,9 +35,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import _bench  # noqa: F401  (puts the repository on sys.path, for tests.harness)
+
 from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
-from gis_service.devserver import free_port, process_tree
+from tests.harness.devserver import free_port, process_tree
 
 PROBE_INTERVAL_S = 0.25
 PROBE_TIMEOUT_S = 5.0

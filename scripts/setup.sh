@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything gis-service needs on Debian/Ubuntu, idempotently:
 #   PostgreSQL with PostGIS and pgRouting (Debian packages), and a virtualenv in .venv with the
-#   Python dependencies at the exact versions in requirements.lock.
+#   Python dependencies at the exact versions in requirements.lock (the service's) and requirements-test.lock (the
+#   tests' and benchmarks', on top).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,8 +43,11 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-if ! cmp -s requirements.lock .venv/.installed-lock 2>/dev/null; then
-  echo "setup: installing Python dependencies (requirements.lock)"
-  .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -e '.[test]'
-  cp requirements.lock .venv/.installed-lock
+# Development and CI: the service (editable) with the test extras, each at its locked version. A deployment that
+# runs only the service needs only requirements.lock: pip install -c requirements.lock .
+installed="$(cat requirements.lock requirements-test.lock pyproject.toml setup.py)"
+if [ "$installed" != "$(cat .venv/.installed-lock 2>/dev/null)" ]; then
+  echo "setup: installing Python dependencies (requirements.lock, requirements-test.lock)"
+  .venv/bin/pip install -q --disable-pip-version-check -c requirements.lock -c requirements-test.lock -e '.[test]'
+  printf '%s' "$installed" > .venv/.installed-lock
 fi

@@ -24,7 +24,7 @@ def test_coverage_writes_units_as_csv_and_unserved_settlements_as_geojson(runner
     result = runner.invoke(app, ["analyse", "coverage", "--group-by", "township", "--out", str(tmp_path / "t.csv")])
     assert result.exit_code == 0, result.output
     assert "1,200 m" in result.output and "households" in result.output
-    with (tmp_path / "t.csv").open(encoding="utf-8") as handle:
+    with (tmp_path / "t.csv").open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 27
     assert {r["mode"] for r in rows} == {"walk"} and {r["limit_m"] for r in rows} == {"1200.0"}
@@ -43,7 +43,7 @@ def test_service_areas_and_indicators_from_the_command_line(runner: CliRunner, t
     assert areas["features"] and all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in areas["features"])
     result = runner.invoke(app, ["analyse", "indicators", "--out", str(tmp_path / "indicators.csv")])
     assert result.exit_code == 0, result.output
-    with (tmp_path / "indicators.csv").open(encoding="utf-8") as handle:
+    with (tmp_path / "indicators.csv").open(encoding="utf-8-sig") as handle:
         assert len(list(csv.DictReader(handle))) == 8
     result = runner.invoke(app, ["analyse", "facility-area", "--level", "county"])
     assert result.exit_code == 0 and "m² per 100 households" in result.output

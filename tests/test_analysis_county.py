@@ -21,6 +21,8 @@ from gis_service.analysis.service_areas import service_areas
 from gis_service.analysis.sites import site_suggestions
 from gis_service.analysis.travel import AnalysisSettings, make_travel
 
+from .harness.networkx_baseline import networkx_costs
+
 SETTINGS = AnalysisSettings(_env_file=None)
 
 
@@ -115,7 +117,7 @@ def test_the_scipy_and_networkx_engines_serve_the_same_settlements(conn: sa.Conn
     travel = make_travel(SETTINGS, mode="walk", minutes=15)
     ours = compute_served(conn, network, travel, layer="elder_care", kind=None, method="network")
     theirs = compute_served(conn, network, travel, layer="elder_care", kind=None, method="network",
-                            engine="networkx")
+                            path_costs=networkx_costs)
     assert np.array_equal(ours.served, theirs.served)
     assert np.allclose(ours.minutes[ours.served], theirs.minutes[ours.served])
 

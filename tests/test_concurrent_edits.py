@@ -12,14 +12,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gis_service import devserver
 from gis_service.auth import create_token
 from gis_service.db import migrate
 from gis_service.db.engine import create_db_engine
 from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
 
-from .conftest import create_database, drop_database
+from .harness import devserver
+from .helpers import create_database, drop_database
 
 CLIENTS = 20
 ROUNDS = 5

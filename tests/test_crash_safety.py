@@ -22,14 +22,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gis_service import devserver
 from gis_service.auth import create_token
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import create_db_engine
 from gis_service.io.layers_io import import_file
 from gis_service.settings import Settings
 
-from .conftest import REPO, private_cluster
+from .harness import devserver
+from .helpers import REPO, private_cluster
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 #: Place names in the import that is killed: their COPY takes a few seconds (search keys and GIN indexes per row).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from gis_service.devserver import LoadKind, run_clients, service
+from .harness.devserver import LoadKind, run_clients, service
 
 #: More than FastAPI's 40 worker threads plus the 15 connections of SQLAlchemy's default pool: with those, the
 #: service once stood still under this many clients (threads waiting for connections held by requests waiting for a

@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from gis_service.devserver import service
 from gis_service.errors import SetupError
-from gis_service.maps.browser import Chromium
 from gis_service.maps.builders import build_map
 from gis_service.maps.recipes import MAP_NAMES
+
+from .harness.browser import Chromium
+from .harness.devserver import service
 
 UNSERVED_RED = "#c62828"
 

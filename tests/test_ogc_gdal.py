@@ -13,8 +13,9 @@ import pyogrio
 import pytest
 import sqlalchemy as sa
 
-from gis_service.devserver import service
 from gis_service.layers import LAYERS
+
+from .harness.devserver import service
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,10 @@ import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
 
-from gis_service.devserver import service
 from gis_service.layers import LAYERS
 
-from .test_ogc_core import SEAT_LAT, SEAT_LON
+from .harness.devserver import service
+from .helpers import SEAT_LAT, SEAT_LON
 
 #: Lines with every kind of property (text, number, boolean, date, list), points, and multipolygons with history.
 COPIED = ["roads", "boundary_markers", "admin_divisions"]

@@ -22,7 +22,7 @@ from gis_service.demo.province import build_province, county_code, offset_deg
 from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
 
-from .conftest import bearer, station
+from .helpers import bearer, station
 
 pytestmark = pytest.mark.slow
 COUNTIES = 3
@@ -61,7 +61,7 @@ def test_the_copies_are_distinct_counties_beside_the_real_one(province: dict) ->
 @pytest.fixture(scope="module")
 def province_db(province: dict, admin_url: str, database_url: str, settings: Settings) -> Iterator[str]:
     """A database of its own holding the three counties, its network built."""
-    from .conftest import create_database, drop_database
+    from .helpers import create_database, drop_database
 
     url = create_database(admin_url, database_url, "gis_province_test")
     migrate.upgrade(url)

@@ -27,10 +27,10 @@ from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db.cluster import SUPERUSER, EmbeddedCluster
 from gis_service.db.engine import connect, create_db_engine
-from gis_service.devserver import service
 from gis_service.settings import Settings
 
-from .conftest import CLI, REPO, bearer, private_cluster, station, wait_for
+from .harness.devserver import service
+from .helpers import CLI, REPO, bearer, private_cluster, station, wait_for
 
 pytestmark = pytest.mark.slow
 

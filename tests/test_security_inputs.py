@@ -21,8 +21,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from gis_service.analysis.cli import _write_csv
-from gis_service.devserver import RunningServer, service_process
+from gis_service.cli.analyse import _write_table
 from gis_service.errors import GisServiceError, ImportRejected
 from gis_service.io.csv_cells import FORMULA_STARTS
 from gis_service.io.files import write_export
@@ -32,7 +31,8 @@ from gis_service.layers import LAYERS
 from gis_service.limits import MAX_FEATURE_ID, MAX_IMPORTED_ID
 from gis_service.settings import Settings
 
-from .conftest import NEAR_SEAT, REPO, bearer, fingerprint, station
+from .harness.devserver import RunningServer, service_process
+from .helpers import NEAR_SEAT, REPO, bearer, fingerprint, station
 
 ELDER_CARE = "/collections/elder_care/items"
 KML = "{http://www.opengis.net/kml/2.2}"
@@ -255,15 +255,15 @@ def test_exported_csv_cells_cannot_run_and_come_back_exactly(
     layer_csv = write_export(stored.reset_index(), tmp_path / "place_names.csv", fmt="csv", layer_name="place_names")
     gazetteer_csv = write_place_names(place_name_records(conn), tmp_path / "gazetteer.csv", fmt="csv")
     analysis_csv = tmp_path / "coverage.csv"
-    _write_csv(analysis_csv, [{"name": name, "households": -3, "share": -0.25} for name in FORMULA_NAMES])
+    _write_table(analysis_csv, [{"name": name, "households": -3, "share": -0.25} for name in FORMULA_NAMES])
     for path in (layer_csv, gazetteer_csv, analysis_csv):
         cells = [cell for row in csv.reader(path.open(encoding="utf-8-sig")) for cell in row]
         assert not [c for c in cells if c.startswith(FORMULA_STARTS) and c not in ("-3", "-0.25")], path.name
-    rows = list(csv.DictReader(layer_csv.open(encoding="utf-8")))
+    rows = list(csv.DictReader(layer_csv.open(encoding="utf-8-sig")))
     assert [row["name"] for row in rows] == ["'" + FORMULA_NAMES[0], "'+SUM(1,2)", "'-2+3", "'@SUM(A1:A9)",
                                              "''=已加引号", "'''两个引号", "'普通"]
     assert rows[0]["meaning"] == "'=1+1\n第二行\t制表"
-    assert [row["households"] for row in csv.DictReader(analysis_csv.open(encoding="utf-8"))] == ["-3"] * 7
+    assert [row["households"] for row in csv.DictReader(analysis_csv.open(encoding="utf-8-sig"))] == ["-3"] * 7
 
     conn.execute(sa.text("DELETE FROM place_names WHERE id = ANY(:ids)"), {"ids": ids})
     import_into(conn, settings, "place_names", layer_csv)

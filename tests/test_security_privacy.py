@@ -34,8 +34,7 @@ from gis_service.errors import GisServiceError
 from gis_service.layers import LAYERS
 from gis_service.search import records
 
-from .conftest import bearer, station
-from .test_bad_inputs import fingerprint
+from .helpers import bearer, fingerprint, station
 
 ACCESS_LOG = "gis_service.access"
 
@@ -359,7 +358,7 @@ def test_a_maps_policy_admits_the_tiles_of_its_basemap_and_no_other_host(basemap
 @pytest.fixture(scope="module")
 def live_server(engine: sa.Engine, database_url: str) -> Iterator[str]:
     """The service under uvicorn (as `serve` runs it: no proxy headers of uvicorn's own), on a loopback port."""
-    from gis_service.devserver import service
+    from .harness.devserver import service
 
     with service(database_url, ready_path="/conformance") as url:
         yield url
@@ -378,7 +377,7 @@ def test_a_real_server_links_to_the_address_it_was_reached_at(live_server: str) 
 def test_the_pages_break_no_rule_of_their_policy_in_chromium(path: str, live_server: str) -> None:
     """Offline, the documentation pages cannot fetch Swagger UI and ReDoc from their CDN; what must not appear is
     a load or a script that the page's own Content-Security-Policy blocks."""
-    from gis_service.maps.browser import Chromium
+    from .harness.browser import Chromium
 
     with Chromium() as chromium:
         page = chromium.new_page()

@@ -30,10 +30,10 @@ import httpx
 import pytest
 
 from gis_service.db.cluster import EmbeddedCluster
-from gis_service.devserver import process_tree
 from gis_service.settings import Settings
 
-from .conftest import CLI, REPO, Served, health_status, private_cluster, wait_for
+from .harness.devserver import process_tree
+from .helpers import CLI, REPO, Served, health_status, private_cluster, wait_for
 
 HEADER_TIMEOUT_S = 2
 BODY_TIMEOUT_S = 3
@@ -128,8 +128,9 @@ def test_a_worker_the_fork_server_and_the_embedded_cluster_killed_under_serve_ar
         killed = _kill_postmaster(cluster)
         wait_for(lambda: health_status(served.url) == 200, timeout_s=60, what="/health answered 200 again")
         assert _postmaster(cluster) != killed
-        # the watchdog logs once its own check sees the cluster, which may be just after /health does
-        wait_for(lambda: "is running again" in served.log_text(), timeout_s=10, what="the watchdog said so")
+        # the watchdog logs its second line when start() returns, which may be a moment after /health answers
+        wait_for(lambda: "is running again" in served.log_text(), timeout_s=30,
+                 what="the watchdog logged that the cluster runs again")
         assert "is not running; starting it again" in served.log_text()
 
         # the workers' parent: they end with it, and new ones are forked from a new fork server

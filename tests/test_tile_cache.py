@@ -17,13 +17,11 @@ from fastapi.testclient import TestClient
 from gis_service.api.ogc import tile_response
 from gis_service.auth import create_token
 from gis_service.layers import get_layer
-from gis_service.ogc import tiles
 from gis_service.ogc.tilecache import TileCache, Version, accepts_gzip, layer_version
 from gis_service.settings import Settings
+from gis_service.store import tiles as tile_store
 
-from .conftest import CLI, REPO, bearer, station
-from .test_ogc_core import SEAT_LAT, SEAT_LON
-from .test_ogc_tiles import tile_of
+from .helpers import CLI, REPO, SEAT_LAT, SEAT_LON, bearer, station, tile_of
 
 Z = 14
 X, Y = tile_of(SEAT_LON, SEAT_LAT, Z)
@@ -41,7 +39,7 @@ def test_a_tile_is_sent_gzip_compressed_with_its_etag_and_how_long_to_keep_it(cl
     assert answer.headers["Content-Encoding"] == "gzip" and answer.headers["Vary"] == "Accept-Encoding"
     assert answer.headers["Cache-Control"] == "public, max-age=60"
     assert answer.headers["ETag"].endswith('-gzip"')
-    assert answer.content == tiles.render_tile(conn, get_layer("elder_care"), Z, X, Y)  # httpx decompressed it
+    assert answer.content == tile_store.render_tile(conn, get_layer("elder_care"), Z, X, Y)  # httpx decompressed it
     assert "Content-Encoding" not in (plain := client.get(SEAT_TILE, headers={"Accept-Encoding": "identity"})).headers
     assert plain.content == answer.content
     assert plain.headers["ETag"] == answer.headers["ETag"].replace("-gzip", "")
@@ -70,9 +68,9 @@ def test_a_tile_is_kept_under_its_version_and_served_from_the_folder(client: Tes
     client.get(SEAT_TILE).raise_for_status()
     kept = TileCache(settings.data_dir / "tiles", max_bytes=1).path(layer, version, Z, X, Y)
     assert kept.exists() and f"/{version.version}/{Z}/{X}/{Y}.mvt.gz" in str(kept)
-    assert gzip.decompress(kept.read_bytes()) == tiles.render_tile(conn, layer, Z, X, Y)
+    assert gzip.decompress(kept.read_bytes()) == tile_store.render_tile(conn, layer, Z, X, Y)
     # what is served next is the kept file, not a new render: put another tile's bytes in its place
-    other = tiles.render_tile(conn, get_layer("settlements"), Z, X, Y)
+    other = tile_store.render_tile(conn, get_layer("settlements"), Z, X, Y)
     kept.write_bytes(gzip.compress(other))
     try:
         assert client.get(SEAT_TILE).content == other

@@ -31,7 +31,7 @@ from gis_service.db import migrate
 from gis_service.db.engine import create_db_engine
 from gis_service.settings import Settings
 
-from .conftest import Served, private_cluster, station, wait_for
+from .helpers import Served, private_cluster, station, wait_for
 
 SPEEDS = AnalysisSettings()
 

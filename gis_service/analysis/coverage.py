@@ -8,6 +8,7 @@ the distance limit in metres it used.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from gis_service.analysis import network as net
-from gis_service.analysis.graph import Costs, euclidean_nearest, nearest_facility_costs
+from gis_service.analysis.graph import Costs, EdgePoints, RoadGraph, euclidean_nearest, nearest_facility_costs
 from gis_service.analysis.limits import check_time
 from gis_service.analysis.travel import (
     COST_TOLERANCE_S,
@@ -26,8 +27,11 @@ from gis_service.analysis.travel import (
     make_travel,
 )
 from gis_service.errors import InvalidInputError
+from gis_service.layers.registry import DIVISIONS
+from gis_service.store import features
 
-GROUP_BY = ("county", "township", "village")
+#: The division levels results are grouped by.
+GROUP_BY = DIVISIONS.field_named("level").codes
 
 
 def check_group_by(group_by: str) -> str:
@@ -48,12 +52,16 @@ class Served:
     served: np.ndarray  # bool
 
 
+#: The shortest-path search: (graph, seconds per metre per edge, facilities, points) -> each point's cost from its
+#: nearest facility. The service uses scipy's; tests and the benchmark pass NetworkX's (tests/harness) to compare.
+PathCosts = Callable[[RoadGraph, np.ndarray, EdgePoints, EdgePoints], Costs]
+
+
 def compute_served(conn: sa.Connection, network: net.Network, travel: Travel, *, layer: str, kind: str | None,
-                   method: str, county: str | None = None, engine: str = "scipy") -> Served:
+                   method: str, county: str | None = None, path_costs: PathCosts = nearest_facility_costs) -> Served:
     """Who is served, measured ``method``-wise; with ``county``, that county's settlements by its facilities,
-    along the roads of the region around them (:func:`~gis_service.analysis.network.county_region`).
-    ``engine="networkx"`` runs the same question through a plain NetworkX multi-source Dijkstra (the benchmark's
-    baseline); ``"networkx-cutoff"`` stops it at the limit, so settlements beyond it get no distance."""
+    along the roads of the region around them (:func:`~gis_service.analysis.network.county_region`). Along the
+    network, the shortest paths come from ``path_costs``."""
     spec, kind = check_facilities(layer, kind)
     people = net.settlements(conn, network, county)
     sites = net.facilities(conn, network, spec, kind, county)
@@ -67,54 +75,10 @@ def compute_served(conn: sa.Connection, network: net.Network, travel: Travel, *,
         region = net.county_region(network, county, [people, sites], travel)
         graph, site_points, people_points = region.graph, region.local(sites.points), region.local(people.points)
     s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
-    if engine == "networkx":  # the same answer: every settlement's distance to its nearest facility
-        costs = networkx_costs(graph, s_per_m, site_points, people_points, limit_s=np.inf)
-    elif engine == "networkx-cutoff":  # served or not only: the search stops at the limit
-        costs = networkx_costs(graph, s_per_m, site_points, people_points, limit_s=travel.limit_s)
-    else:
-        costs = nearest_facility_costs(graph, s_per_m, site_points, people_points)
+    costs = path_costs(graph, s_per_m, site_points, people_points)
     served = costs.cost_s <= travel.limit_s + COST_TOLERANCE_S
     distance = costs.cost_s * travel.speed_kmh / 3.6 if travel.uniform_speed else np.full(len(costs.cost_s), np.nan)
     return Served(people, sites, distance, costs.cost_s / 60.0, costs.facility, served)
-
-
-def networkx_costs(graph, s_per_m, facilities, points, *, limit_s: float) -> Costs:
-    """The benchmark's baseline: the same graph in NetworkX (built once per graph and speeds and kept), each
-    facility a virtual node joined to the ends of its edge, one ``multi_source_dijkstra_path_length`` (with
-    ``cutoff=limit_s`` when finite), then the same point formula. Points beyond a finite limit get inf; the nearest
-    facility is not tracked (-1)."""
-    import networkx as nx
-
-    from gis_service.analysis.graph import _endpoint_arcs, point_costs
-
-    n = graph.n_nodes
-    key = ("networkx", id(graph), float(np.sum(s_per_m)))
-    g = net.GRAPHS.get(key)
-    if g is None:
-        g = nx.Graph()
-        g.add_nodes_from(range(n))
-        w = graph.length_m * s_per_m
-        for u, v, c in zip(graph.source.tolist(), graph.target.tolist(), w.tolist()):
-            if u != v and (not g.has_edge(u, v) or g[u][v]["weight"] > c):
-                g.add_edge(u, v, weight=c)
-        net.GRAPHS.put(key, g)
-    to_source, to_target = _endpoint_arcs(graph, s_per_m, facilities)
-    virtual = [("facility", i) for i in range(len(facilities))]
-    try:
-        for i, node in enumerate(virtual):
-            e = facilities.edge[i]
-            g.add_edge(node, int(graph.source[e]), weight=float(to_source[i]))
-            g.add_edge(node, int(graph.target[e]), weight=float(to_target[i]))
-        cutoff = limit_s + COST_TOLERANCE_S if np.isfinite(limit_s) else None
-        dist = nx.multi_source_dijkstra_path_length(g, set(virtual), cutoff=cutoff)
-    finally:
-        g.remove_nodes_from(virtual)
-    node_cost = np.full(n, np.inf)
-    for node, cost in dist.items():
-        if not isinstance(node, tuple):
-            node_cost[node] = cost
-    costs = point_costs(graph, s_per_m, node_cost, np.full(n, -1, dtype=np.int64), facilities, points)
-    return Costs(np.where(costs.cost_s <= limit_s + COST_TOLERANCE_S, costs.cost_s, np.inf), costs.facility)
 
 
 def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
@@ -153,10 +117,8 @@ def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None
 
 
 def _units(conn: sa.Connection, group_by: str, county: str | None) -> pd.DataFrame:
-    rows = conn.execute(sa.text(
-        "SELECT code, name, level, parent_code FROM admin_divisions WHERE valid_to IS NULL AND level = :level "
-        "AND code LIKE :prefix ORDER BY code"), {"level": group_by, "prefix": f"{county or ''}%"}).mappings().all()
-    return pd.DataFrame(rows, columns=["code", "name", "level", "parent_code"])
+    return features.read_frame_of_records(conn, DIVISIONS, ["code", "name", "level", "parent_code"],
+                                          equals={"level": group_by}, starting={"code": county}, order_by=["code"])
 
 
 def summarise(conn: sa.Connection, served: Served, travel: Travel, *, group_by: str,

@@ -12,9 +12,16 @@ import pandas as pd
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError
+from gis_service.layers import FACILITY_LAYERS
+from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS
+from gis_service.store import features
+
+#: The facilities whose floor area is counted.
+CENTRES = FACILITY_LAYERS["community_centres"]
 
 TARGET_M2_PER_100_HOUSEHOLDS = 30.0
-LEVELS = ("village", "township", "county")
+#: The division levels the floor area is reported for, the finest first.
+LEVELS = tuple(reversed(DIVISIONS.field_named("level").codes))
 
 
 def check_level(level: str) -> str:
@@ -76,20 +83,15 @@ def area_table(divisions: pd.DataFrame, centres: pd.DataFrame, settlement_househ
 
 
 def read_inputs(conn: sa.Connection, county: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """Divisions, centres and settlement households of ``county`` (6-digit code), or of every county."""
-    prefix = {"prefix": f"{county or ''}%"}
-    divisions = pd.DataFrame(conn.execute(sa.text(
-        "SELECT code, name, level, parent_code, households FROM admin_divisions WHERE valid_to IS NULL "
-        "AND code LIKE :prefix"
-    ), prefix).mappings().all(), columns=["code", "name", "level", "parent_code", "households"])
-    centres = pd.DataFrame(conn.execute(sa.text(
-        "SELECT division_code, floor_area_m2 FROM community_centres WHERE status = 'existing' "
-        "AND (division_code LIKE :prefix OR (division_code IS NULL AND :prefix = '%'))"
-    ), prefix).mappings().all(), columns=["division_code", "floor_area_m2"])
-    households = conn.execute(sa.text(
-        "SELECT village_code, sum(households) FROM settlements WHERE village_code LIKE :prefix "
-        "GROUP BY village_code"), prefix).all()
-    series = pd.Series({code: int(n) for code, n in households}, dtype="int64")
+    """The current divisions, the community centres that count (existing ones), and the settlements' households
+    per village code; of ``county`` (6-digit code) when given, else of every county."""
+    divisions = features.read_frame_of_records(conn, DIVISIONS, ["code", "name", "level", "parent_code", "households"],
+                                               starting={"code": county})
+    centres = features.read_frame_of_records(conn, CENTRES, ["division_code", "floor_area_m2"],
+                                             equals=dict(CENTRES.network.counts), starting={"division_code": county})
+    village = DEMAND_LAYER.network.village
+    households = features.sums_by(conn, DEMAND_LAYER, village, "households", starting={village: county})
+    series = pd.Series({code: int(n) for code, n in households.items()}, dtype="int64")
     return divisions, centres, series
 
 

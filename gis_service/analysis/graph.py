@@ -215,7 +215,7 @@ class Costs:
 
 # -- the CSR graph ---------------------------------------------------------------------------------------------
 
-def _endpoint_arcs(graph: RoadGraph, s_per_m: np.ndarray, points: EdgePoints) -> tuple[np.ndarray, np.ndarray]:
+def endpoint_arcs(graph: RoadGraph, s_per_m: np.ndarray, points: EdgePoints) -> tuple[np.ndarray, np.ndarray]:
     """Cost from each point to its edge's source and target node (connector included), seconds."""
     k = s_per_m[points.edge]
     length = graph.length_m[points.edge]
@@ -252,7 +252,7 @@ def road_csr(graph: RoadGraph, s_per_m: np.ndarray, sources: EdgePoints | None =
     row, col, weight = _road_arcs(graph, s_per_m)
     size = n
     if sources is not None and len(sources):
-        to_source, to_target = _endpoint_arcs(graph, s_per_m, sources)
+        to_source, to_target = endpoint_arcs(graph, s_per_m, sources)
         a, b = graph.source[sources.edge], graph.target[sources.edge]
         loop = a == b  # one arc, the cheaper, when the edge is a loop
         virtual = n + np.arange(len(sources))
@@ -299,7 +299,7 @@ def nearest_facility_costs(graph: RoadGraph, s_per_m: np.ndarray, facilities: Ed
 def point_costs(graph: RoadGraph, s_per_m: np.ndarray, node_cost: np.ndarray, node_facility: np.ndarray,
                 facilities: EdgePoints, points: EdgePoints) -> Costs:
     """Points' costs from the node costs of a multi-source search, plus the direct way along a shared edge."""
-    to_source, to_target = _endpoint_arcs(graph, s_per_m, points)
+    to_source, to_target = endpoint_arcs(graph, s_per_m, points)
     via_source = node_cost[graph.source[points.edge]] + to_source
     via_target = node_cost[graph.target[points.edge]] + to_target
     cost = np.minimum(via_source, via_target)
@@ -422,7 +422,7 @@ def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints
     ``limit_s``."""
     n = graph.n_nodes
     csr = road_csr(graph, s_per_m, candidates)
-    to_source, to_target = _endpoint_arcs(graph, s_per_m, points)
+    to_source, to_target = endpoint_arcs(graph, s_per_m, points)
     p_source = graph.source[points.edge]
     p_target = graph.target[points.edge]
     limit = limit_s + COST_TOLERANCE_S

@@ -17,29 +17,21 @@ from gis_service.analysis import network as net
 from gis_service.analysis.coverage import compute_served
 from gis_service.analysis.facility_area import TARGET_M2_PER_100_HOUSEHOLDS, area_table, read_inputs
 from gis_service.analysis.graph import nearest_facility_costs
-from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings, make_travel
+from gis_service.analysis.travel import AnalysisSettings, make_travel
+from gis_service.layers import FACILITY_LAYERS
+from gis_service.layers.facilities import INSTITUTION, PUBLIC_WELFARE_BURIAL
+from gis_service.layers.registry import DIVISIONS
+from gis_service.store import features
 
-#: Elder-care institutions (养老机构) whose beds the bed indicators count.
-INSTITUTION_KINDS = ("welfare_institution", "township_home")
-#: Public-welfare burial facilities (公益性安葬(放)设施).
-BURIAL_KINDS = ("public_welfare_cemetery", "burial_point")
+#: The layers the indicators read, by what they are.
+ELDER_CARE, CEMETERIES, CENTRES = (FACILITY_LAYERS[name] for name in ("elder_care", "cemeteries",
+                                                                      "community_centres"))
+#: Elder-care institutions (养老机构) whose beds the bed indicators count: the kinds the layer tags so.
+INSTITUTION_KINDS = ELDER_CARE.field_named("kind").codes_tagged(INSTITUTION)
+#: Public-welfare burial facilities (公益性安葬(放)设施): the kinds the layer tags so.
+BURIAL_KINDS = CEMETERIES.field_named("kind").codes_tagged(PUBLIC_WELFARE_BURIAL)
 #: A township without its own burial facility is served when more than half its households are this close by car.
 BURIAL_REACH_MINUTES = 30.0
-
-_TOWNSHIP_OF = """
-SELECT f.*, coalesce(
-    CASE d.level WHEN 'township' THEN d.code WHEN 'village' THEN d.parent_code END,
-    (SELECT t.code FROM admin_divisions t WHERE t.level = 'township' AND t.valid_to IS NULL
-       AND ST_Intersects(t.geom, f.geom) ORDER BY t.code LIMIT 1)) AS township_code
-FROM {table} f LEFT JOIN admin_divisions d ON d.code = f.division_code AND d.valid_to IS NULL
-WHERE f.status = 'existing'
-"""
-
-
-def _frame(conn: sa.Connection, sql: str, params: dict | None = None) -> pd.DataFrame:
-    result = conn.execute(sa.text(sql), params or {})
-    return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
-
 
 def share(numerator: float, denominator: float) -> float | None:
     """numerator ÷ denominator in percent, or None when the denominator is 0."""
@@ -86,8 +78,8 @@ def indicators(conn: sa.Connection, *, county: str | None = None, measure_srid: 
 
 
 def _townships(conn: sa.Connection, county: str | None) -> pd.DataFrame:
-    return _frame(conn, "SELECT code, name FROM admin_divisions WHERE level = 'township' AND valid_to IS NULL "
-                        "AND code LIKE :prefix ORDER BY code", {"prefix": f"{county or ''}%"})
+    return features.read_frame_of_records(conn, DIVISIONS, ["code", "name"], equals={"level": "township"},
+                                          starting={"code": county}, order_by=["code"])
 
 
 def _in_townships_of(frame: pd.DataFrame, county: str | None) -> pd.DataFrame:
@@ -112,7 +104,7 @@ def _floor_area(conn: sa.Connection, county: str | None) -> dict:
 
 
 def _centre_shares(conn: sa.Connection, county: str | None) -> list[dict]:
-    centres = _in_townships_of(_frame(conn, _TOWNSHIP_OF.format(table="community_centres")), county)
+    centres = _in_townships_of(features.counted_with_township(conn, CENTRES), county)
     townships = _townships(conn, county)
     with_volunteers = int(centres["volunteer_point"].sum()) if len(centres) else 0
     protected = set(centres.loc[centres["minor_protection_station"].astype(bool), "township_code"]) if len(
@@ -131,13 +123,13 @@ def _centre_shares(conn: sa.Connection, county: str | None) -> list[dict]:
 
 
 def _burial(conn: sa.Connection, network: net.Network, settings: AnalysisSettings, county: str | None) -> dict:
-    cemeteries = _in_townships_of(_frame(conn, _TOWNSHIP_OF.format(table="cemeteries")), county)
+    cemeteries = _in_townships_of(features.counted_with_township(conn, CEMETERIES), county)
     townships = _townships(conn, county)
     public = cemeteries[cemeteries["kind"].isin(BURIAL_KINDS) & cemeteries["public_welfare"].astype(bool)] if len(
         cemeteries) else cemeteries
     own = set(public["township_code"]) if len(public) else set()
     travel = make_travel(settings, mode="drive", minutes=BURIAL_REACH_MINUTES)
-    joined = net.facilities(conn, network, FACILITY_LAYERS["cemeteries"], None, county)
+    joined = net.facilities(conn, network, CEMETERIES, None, county)
     keep = joined.frame["id"].isin(public["id"]).to_numpy() if len(public) else np.zeros(len(joined.frame), bool)
     sites = joined.subset(keep)
     people = net.settlements(conn, network, county)
@@ -168,7 +160,7 @@ def _burial(conn: sa.Connection, network: net.Network, settings: AnalysisSetting
 
 
 def _elder_care(conn: sa.Connection, county: str | None) -> list[dict]:
-    homes = _in_townships_of(_frame(conn, _TOWNSHIP_OF.format(table="elder_care")), county)
+    homes = _in_townships_of(features.counted_with_township(conn, ELDER_CARE), county)
     townships = _townships(conn, county)
     institutions = homes[homes["kind"].isin(INSTITUTION_KINDS)] if len(homes) else homes
     beds = int(institutions["beds"].sum()) if len(institutions) else 0
@@ -201,8 +193,8 @@ def _fifteen_minutes(conn: sa.Connection, network: net.Network, settings: Analys
     travel = make_travel(settings, mode="walk", minutes=15)
     served = compute_served(conn, network, travel, layer="elder_care", kind=None, method="network", county=county)
     frame = served.settlements.frame.assign(served=served.served)
-    communities = _frame(conn, "SELECT code FROM admin_divisions WHERE level = 'village' AND kind = '社区' "
-                               "AND valid_to IS NULL AND code LIKE :prefix", {"prefix": f"{county or ''}%"})
+    communities = features.read_frame_of_records(conn, DIVISIONS, ["code"], equals={"level": "village", "kind": "社区"},
+                                                 starting={"code": county})
     in_community = frame["village_code"].isin(communities["code"]) if len(frame) else pd.Series(dtype=bool)
     urban = frame[in_community]
     households = int(urban["households"].sum()) if len(urban) else 0

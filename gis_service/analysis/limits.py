@@ -26,29 +26,17 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
-import math
 import os
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from gis_service.errors import GisServiceError
+from gis_service.errors import AnalysisTimeout
 
 #: Trim the heap when the process's resident set grew by more than this since the last trim.
 TRIM_AFTER_GROWTH_MB = 32.0
 
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-
-
-class AnalysisTimeout(GisServiceError):
-    """An analysis used up its time budget and was stopped. Retry-After is the budget: the same request takes as
-    long again, so a client should not repeat it at once (and the service may be less busy by then)."""
-
-    status_code = 503
-
-    def __init__(self, message: str, *, budget_s: float):
-        super().__init__(message)
-        self.headers = {"Retry-After": str(max(1, math.ceil(budget_s)))}
 
 
 class _Deadline:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import pickle
 import threading
 import time
@@ -39,28 +38,13 @@ import sqlalchemy as sa
 
 from gis_service.analysis import graphfiles
 from gis_service.analysis.graph import EdgePoints, Region, RoadGraph
-from gis_service.analysis.travel import COST_TOLERANCE_S, AnalysisSettings, FacilityLayer, Travel
-from gis_service.errors import GisServiceError, InvalidInputError
-from gis_service.layers import get_layer
+from gis_service.analysis.travel import COST_TOLERANCE_S, AnalysisSettings, Travel
+from gis_service.errors import InvalidInputError, NetworkBuildingError, NoNetworkError
+from gis_service.layers.base import Layer
+from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS, ROADS
+from gis_service.store import features as feature_store
 
 _ADVISORY_LOCK = 0x6E6574776F726B  # "network"
-
-
-class NoNetworkError(GisServiceError):
-    """The roads layer is empty: nothing to measure along."""
-
-    status_code = 409
-
-
-class NetworkBuildingError(GisServiceError):
-    """The road network is being built (roads changed): the analysis cannot start yet."""
-
-    status_code = 503
-
-    def __init__(self, retry_after_s: float):
-        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
-        super().__init__(f"the road network is being built after a change to the roads; analyses answer again in "
-                         f"about {self.headers['Retry-After']} s: send the request again then")
 
 
 class LRU:
@@ -220,7 +204,12 @@ class Network:
 
 
 def data_versions(conn: sa.Connection) -> dict[str, int]:
-    return dict(conn.execute(sa.text("SELECT table_name, version FROM data_versions")).all())
+    return feature_store.data_versions(conn)
+
+
+def database_instance(conn: sa.Connection) -> str:
+    """This database's id (made when its schema was), which caches of what it holds are keyed by."""
+    return conn.execute(sa.text("SELECT instance_id::text FROM network_state")).scalar_one()
 
 
 def _state(conn: sa.Connection) -> dict:
@@ -285,6 +274,10 @@ def network_ready(conn: sa.Connection, *, measure_srid: int, settings: AnalysisS
     ready = _fresh(state, versions["roads"], measure_srid, speeds) and GRAPHS.get(
         _graph_key(state, versions["roads"], measure_srid, speeds)) is not None
     return ready, float(state["build_seconds"] or 0.0)
+def ensure_network_if_roads(conn: sa.Connection, *, measure_srid: int, settings: AnalysisSettings) -> None:
+    """:func:`ensure_network` when there are roads to build it from (the start-up warm-up); else nothing."""
+    if feature_store.has_features(conn, ROADS):
+        ensure_network(conn, measure_srid=measure_srid, settings=settings)
 
 
 def _committed_roads_version(conn: sa.Connection) -> int | None:
@@ -388,17 +381,29 @@ CROSS JOIN LATERAL (
         SELECT id, geom, geom <-> p.g AS distance FROM network_edges ORDER BY geom <-> p.g LIMIT 8) candidates
     ORDER BY distance, id LIMIT 1) near
 {joins}
-WHERE {where}
+{where}
 ORDER BY f.id
 """
 
-SETTLEMENT_COLUMNS = ("f.id", "f.name", "f.households", "f.village_code", "v.parent_code AS township_code")
-FACILITY_COLUMNS = {
-    "elder_care": ("f.id", "f.name", "f.kind", "f.division_code"),
-    "community_centres": ("f.id", "f.name", "NULL::text AS kind", "f.division_code"),
-    "cemeteries": ("f.id", "f.name", "f.kind", "f.division_code"),
-}
-_JOINED_COLUMNS = ("x", "y", "lon", "lat", "edge_id", "frac", "connector_m")
+
+def _points_sql(layer: Layer, county: str | None) -> str:
+    """The features of ``layer`` that count (of ``county`` when given), with the columns its part in the network
+    says the analyses read (every identifier from the registry): a demand layer's features with their township
+    (the parent of their village), a facility layer's with their ``kind`` (NULL where the layer has one kind)."""
+    role = layer.network
+    columns = ["f.id", *(f"f.{layer.field_named(name).name}" for name in role.columns)]
+    joins = ""
+    if role.role == "demand":
+        joins = (f"LEFT JOIN {DIVISIONS.table} v ON v.code = f.{layer.field_named(role.village).name} "
+                 f"AND v.{DIVISIONS.validity[1]} IS NULL")
+        columns.append("v.parent_code AS township_code")
+    elif role.kind is None:
+        columns.insert(2, "NULL::text AS kind")
+    where = [feature_store.counted_sql(layer, "f")] if role.counts else []
+    if county is not None:
+        where.append(_in_county(role.village or feature_store.division_field_of(layer), county))
+    return _POINTS_SQL.format(columns=", ".join(columns), table=layer.table, joins=joins,
+                              where=f"WHERE {' AND '.join(where)}" if where else "")
 
 
 def check_county(county: str | None, conn: sa.Connection | None = None) -> str | None:
@@ -410,12 +415,12 @@ def check_county(county: str | None, conn: sa.Connection | None = None) -> str |
                                                                             and county.endswith("000000")))):
         raise InvalidInputError(f"county must be a county's 6-digit code, e.g. 500241 (or its 12-digit code "
                                 f"500241000000); got {county[:40]!r}")
-    if conn is not None and not conn.execute(sa.text(
-            "SELECT EXISTS (SELECT 1 FROM admin_divisions WHERE code = :code AND level = 'county' "
-            "AND valid_to IS NULL)"), {"code": county[:6] + "000000"}).scalar():
-        known = conn.execute(sa.text("SELECT string_agg(left(code, 6), ', ' ORDER BY code) FROM admin_divisions "
-                                     "WHERE level = 'county' AND valid_to IS NULL")).scalar()
-        raise InvalidInputError(f"county {county[:6]} is not in the database; the counties are: {known or 'none'}")
+    if conn is not None:
+        known = [row["code"][:6] for row in feature_store.read_records(conn, DIVISIONS, ["code"],
+                                                                       equals={"level": "county"}, order_by=["code"])]
+        if county[:6] not in known:
+            raise InvalidInputError(f"county {county[:6]} is not in the database; the counties are: "
+                                    f"{', '.join(known) or 'none'}")
     return county[:6]
 
 
@@ -425,7 +430,8 @@ def _in_county(code_column: str, county: str | None) -> str:
     if county is None:
         return "TRUE"
     return (f"(f.{code_column} LIKE :county_prefix OR (f.{code_column} IS NULL AND ST_Intersects(f.geom, ("
-            "SELECT c.geom FROM admin_divisions c WHERE c.code = :county_code AND c.valid_to IS NULL))))")
+            f"SELECT c.geom FROM {DIVISIONS.table} c WHERE c.code = :county_code "
+            f"AND c.{DIVISIONS.validity[1]} IS NULL))))")
 
 
 def _join(conn: sa.Connection, network: Network, key: tuple, sql: str, county: str | None) -> JoinedPoints:
@@ -448,22 +454,19 @@ def _join(conn: sa.Connection, network: Network, key: tuple, sql: str, county: s
 
 
 def settlements(conn: sa.Connection, network: Network, county: str | None = None) -> JoinedPoints:
-    """Every settlement (of ``county``, when given) joined to the network, with its households, village and
-    township."""
-    sql = _POINTS_SQL.format(columns=", ".join(SETTLEMENT_COLUMNS), table="settlements",
-                             joins="LEFT JOIN admin_divisions v ON v.code = f.village_code AND v.valid_to IS NULL",
-                             where=_in_county("village_code", county))
-    return _join(conn, network, ("settlements", county) + network.key("roads", "settlements", "admin_divisions"),
-                 sql, county)
+    """Every settlement (the demand layer's features; of ``county``, when given) joined to the network, with its
+    households, village and township."""
+    layer = DEMAND_LAYER
+    tables = (ROADS.table, layer.table, DIVISIONS.table)
+    return _join(conn, network, (layer.id, county) + network.key(*tables), _points_sql(layer, county), county)
 
 
-def facilities(conn: sa.Connection, network: Network, layer: FacilityLayer, kind: str | None,
+def facilities(conn: sa.Connection, network: Network, layer: Layer, kind: str | None,
                county: str | None = None) -> JoinedPoints:
-    """The existing facilities of ``layer`` (of ``kind``, in ``county``, when given) joined to the network."""
-    where = f"f.status = 'existing' AND {_in_county('division_code', county)}"
-    sql = _POINTS_SQL.format(columns=", ".join(FACILITY_COLUMNS[layer.id]), table=get_layer(layer.id).table, joins="",
-                             where=where)
-    joined = _join(conn, network, (layer.id, county) + network.key("roads", layer.id, "admin_divisions"), sql, county)
+    """The facilities of ``layer`` that count (the existing ones; of ``kind``, in ``county``, when given) joined to
+    the network."""
+    tables = (ROADS.table, layer.table, DIVISIONS.table)
+    joined = _join(conn, network, (layer.id, county) + network.key(*tables), _points_sql(layer, county), county)
     if kind is None:
         return joined
     return joined.subset(joined.frame["kind"].to_numpy() == kind)

@@ -1,4 +1,5 @@
-"""How people travel: modes, speeds, the time limit and the distance it allows; which facility layers count.
+"""How people travel: modes, speeds, the time limit and the distance it allows; the facility layer and kind asked
+for (which layers serve the settlements is the registry's to say: ``Layer.network``).
 
 Speeds are settings (environment variables with the ``GIS_`` prefix) with these defaults:
 
@@ -21,9 +22,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis_service.errors import InvalidInputError
-from gis_service.layers.roads import ROAD_CLASSES
+from gis_service.layers import FACILITY_LAYERS, Layer
+from gis_service.layers.registry import ROADS
 
-MODES = ("walk", "cycle", "drive")
+#: The road classes, in the registry's order.
+ROAD_CLASSES = ROADS.field_named("road_class").codes
+#: The travel modes and their Chinese names.
+MODE_LABELS_ZH = {"walk": "步行", "cycle": "骑行", "drive": "驾车"}
+MODES = tuple(MODE_LABELS_ZH)
 METHODS = ("network", "euclidean")
 MAX_MINUTES = 120
 #: Two costs closer than this (in seconds) are equal: a settlement exactly at the limit is served.
@@ -135,25 +141,9 @@ def make_travel(settings: AnalysisSettings, *, mode: str, minutes: float) -> Tra
 
 # -- facility layers ------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class FacilityLayer:
-    """A layer whose features serve settlements; only ``status = 'existing'`` features count."""
-
-    id: str
-    kinds: tuple[str, ...]
-
-
-FACILITY_LAYERS = {
-    "elder_care": FacilityLayer("elder_care", ("welfare_institution", "township_home", "community_station",
-                                               "rural_happiness_home")),
-    "community_centres": FacilityLayer("community_centres", ()),
-    "cemeteries": FacilityLayer("cemeteries", ("public_welfare_cemetery", "burial_point", "funeral_home",
-                                               "funeral_service_station", "commercial_cemetery")),
-}
-
-
-def check_facilities(layer: str, kind: str | None) -> tuple[FacilityLayer, str | None]:
-    """The facility layer and kind asked for; a plain InvalidInputError naming the choices otherwise."""
+def check_facilities(layer: str, kind: str | None) -> tuple[Layer, str | None]:
+    """The facility layer and kind asked for; a plain InvalidInputError naming the choices otherwise. Only the
+    layer's features that count (``status = 'existing'``) serve."""
     spec = FACILITY_LAYERS.get(layer)
     if spec is None:
         raise InvalidInputError(f"layer must be one of {', '.join(FACILITY_LAYERS)}; got {layer!r}")

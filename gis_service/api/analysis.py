@@ -14,20 +14,23 @@ from gis_service.analysis.indicators import indicators
 from gis_service.analysis.limits import time_budget
 from gis_service.analysis.service_areas import MAX_BUFFER_M, MIN_BUFFER_M, service_areas
 from gis_service.analysis.sites import MAX_CANDIDATES, MAX_K, site_suggestions
-from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, METHODS, MODES, AnalysisSettings
+from gis_service.analysis.travel import MAX_MINUTES, METHODS, MODES, AnalysisSettings
 from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
 from gis_service.api.openapi import GEOJSON, error_responses
+from gis_service.layers import FACILITY_LAYERS
 
 router = APIRouter(prefix="/analysis", tags=["analysis"])
 #: What an analysis answers besides its result: 400 for a bad parameter; 503 when the database gives up, the
 #: analysis runs out of time (GIS_ANALYSIS_TIMEOUT_S) or too many analyses wait (see ``RUNS_ANALYSIS``).
 ERRORS = error_responses(400, 503)
+#: The analyses along the roads: also 409 while the roads layer is empty.
+NETWORK_ERRORS = error_responses(400, 409, 503)
 
 #: What to ask for instead when an analysis runs out of time (GIS_ANALYSIS_TIMEOUT_S).
 LESS_TRAVEL = "fewer minutes, a slower mode, or one kind of facility"
 
 #: Every facility kind; each belongs to one layer (see ``layer``).
-FACILITY_KINDS = [kind for spec in FACILITY_LAYERS.values() for kind in spec.kinds]
+FACILITY_KINDS = [kind for layer in FACILITY_LAYERS.values() for kind in layer.kinds]
 
 
 def get_analysis_settings(request: Request) -> AnalysisSettings:
@@ -68,7 +71,7 @@ ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min 
             "grown by buffer_m metres. Not a convex hull: a river without a bridge is not crossed.",
             response_class=Response,
             responses={200: {"description": "A GeoJSON FeatureCollection, one feature per facility.",
-                             "content": {GEOJSON: {"schema": {"type": "object"}}}}, **ERRORS},
+                             "content": {GEOJSON: {"schema": {"type": "object"}}}}, **NETWORK_ERRORS},
             dependencies=RUNS_ANALYSIS)
 def get_service_areas(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
@@ -89,8 +92,8 @@ def get_service_areas(
             description="For each unit: households and settlements served and not served, and the coverage rate "
             "(served households ÷ households); then every unserved settlement with its distance to the nearest "
             "facility. Settlements and facilities join the roads at the nearest point on the nearest road; the "
-            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.", responses=ERRORS,
-            dependencies=RUNS_ANALYSIS)
+            "connector counts. The answer states method, mode, speed_kmh, minutes and limit_m.",
+            responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_coverage(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
@@ -121,7 +124,7 @@ def get_facility_area(
 @router.get("/indicators", summary="The plan's spatial indicators",
             description="Every spatial indicator of the civil-affairs plan (专栏1 and chapter 5): value, 2025 "
             "target, met or not, and the counts behind it, computed from the current data.",
-            responses=ERRORS, dependencies=RUNS_ANALYSIS)
+            responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
                    county: CountyQuery = None) -> dict:
     with time_budget(settings.analysis_timeout_s, advice="one county at a time (county=); try again when the "
@@ -132,7 +135,7 @@ def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings
 @router.get("/site-suggestions", summary="Where k new facilities would serve the most unserved households",
             description="Maximal covering location, solved greedily (at least 1-(1-1/k)^k of the optimum; the answer "
             "also gives an upper bound for this instance). Candidate sites are the unserved settlements.",
-            responses=ERRORS, dependencies=RUNS_ANALYSIS)
+            responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_site_suggestions(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
     layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",

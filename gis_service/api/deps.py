@@ -20,7 +20,7 @@ from gis_service.analysis.limits import TRIM_AFTER_GROWTH_MB, give_memory_back, 
 from gis_service.auth import Principal, authenticate
 from gis_service.db.engine import FAST_READS, MAX_SESSIONS, TILE_READS
 from gis_service.db.replicas import PRIMARY_READS, ReadRouter
-from gis_service.errors import GisServiceError
+from gis_service.errors import AnalysesBusyError, NetworkBuildingError, NoNetworkError
 from gis_service.settings import Settings
 
 
@@ -179,7 +179,7 @@ async def wait_for_network_build(request: Request) -> None:
     lock first), and wait for it at most NETWORK_WAIT_S, without a session, so that every other request goes on
     being answered; then 503 with Retry-After. Use it in a route's ``dependencies``: FastAPI solves those before
     the endpoint's own."""
-    from gis_service.analysis.network import BUILD_GATE, NetworkBuildingError
+    from gis_service.analysis.network import BUILD_GATE
 
     builder = _network_builder(request.app)
     last_build_s = await builder.start_unless_ready()
@@ -249,7 +249,7 @@ class _NetworkBuilder:
             self.thread.start()
 
     def _build(self) -> None:
-        from gis_service.analysis.network import BUILD_GATE, NoNetworkError, ensure_network
+        from gis_service.analysis.network import BUILD_GATE, ensure_network
 
         try:
             with self.engine.connect() as conn:
@@ -279,15 +279,8 @@ NEEDS_NETWORK = [Depends(wait_for_network_build)]
 #: only share the CPU; the others wait for their turn in the event loop, without a thread or a session, and at
 #: least MAX_SESSIONS - ANALYSES sessions stay for every other request (twenty analyses at once once took all ten).
 ANALYSES = 2
-#: Analyses that may wait for their turn (each for at most GIS_ANALYSIS_TIMEOUT_S); more get 503 at once.
-ANALYSES_WAITING = 64
-
-
-class AnalysesBusyError(GisServiceError):
-    """Every analysis turn is taken and the queue is full, or the wait for a turn was too long."""
-
-    status_code = 503
-    headers = {"Retry-After": "5"}
+#: Analyses that may wait for their turn (each for at most GIS_ANALYSIS_TIMEOUT_S) is GIS_ANALYSIS_QUEUE (64 by
+#: default: the load test's 50 clients overflowed 32 with coverage requests); more get 503 at once.
 
 
 @dataclass
@@ -311,13 +304,14 @@ def _analysis_turns(app) -> _AnalysisTurns:
 
 
 async def take_analysis_turn(request: Request) -> AsyncIterator[None]:
-    """Wait (at most GIS_ANALYSIS_TIMEOUT_S, behind at most ANALYSES_WAITING others) until fewer than ANALYSES
+    """Wait (at most GIS_ANALYSIS_TIMEOUT_S, behind at most GIS_ANALYSIS_QUEUE others) until fewer than ANALYSES
     analyses run, and hold the turn until the endpoint returns; 503 with Retry-After otherwise."""
     turns = _analysis_turns(request.app)
-    wait_s = request.app.state.settings.analysis_timeout_s
-    busy = (f"the service is computing as many analyses as it can ({ANALYSES} at once, {ANALYSES_WAITING} more "
+    settings = request.app.state.settings
+    wait_s, queue = settings.analysis_timeout_s, settings.analysis_queue
+    busy = (f"the service is computing as many analyses as it can ({ANALYSES} at once, {queue} more "
             "waiting their turn); try again in a few seconds. Answers already computed come back at once")
-    if turns.waiting >= ANALYSES_WAITING:
+    if turns.waiting >= queue:
         raise AnalysesBusyError(busy)
     turns.waiting += 1
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pyproj import CRS
@@ -18,7 +17,7 @@ from gis_service.api import middleware
 from gis_service.api.deps import NEEDS_TOKEN, ConnectionDep, SessionDep, SettingsDep, bearer_token
 from gis_service.api.openapi import GEOJSON, error_responses, feature_body, if_match_header, inspection_body
 from gis_service.auth import Principal, authenticate
-from gis_service.errors import GisServiceError, InvalidInputError, NotFoundError
+from gis_service.errors import InvalidInputError, UnsupportedMediaType
 from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import Layer
 from gis_service.limits import MAX_FEATURE_ID, load_json
@@ -29,10 +28,6 @@ router = APIRouter(tags=["edits"])
 JSON_TYPES = ("application/json", "application/geo+json")
 #: What a write can answer besides success; 412 and 428 only where an ETag is needed.
 WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
-
-
-class UnsupportedMediaType(GisServiceError):
-    status_code = 415
 
 
 def principal(request: Request, conn: ConnectionDep, _: Annotated[object, Depends(bearer_token)]) -> Principal:
@@ -218,10 +213,4 @@ def create_inspection(featureId: FeatureId, body: BodyDep, session: SessionDep, 
             "marker itself.)",
             responses=error_responses(400, 401, 404, 503), dependencies=NEEDS_TOKEN)
 def list_inspections(featureId: FeatureId, conn: ConnectionDep) -> dict:
-    if conn.execute(sa.text("SELECT 1 FROM boundary_markers WHERE id = :id"), {"id": featureId}).scalar() is None:
-        raise NotFoundError(f"boundary_markers has no feature {featureId}")
-    rows = conn.execute(sa.text(
-        "SELECT id, inspected_on, inspector, condition, notes FROM marker_inspections WHERE marker_id = :id "
-        "ORDER BY inspected_on DESC, id DESC"), {"id": featureId}).mappings().all()
-    return {"markerId": featureId, "inspections": [
-        {**row, "inspected_on": row["inspected_on"].isoformat()} for row in rows]}
+    return {"markerId": featureId, "inspections": edits.list_inspections(conn, featureId)}

@@ -17,12 +17,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from gis_service.analysis.limits import time_budget
 from gis_service.analysis.sites import MAX_K
-from gis_service.analysis.travel import FACILITY_LAYERS, MAX_MINUTES, MODES
+from gis_service.analysis.travel import MAX_MINUTES, MODE_LABELS_ZH, MODES
 from gis_service.api.analysis import FACILITY_KINDS, LESS_TRAVEL, AnalysisSettingsDep, CountyQuery
 from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
 from gis_service.api.openapi import error_responses
 from gis_service.api.security import MAP_REFERRER_POLICY, map_policy
 from gis_service.errors import NotFoundError
+from gis_service.layers import FACILITY_LAYERS
 from gis_service.maps.recipes import MAP_NAMES, load_recipe
 from gis_service.maps.render import STATIC_DIR
 
@@ -55,13 +56,22 @@ form {{ margin-top: .4em; font-size: .9em; }} label {{ margin-right: .8em; }}
 </body></html>"""
 
 _COVERAGE_FORM = """<form action="{href}" method="get">
-<label>设施类型 <select name="kind"><option value="">全部养老服务设施</option>
-<option value="welfare_institution">社会福利机构</option><option value="township_home">敬老院</option>
-<option value="community_station">社区养老服务站</option><option value="rural_happiness_home">农村幸福院</option>
-<option value="public_welfare_cemetery">公益性公墓</option></select></label>
+<label>设施类型 <select name="kind"><option value="">全部{default_layer}</option>
+{kinds}</select></label>
 <label>分钟 <input name="minutes" type="number" min="1" max="120" value="15" style="width:4em"></label>
-<label>方式 <select name="mode"><option value="walk">步行</option><option value="cycle">骑行</option>
-<option value="drive">驾车</option></select></label><button type="submit">打开</button></form>"""
+<label>方式 <select name="mode">{modes}</select></label><button type="submit">打开</button></form>"""
+
+
+def _coverage_form(href: str) -> str:
+    """The coverage map's form: every facility kind (by layer) and travel mode, with their Chinese names."""
+    kinds = "".join(
+        f'<optgroup label="{escape(layer.title_zh)}">' + "".join(
+            f'<option value="{escape(code)}">{escape(layer.field_named(layer.network.kind).label_of(code))}</option>'
+            for code in layer.kinds) + "</optgroup>"
+        for layer in FACILITY_LAYERS.values() if layer.kinds)
+    modes = "".join(f'<option value="{mode}">{escape(label)}</option>' for mode, label in MODE_LABELS_ZH.items())
+    default_layer = FACILITY_LAYERS[load_recipe("coverage").parameters.get("layer", "elder_care")].title_zh
+    return _COVERAGE_FORM.format(href=href, kinds=kinds, modes=modes, default_layer=escape(default_layer))
 
 
 def map_page(html: str, *, basemap: str) -> HTMLResponse:
@@ -76,7 +86,7 @@ def maps_index(settings: SettingsDep) -> HTMLResponse:
     for name in MAP_NAMES:
         recipe = load_recipe(name)
         href = f"maps/{name}"
-        form = _COVERAGE_FORM.format(href=href) if name == "coverage" else ""
+        form = _coverage_form(href) if name == "coverage" else ""
         items.append(f'<li><a href="{href}">{escape(recipe.title_zh)}</a><p class="d">'
                      f"{escape(recipe.description_zh)}</p>{form}</li>")
     return map_page(_INDEX.format(items="".join(items)), basemap=settings.map_basemap)
@@ -100,7 +110,7 @@ def maps_static(asset_path: Annotated[str, Path(description="A file the map page
 @router.get("/{name}", response_class=HTMLResponse, summary="One web map",
             description="overview, coverage, facility_area, boundaries or site_suggestions. The coverage and "
             "site-suggestion maps take the analysis parameters; the others check and ignore them.",
-            responses=error_responses(400, 404, 503), dependencies=RUNS_ANALYSIS)
+            responses=error_responses(400, 404, 409, 503), dependencies=RUNS_ANALYSIS)
 def get_map(
     name: Annotated[str, Path(description="The map.", json_schema_extra={"enum": list(MAP_NAMES)})],
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,

@@ -32,7 +32,19 @@ from starlette.routing import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gis_service.api import security
-from gis_service.errors import GisServiceError
+from gis_service.errors import (
+    HTTP_ERROR_CODE,
+    Busy,
+    ClientDisconnected,
+    DatabaseUnavailable,
+    GisServiceError,
+    InvalidInputError,
+    MethodNotAllowed,
+    NotFoundError,
+    PayloadTooLarge,
+    QueryTimeout,
+    TokenInUrl,
+)
 from gis_service.settings import Settings
 
 access_log = logging.getLogger("gis_service.access")
@@ -48,10 +60,14 @@ def request_id(request: Request) -> str | None:
     return request.scope.get("state", {}).get("request_id")
 
 
-def error_response(request: Request, status_code: int, code: str, description: str,
-                   headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status_code, headers=headers,
-                        content={"code": code, "description": description, "request_id": request_id(request)})
+def error_response(request: Request, error: GisServiceError) -> JSONResponse:
+    """The answer of ``error``: its status and headers, and ``{"code", "description", "request_id"}``."""
+    return JSONResponse(status_code=error.status_code, headers=error.headers, content=_error_body(error, request_id(
+        request)))
+
+
+def _error_body(error: GisServiceError, rid: str | None) -> dict:
+    return {"code": error.code, "description": str(error), "request_id": rid}
 
 
 class RequestContext:
@@ -102,16 +118,15 @@ class RequestContext:
             holder = security.token_in_query(scope.get("query_string", b""))
             if holder is not None:
                 logged["query"] = "[withheld: it held a token]"
-                await _send_json(send_with_id, 400, {
-                    "code": "TokenInUrl", "request_id": rid,
-                    "description": f"the query parameter {security.without_tokens(holder)!r} holds a token; "
-                                   "tokens in URLs end up in logs, browser history and Referer headers, so they are "
-                                   "refused: send it as a header, 'Authorization: Bearer <token>' (and revoke a "
-                                   "token that was sent in a URL: `gis-service token revoke ID`)"})
+                await _send_error(send_with_id, rid, TokenInUrl(
+                    f"the query parameter {security.without_tokens(holder)!r} holds a token; tokens in URLs end up "
+                    "in logs, browser history and Referer headers, so they are refused: send it as a header, "
+                    "'Authorization: Bearer <token>' (and revoke a token that was sent in a URL: "
+                    "`gis-service token revoke ID`)"))
                 return
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_body_bytes:
-                await self._too_large(send_with_id, rid, int(declared))
+                await _send_error(send_with_id, rid, self._too_large(int(declared)))
                 return
             received = 0
 
@@ -121,22 +136,22 @@ class RequestContext:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
-                        raise BodyTooLarge(received)
+                        # the app's handler for service errors answers it, or the except below when it escapes
+                        raise self._too_large(received, at_least=True)
                 return message
 
             try:
                 await self.app(scope, counted_receive, send_with_id)
-            except BodyTooLarge as exc:
-                await self._too_large(send_with_id, rid, exc.size, at_least=True)
+            except PayloadTooLarge as exc:
+                await _send_error(send_with_id, rid, exc)
             except Exception as exc:
                 # the last resort: a bug. Logged with its traceback under the id the user is shown.
                 error_log.error("request %s failed: %s %s", rid, scope["method"], logged["path"], exc_info=exc)
                 if status["started"]:
                     raise
-                await _send_json(send_with_id, 500, {
-                    "code": "ServerError", "request_id": rid,
-                    "description": f"the service failed to answer; the error is logged under request id {rid}: "
-                                   "please quote it when you report this"})
+                await _send_error(send_with_id, rid, GisServiceError(
+                    f"the service failed to answer; the error is logged under request id {rid}: please quote it "
+                    "when you report this"))
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 entry = {"request_id": rid, "method": scope["method"], **logged, "status": status["code"],
@@ -172,24 +187,19 @@ class RequestContext:
             scope["client"] = (client, 0)
         return scope
 
-    async def _too_large(self, send: Send, rid: str, size: int, *, at_least: bool = False) -> None:
+    def _too_large(self, size: int, *, at_least: bool = False) -> PayloadTooLarge:
         what = f"more than {self.max_body_bytes:,}" if at_least else f"{size:,}"
-        await _send_json(send, 413, {
-            "code": "PayloadTooLarge", "request_id": rid,
-            "description": f"the request body is {what} bytes; at most {self.max_body_bytes:,} are accepted. "
-                           "Send one feature per request, or import large files with `gis-service import`."})
+        return PayloadTooLarge(f"the request body is {what} bytes; at most {self.max_body_bytes:,} are accepted. "
+                               "Send one feature per request, or import large files with `gis-service import`.")
 
 
-async def _send_json(send: Send, status_code: int, content: dict) -> None:
-    body = json.dumps(content, ensure_ascii=False).encode()
-    await send({"type": "http.response.start", "status": status_code,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+async def _send_error(send: Send, rid: str, error: GisServiceError) -> None:
+    """Answer ``error`` straight from the middleware (outside the app's exception handlers)."""
+    body = json.dumps(_error_body(error, rid), ensure_ascii=False).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (error.headers or {}).items()]
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-class BodyTooLarge(Exception):
-    def __init__(self, size: int):
-        self.size = size
 
 
 def _describe_validation(exc: RequestValidationError) -> str:
@@ -227,39 +237,37 @@ def install_error_handlers(app: FastAPI, *, statement_timeout_s: float) -> None:
 
     @app.exception_handler(GisServiceError)
     async def _service_error(request: Request, exc: GisServiceError) -> JSONResponse:
-        headers = getattr(exc, "headers", None)
-        return error_response(request, exc.status_code, type(exc).__name__, str(exc), headers=headers)
+        return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(request, 400, "InvalidParameterValue", _describe_validation(exc))
+        return error_response(request, InvalidInputError(_describe_validation(exc)))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            description = (f"there is nothing at {request.url.path}; the API is described at /api "
-                           "(and /docs), the collections are listed at /collections")
-            return error_response(request, 404, "NotFound", description)
+            return error_response(request, NotFoundError(
+                f"there is nothing at {request.url.path}; the API is described at /api (and /docs), the "
+                "collections are listed at /collections"))
         if exc.status_code == 405:
             given = exc.headers or {}
             allowed = _allowed_methods(request, fallback=given.get("Allow") or given.get("allow", ""))
-            description = f"{request.method} is not allowed on {request.url.path}" + \
-                (f"; use {allowed}" if allowed else "")
-            return error_response(request, 405, "MethodNotAllowed", description, headers={"Allow": allowed})
-        return error_response(request, exc.status_code, "HTTPError", str(exc.detail), headers=exc.headers)
+            refused = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"
+                                       + (f"; use {allowed}" if allowed else ""))
+            refused.headers = {"Allow": allowed}
+            return error_response(request, refused)
+        return JSONResponse(status_code=exc.status_code, headers=exc.headers, content={
+            "code": HTTP_ERROR_CODE, "description": str(exc.detail), "request_id": request_id(request)})
 
     @app.exception_handler(sa.exc.DBAPIError)
     async def _database_error(request: Request, exc: sa.exc.DBAPIError) -> JSONResponse:
         if isinstance(exc.orig, psycopg.errors.QueryCanceled):
-            return error_response(
-                request, 503, "QueryTimeout",
+            return error_response(request, QueryTimeout(
                 f"the database stopped this request after {statement_timeout_s:g} s; ask for less at once "
-                "(a bbox, a smaller limit, a filter, a township instead of the county) and try again",
-                headers={"Retry-After": "1"})
+                "(a bbox, a smaller limit, a filter, a township instead of the county) and try again"))
         if isinstance(exc.orig, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected |
                       psycopg.errors.SerializationFailure):
-            return error_response(request, 503, "Busy", "the feature is being changed by another request; "
-                                  "try again", headers={"Retry-After": "1"})
+            return error_response(request, Busy("the feature is being changed by another request; try again"))
         if database_away(exc):
             return _database_away_response(request)
         raise exc
@@ -268,8 +276,8 @@ def install_error_handlers(app: FastAPI, *, statement_timeout_s: float) -> None:
     async def _client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
         # the client, or the server's body deadline (GIS_BODY_TIMEOUT_S), closed the connection before the body
         # arrived: no one to answer and no bug to log (this answer is only what the access log records)
-        return error_response(request, 400, "ClientDisconnected",
-                              "the connection was closed before the request body arrived")
+        return error_response(request, ClientDisconnected("the connection was closed before the request body "
+                                                          "arrived"))
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg.InterfaceError)
@@ -281,8 +289,8 @@ def install_error_handlers(app: FastAPI, *, statement_timeout_s: float) -> None:
 
     @app.exception_handler(sa.exc.TimeoutError)
     async def _pool_exhausted(request: Request, exc: sa.exc.TimeoutError) -> JSONResponse:
-        return error_response(request, 503, "Busy", "the service is answering as many requests as it can; "
-                              "try again in a moment", headers={"Retry-After": "1"})
+        return error_response(request, Busy("the service is answering as many requests as it can; try again in a "
+                                            "moment"))
 
 
 #: SQLSTATEs of a server that is shutting down, crashed or still starting (an absent server has none).
@@ -307,8 +315,7 @@ def database_away(exc: BaseException) -> bool:
 def _database_away_response(request: Request) -> JSONResponse:
     """503 while the database is away: every pooled connection is checked before use (pool_pre_ping), so the
     service answers again by itself as soon as the database is back, without a restart."""
-    return error_response(
-        request, 503, "DatabaseUnavailable",
+    return error_response(request, DatabaseUnavailable(
         "the database cannot be reached just now (it is stopped or restarting); the service answers again by "
         f"itself once the database is back: try again in {DATABASE_AWAY_RETRY_S} seconds",
-        headers={"Retry-After": str(DATABASE_AWAY_RETRY_S)})
+        retry_after_s=DATABASE_AWAY_RETRY_S))

@@ -1,7 +1,7 @@
 """OGC API - Features (Part 1 Core, GeoJSON, OpenAPI 3.0; Part 2 CRS; Part 3 Filtering) and vector tiles.
 
-Thin: parameters are parsed by :mod:`gis_service.ogc.params`, SQL lives in :mod:`gis_service.ogc.query` and
-:mod:`gis_service.ogc.tiles`. Collections are the layers of the registry, nothing else.
+Thin: parameters are parsed by :mod:`gis_service.ogc.params`, SQL lives in :mod:`gis_service.store.features` and
+:mod:`gis_service.store.tiles`. Collections are the layers of the registry, nothing else.
 """
 
 from __future__ import annotations
@@ -22,27 +22,15 @@ from gis_service.edits import make_etag
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import Layer
-from gis_service.limits import FILTER_LIMITS_DOC, MAX_FILTER_CHARS
 from gis_service.ogc import tiles
 from gis_service.ogc.cache import SummaryCache
-from gis_service.ogc.crs import CRS84_URI, GCJ02_URI, epsg_uri, parse_crs, served_crs_list
-from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES
+from gis_service.ogc.crs import CRS84_URI, CRS_DOC, epsg_uri, parse_crs, served_crs_list
 from gis_service.ogc.openapi import MEDIA_TYPE as OPENAPI_MEDIA_TYPE
 from gis_service.ogc.openapi import to_openapi_30
-from gis_service.ogc.params import (
-    BIGINT_MAX,
-    DATETIME_PATTERN,
-    DEFAULT_LIMIT,
-    FORMATS,
-    MAX_LIMIT,
-    MAX_OFFSET,
-    name_list_pattern,
-    parse_format,
-    parse_items_query,
-)
-from gis_service.ogc.query import LayerSummary, fetch_feature, fetch_page
+from gis_service.ogc.params import BIGINT_MAX, FORMATS, ItemsQuery, items_parameters, parse_format, parse_items_query
 from gis_service.ogc.tilecache import Tile, TileCache, accepts_gzip, etag_header, not_modified
 from gis_service.settings import STORAGE_SRID, Settings
+from gis_service.store.features import LayerSummary, fetch_feature, fetch_page
 
 router = APIRouter(tags=["OGC API - Features"])
 
@@ -69,12 +57,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
 ]
-CRS_DOC = ("CRS84 (default, longitude/latitude), EPSG:4490 (CGCS2000, latitude/longitude), EPSG:4326 "
-           "(latitude/longitude), EPSG:3857 (Web Mercator) or the county's Gauss-Krüger zone (EPSG:4545, "
-           "northing/easting); as OGC URIs (http://www.opengis.net/def/crs/EPSG/0/4490) or EPSG:<code>. "
-           f"Also `gcj02` ({GCJ02_URI}): GCJ-02 longitude/latitude for overlays on AMap/Tencent basemaps. GCJ-02 "
-           "is not an EPSG CRS but an obfuscated offset of WGS 84 (50–500 m); never store or measure in it.")
-
 CollectionIdParam = Annotated[str, Path(description="Collection (layer) id, e.g. elder_care; see /collections.",
                                         json_schema_extra={"enum": list(LAYERS)})]
 
@@ -84,6 +66,17 @@ def get_collection(collectionId: CollectionIdParam) -> Layer:  # noqa: N803 - th
 
 
 LayerDep = Annotated[Layer, Depends(get_collection)]
+
+
+async def items_query(layer: LayerDep, request: Request, settings: SettingsDep) -> ItemsQuery:
+    """The items request, parsed once from the query string (the parameters are documented by
+    :func:`items_parameters`, not declared to FastAPI, which would parse them a second time); 400 on any bad one,
+    and on any parameter that is neither one of them nor a queryable of the layer. (async: tens of microseconds
+    of parsing, not worth a trip through the thread pool.)"""
+    return parse_items_query(layer, request.query_params, measure_srid=settings.measure_srid)
+
+
+ItemsQueryDep = Annotated[ItemsQuery, Depends(items_query)]
 
 _summary_cache_lock = threading.Lock()
 
@@ -135,7 +128,6 @@ _JSON_OR_HTML = {200: {"content": {"text/html": {"schema": {"type": "string"}}}}
 _NO_DB = error_responses(400)
 _DB = error_responses(400, 503)
 _COLLECTION = error_responses(400, 404, 503)
-_ALL_FIELDS = sorted({f for layer in LAYERS.values() for f in layer.field_names})
 
 
 # -- landing page, conformance, API ----------------------------------------------------------------------------
@@ -222,7 +214,7 @@ def _collection_doc(layer: Layer, summary: LayerSummary, base: str, measure_srid
 def _datetime_doc(layer: Layer) -> str | None:
     if not layer.temporal:
         return None
-    if layer.current_condition and len(layer.temporal) == 2:
+    if layer.validity is not None:
         return f"{layer.temporal[0]}/{layer.temporal[1]} (the versions in force; current ones without datetime)"
     return layer.temporal[0]
 
@@ -279,8 +271,8 @@ def queryables(layer: LayerDep, request: Request, f: JsonFormatParam = None):
     }
     for spec in layer.fields:
         schema = {"title": spec.title_zh or spec.name, "description": spec.description, **_JSON_TYPES[spec.type]}
-        if spec.enum:
-            schema["enum"] = list(spec.enum)
+        if spec.values is not None:
+            schema["enum"] = list(spec.codes)
         if spec.pattern:
             schema["pattern"] = spec.pattern
         if spec.minimum is not None:
@@ -312,59 +304,10 @@ def queryables(layer: LayerDep, request: Request, f: JsonFormatParam = None):
     response_class=Response,
     responses={200: {"content": {GEOJSON: {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}},
                      "description": "The features."}, **_COLLECTION},
+    openapi_extra={"parameters": items_parameters()},
 )
-def list_items(
-    layer: LayerDep,
-    request: Request,
-    conn: ConnectionDep,
-    settings: SettingsDep,
-    f: FeatureFormatParam = None,
-    bbox: Annotated[str | None, Query(
-        description="minx,miny,maxx,maxy (or 6 numbers with heights) in `bbox-crs`, in that CRS's axis order "
-        "(CRS84: lon,lat; EPSG:4490/4326: lat,lon; EPSG:4545: northing,easting), the minimum not above the "
-        "maximum, longitudes and latitudes within ±180 and ±90. Features intersecting it.",
-        openapi_examples={"county seat": {"value": [108.95, 28.40, 109.05, 28.50]}},
-        json_schema_extra={"type": "array", "items": {"type": "number"},
-                           "oneOf": [{"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}]})] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description="CRS of `bbox`: " + CRS_DOC)] = None,
-    crs: Annotated[str | None, Query(description="CRS of the returned geometries (the `Content-Crs` header "
-                                     "says which): " + CRS_DOC)] = None,
-    limit: Annotated[str | None, Query(
-        description=f"Features per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT})] = None,
-    offset: Annotated[str | None, Query(
-        description="Features to skip (the `next` link sets it).",
-        json_schema_extra={"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0})] = None,
-    datetime: Annotated[str | None, Query(
-        description="A date or RFC 3339 date-time, or an interval `start/end` with `..` (or nothing) for an open "
-        "end; the start not after the end. admin_divisions: the versions in force then; other layers with dates "
-        "(see the collection's datetimeProperty): their first date field within it. A layer without dates "
-        "refuses it.", json_schema_extra={"pattern": DATETIME_PATTERN})] = None,
-    properties: Annotated[str | None, Query(
-        description="Comma-separated properties of the collection to return (default: all; empty: none); see "
-        "its /queryables.", json_schema_extra={"pattern": name_list_pattern([*_ALL_FIELDS, *GEOMETRY_NAMES],
-                                                                           signed=False)})] = None,
-    sortby: Annotated[str | None, Query(
-        description="Comma-separated properties of the collection (or id) to sort by, `-name` for descending; "
-        "ties are broken by id.", json_schema_extra={"pattern": name_list_pattern(["id", *_ALL_FIELDS],
-                                                                                   signed=True)})] = None,
-    filter: Annotated[str | None, Query(
-        description="A CQL2 filter (text or JSON, see `filter-lang`) on the queryables: comparisons, LIKE, IN, "
-        "BETWEEN, IS NULL, AND/OR/NOT, CASEI, S_INTERSECTS/S_WITHIN/S_CONTAINS/S_DWITHIN (distance in metres), "
-        "A_CONTAINS…, T_BEFORE/T_AFTER/T_INTERSECTS. The geometry is `geometry`. E.g. on elder_care: "
-        "`kind = 'township_home' AND beds >= 50`. " + FILTER_LIMITS_DOC,
-        json_schema_extra={"maxLength": MAX_FILTER_CHARS},
-        openapi_examples={"cql2-text": {
-            "value": "S_INTERSECTS(geometry, BBOX(108.95, 28.40, 109.05, 28.50))"}})] = None,
-    filter_lang: Annotated[str | None, Query(
-        alias="filter-lang", description="cql2-text (default) or cql2-json.",
-        json_schema_extra={"enum": list(FILTER_LANGS)})] = None,
-    filter_crs: Annotated[str | None, Query(
-        alias="filter-crs", description="CRS of geometry literals in `filter`: " + CRS_DOC)] = None,
-):
-    # The parameters above document the API; they are read, with the property filters, from the query string
-    # by parse_items_query, which also refuses any parameter that is neither one of them nor a queryable.
-    query = parse_items_query(layer, request.query_params, measure_srid=settings.measure_srid)
+def list_items(query: ItemsQueryDep, request: Request, conn: ConnectionDep):
+    layer = query.layer
     page = fetch_page(conn, query)
     url = request.url
     base = _base(request)

@@ -25,7 +25,9 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from gis_service.edits import CONDITIONS, IF_MATCH_PATTERN, MAX_NOTES_LENGTH
+from gis_service.edits import FINDING, IF_MATCH_PATTERN, INSPECTED, MAX_NOTES_LENGTH
+from gis_service.errors import CODES, HTTP_ERROR_CODE, codes_for
+from gis_service.layers import get_layer
 from gis_service.limits import BODY_LIMITS_DOC
 from gis_service.ogc.crs import content_crs_names, crs_names
 from gis_service.search.queries import measure_area
@@ -47,6 +49,8 @@ ERRORS: dict[int, str] = {
          "expire after a year unless made with another --expires).",
     403: "The token's role may not change this layer (or these fields).",
     404: "No such collection, feature, record or resource.",
+    409: "The data does not allow the request now: the roads layer is empty, so there is nothing to measure "
+         "along (import roads first).",
     412: "If-Match does not name the feature's current ETag: it changed since it was read. GET it again and "
          "reapply the change.",
     413: "The request body is larger than the service accepts (GIS_MAX_BODY_BYTES, 5 MiB by default).",
@@ -65,7 +69,8 @@ def error_responses(*status_codes: int) -> dict[int | str, dict]:
     """``responses=`` entries for the error statuses an operation sends, each with the shared error body."""
     responses: dict[int | str, dict] = {}
     for status in status_codes:
-        response = {"description": ERRORS[status],
+        codes = ", ".join(f"`{code}`" for code in codes_for(status))
+        response = {"description": f"{ERRORS[status]} Codes: {codes}.",
                     "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}}}}
         if status in (429, 503):
             response["headers"] = _RETRY_AFTER
@@ -156,8 +161,10 @@ SCHEMAS: dict[str, dict] = {
         "description": "Every error: the OGC API exception shape plus the request id the log line carries.",
         "required": ["code", "description", "request_id"],
         "properties": {
-            "code": {"type": "string", "description": "What failed, e.g. InvalidParameterValue, NotFoundError, "
-                     "PreconditionFailed."},
+            "code": {"type": "string", "enum": [*CODES, HTTP_ERROR_CODE],
+                     "description": "What failed: a stable code, one per meaning, each always with the same HTTP "
+                     "status (listed with each status's answer); branch on it, not on the description. "
+                     f"{HTTP_ERROR_CODE}: a status the service does not otherwise send."},
             "description": {"type": "string", "description": "What was wrong and how to fix it."},
             "request_id": {"type": "string", "description": "The request's id (X-Request-ID): quote it when "
                            "reporting a problem."},
@@ -175,7 +182,8 @@ SCHEMAS: dict[str, dict] = {
         "required": ["condition"],
         "additionalProperties": False,
         "properties": {
-            "condition": {"type": "string", "enum": list(CONDITIONS), "description": "What the inspector found."},
+            "condition": {"type": "string", "enum": list(get_layer(INSPECTED).field_named(FINDING).codes),
+                          "description": "What the inspector found."},
             "inspected_on": {"anyOf": [{"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
                                        {"type": "null"}],
                              "description": "YYYY-MM-DD, not in the future; absent or null: today."},

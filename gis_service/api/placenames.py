@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 
 from gis_service.api.deps import NEEDS_TOKEN, ConnectionDep, ReadRunnerDep, SettingsDep
 from gis_service.api.openapi import error_responses
-from gis_service.layers.placenames import CATEGORIES
 from gis_service.search import queries
 from gis_service.search.normalize import HAN_PATTERN, MAX_QUERY_LENGTH, SEARCHABLE_PATTERN
 
@@ -49,7 +48,7 @@ async def search(
     category: Annotated[str | None, Query(
         description="Only this category: administrative (行政区划), settlement (居民点), road (道路街巷), natural "
         "(自然地理实体), memorial (纪念地/名胜) or facility (设施); empty: every category.",
-        json_schema_extra={"enum": ["", *CATEGORIES]})] = None,
+        json_schema_extra={"enum": ["", *queries.CATEGORIES]})] = None,
     division: Annotated[str | None, Query(
         description="Only names inside this administrative division and everything below it: its 6-, 9- or "
         "12-digit statistical code, e.g. 500241107000 (石堤镇); 404 when no division has it.",

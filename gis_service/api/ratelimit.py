@@ -11,33 +11,10 @@ clock every worker and host shares.
 
 from __future__ import annotations
 
-import math
-
 import sqlalchemy as sa
 
-from gis_service.errors import GisServiceError
-
-
-class TooManyWrites(GisServiceError):
-    status_code = 429
-
-    def __init__(self, per_minute: int, retry_after_s: float):
-        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
-        super().__init__(f"this token has made more than {per_minute} changes in the last minute; wait "
-                         f"{self.headers['Retry-After']} s and send the change again (nothing was written)")
-
-
-#: Refill since the last count, capped at a full bucket (``:burst``); ``b`` is the row as it was.
-_REFILLED = "LEAST(:burst, b.writes_left + extract(epoch FROM clock_timestamp() - b.counted_at) * :per_s)"
-_SPEND = sa.text(f"""
-    INSERT INTO write_allowance AS b (token_id, writes_left, counted_at, allowed)
-    VALUES (:token, :burst - 1, clock_timestamp(), true)
-    ON CONFLICT (token_id) DO UPDATE SET
-        writes_left = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
-        counted_at = clock_timestamp(),
-        allowed = {_REFILLED} >= 1
-    RETURNING allowed, writes_left
-""")
+from gis_service.errors import TooManyWrites
+from gis_service.store.tokens import spend_write
 
 
 class WriteRateLimiter:
@@ -53,7 +30,6 @@ class WriteRateLimiter:
         if self.per_minute <= 0:
             return
         per_s = self.per_minute / 60
-        allowed, left = conn.execute(_SPEND, {"token": token_id, "burst": float(self.per_minute),
-                                              "per_s": per_s}).one()
+        allowed, left = spend_write(conn, token_id, burst=float(self.per_minute), per_s=per_s)
         if not allowed:
             raise TooManyWrites(self.per_minute, (1 - left) / per_s)

@@ -1,4 +1,4 @@
-"""The real Xiushan data the demo county is built on (``layers/xiushan``, see its PROVENANCE.md).
+"""The real Xiushan data the demo county is built on (``layers/xiushan``, package data; see its PROVENANCE.md).
 
 Everything here is read-only and real: the county outline, the five county boundary segments and
 tri-junctions, the 27 township-level and 268 village-level units with their NBS codes and names,
@@ -11,12 +11,13 @@ import csv
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import shapely
 from shapely.geometry import shape
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "layers" / "xiushan"
+from gis_service.resources import county_sources
+
+DATA_DIR = county_sources("xiushan")
 
 COUNTY_CODE = "500241000000"
 COUNTY_NAME = "秀山土家族苗族自治县"

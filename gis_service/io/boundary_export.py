@@ -6,8 +6,8 @@ border), or every line shared with a neighbouring county. Formats, all written b
 - geojson: one FeatureCollection (EPSG:4326), lines then markers, ``feature_type`` telling them apart;
 - kml: folders ``boundary_lines`` and ``boundary_markers`` (LIBKML), placemarks named by line code and marker number;
 - gpx: markers as waypoints named by their number, lines as tracks (GPX 1.1, WGS84), for handheld GPS;
-- gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490;
-- shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg).
+- gpkg: layers ``boundary_lines`` and ``boundary_markers`` in EPSG:4490, dates as dates;
+- shp: a zip of the two Shapefiles (EPSG:4490, UTF-8 .cpg, dates as dates).
 
 KML and GPX are XML that viewers show as HTML (a KML ``<description>`` is an HTML balloon in Google Earth; OsmAnd
 renders GPX descriptions): every text written into them is HTML-escaped, so an inspection note or a line name that
@@ -34,7 +34,10 @@ import pyogrio
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.io.files import write_features
+from gis_service.layers import get_layer
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
+from gis_service.store import exports
 
 FORMATS = {
     "geojson": ("application/geo+json", "geojson"),
@@ -43,8 +46,6 @@ FORMATS = {
     "gpkg": ("application/geopackage+sqlite3", "gpkg"),
     "shp": ("application/zip", "zip"),
 }
-CONDITION_ZH = {"intact": "完好", "damaged": "损坏", "missing": "缺失", "displaced": "移位"}
-TYPE_ZH = {"Q": "单立", "A": "同号双立", "B": "同号双立", "C": "同号三立", "D": "同号三立", "E": "同号三立"}
 #: Metres of shared border for a county line to count as one of a township's lines.
 TOWNSHIP_BORDER_MIN_M = 10.0
 #: The codes a selection names (an empty value is a selection not made).
@@ -76,54 +77,29 @@ class Selection:
         return f"boundaries_{kind}_{getattr(self, kind)}"
 
 
-def select_lines_sql(selection: Selection) -> tuple[str, dict]:
-    """SQL condition on boundary_lines (alias l) for a selection, and its parameters."""
-    if selection.line:
-        return "l.code = :code", {"code": selection.line}
-    if selection.neighbour:
-        return "l.level = 'county' AND (l.right_code = :code OR l.left_code = :code)", {"code": selection.neighbour}
-    code12 = selection.township.ljust(12, "0")
-    return (
-        "((l.level = 'township' AND (l.left_code = :code9 OR l.right_code = :code9)) OR "
-        " (l.level = 'county' AND EXISTS (SELECT 1 FROM admin_divisions t WHERE t.code = :code12 "
-        "   AND t.valid_to IS NULL AND t.geom && l.geom AND ST_Length(ST_Transform(ST_Intersection("
-        "   ST_Boundary(t.geom), ST_Buffer(l.geom, 0.00001)), :measure_srid)) > :min_m)))",
-        {"code9": code12[:9], "code12": code12, "min_m": TOWNSHIP_BORDER_MIN_M},
-    )
-
-
 def read_selection(conn: sa.Connection, selection: Selection, *, measure_srid: int
                    ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """The selected lines and all their markers (EPSG:4490). NotFoundError if no line matches."""
-    condition, params = select_lines_sql(selection)
-    params["measure_srid"] = measure_srid
-    lines = gpd.read_postgis(sa.text(
-        f"SELECT l.code, l.name, l.level, l.left_code, l.left_name, l.right_code, l.right_name, "
-        f"round(l.length_m::numeric, 1)::float AS length_m, l.status, l.last_inspected, l.geom "
-        f"FROM boundary_lines l WHERE {condition} ORDER BY l.code"), conn, geom_col="geom", params=params,
-        crs=STORAGE_SRID)
+    lines = exports.selected_lines(conn, line=selection.line, township=selection.township,
+                                   neighbour=selection.neighbour, measure_srid=measure_srid,
+                                   township_border_min_m=TOWNSHIP_BORDER_MIN_M)
     if lines.empty:
         raise NotFoundError(_nothing_found(conn, selection))
-    markers = gpd.read_postgis(sa.text(
-        "SELECT m.number, m.marker_type, m.line_code, m.material, m.set_on, m.condition, m.last_inspected, "
-        "(SELECT i.notes FROM marker_inspections i WHERE i.marker_id = m.id "
-        " ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1) AS last_notes, m.geom "
-        "FROM boundary_markers m WHERE m.line_code = ANY(:codes) ORDER BY m.number"),
-        conn, geom_col="geom", params={"codes": list(lines["code"])}, crs=STORAGE_SRID)
-    for frame in (lines, markers):
-        for column in ("last_inspected", "set_on"):
-            if column in frame:
-                frame[column] = frame[column].map(lambda d: d.isoformat() if pd.notna(d) and d else None)
+    markers = exports.markers_of_lines(conn, list(lines["code"]))
     return lines, markers
+
+
+def _dates_as_text(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with its dates as YYYY-MM-DD text (GeoJSON has no dates)."""
+    return frame.assign(**{column: frame[column].map(lambda d: d.isoformat() if pd.notna(d) and d else None)
+                           for column in ("last_inspected", "set_on") if column in frame})
 
 
 def _nothing_found(conn: sa.Connection, selection: Selection) -> str:
     if selection.line:
         return f"no boundary line has the code {selection.line}"
     if selection.neighbour:
-        neighbours = conn.execute(sa.text(
-            "SELECT DISTINCT right_code || ' ' || right_name FROM boundary_lines WHERE level = 'county' "
-            "ORDER BY 1")).scalars().all()
+        neighbours = exports.county_neighbours(conn)
         return f"no county line is shared with {selection.neighbour}; the neighbours are: {', '.join(neighbours)}"
     return f"no boundary line belongs to township {selection.township}"
 
@@ -142,8 +118,10 @@ def export_boundaries(conn: sa.Connection, selection: Selection, *, fmt: str, me
 # -- writers --------------------------------------------------------------------------------------------
 
 def _marker_description(row) -> str:
-    parts = [f"界桩 {row.number}", f"类型 {row.marker_type}（{TYPE_ZH[row.marker_type]}）",
-             f"状况 {CONDITION_ZH.get(row.condition, row.condition)}", f"所属界线 {row.line_code}",
+    markers = get_layer("boundary_markers")
+    kind = markers.field_named("marker_type").label_of(row.marker_type)
+    parts = [f"界桩 {row.number}", f"类型 {row.marker_type}（{kind}）",
+             f"状况 {markers.field_named('condition').label_of(row.condition)}", f"所属界线 {row.line_code}",
              f"最近检查 {row.last_inspected or '无记录'}"]
     if row.last_notes:
         parts.append(f"备注 {row.last_notes}")
@@ -181,7 +159,7 @@ def _geojson(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
     def features(frame: gpd.GeoDataFrame, feature_type: str) -> list[dict]:
         if frame.empty:
             return []
-        frame = frame.to_crs(SERVE_SRID).assign(feature_type=feature_type)
+        frame = _dates_as_text(frame).to_crs(SERVE_SRID).assign(feature_type=feature_type)
         return json.loads(frame.to_json(drop_id=True, to_wgs84=False))["features"]
 
     return _with_temp_dir(lambda folder: _write_rfc7946(
@@ -250,8 +228,8 @@ def _gpx(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
 def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
     def write(folder: Path) -> bytes:
         path = folder / "boundaries.gpkg"
-        pyogrio.write_dataframe(lines, path, layer="boundary_lines", driver="GPKG")
-        pyogrio.write_dataframe(markers, path, layer="boundary_markers", driver="GPKG", append=not lines.empty)
+        write_features(lines, path, layer="boundary_lines", driver="GPKG")
+        write_features(markers, path, layer="boundary_markers", driver="GPKG")
         return path.read_bytes()
 
     return _with_temp_dir(write)
@@ -260,11 +238,11 @@ def _gpkg(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
 def _shp(lines: gpd.GeoDataFrame, markers: gpd.GeoDataFrame) -> bytes:
     def write(folder: Path) -> bytes:
         # Shapefile field names are at most 10 characters.
-        pyogrio.write_dataframe(lines.rename(columns={"last_inspected": "last_insp"}),
-                                folder / "boundary_lines.shp", encoding="UTF-8")
-        pyogrio.write_dataframe(markers.rename(columns={"last_inspected": "last_insp", "marker_type": "type",
-                                                        "last_notes": "notes"}),
-                                folder / "boundary_markers.shp", encoding="UTF-8")
+        write_features(lines.rename(columns={"last_inspected": "last_insp"}), folder / "boundary_lines.shp",
+                       driver="ESRI Shapefile", encoding="UTF-8")
+        write_features(markers.rename(columns={"last_inspected": "last_insp", "marker_type": "type",
+                                               "last_notes": "notes"}),
+                       folder / "boundary_markers.shp", driver="ESRI Shapefile", encoding="UTF-8")
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for member in sorted(folder.iterdir()):

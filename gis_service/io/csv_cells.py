@@ -7,6 +7,9 @@ So is a text cell that starts with an apostrophe followed by one of those or by 
 spreadsheets' own rule (a leading apostrophe means "the rest is text" and is not shown), and it makes the change
 reversible: :func:`restore` (used by the CSV import) removes exactly one leading apostrophe where the export added
 one, so export then import gives back the stored text unchanged. Numbers are never changed (-3.5 stays a number).
+
+Every file starts with a UTF-8 byte-order mark: without it Excel on Chinese Windows reads a CSV as GBK and shows
+UTF-8 Chinese garbled; every other reader (pandas, GDAL, LibreOffice, the import) skips it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def restore(cell: str) -> str:
 
 
 def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]], *,
-               encoding: str = "utf-8") -> None:
+               encoding: str = "utf-8-sig") -> None:
     """Write ``header`` then ``rows`` to ``path``, each text cell neutralised."""
     with Path(path).open("w", encoding=encoding, newline="") as handle:
         writer = csv.writer(handle)
@@ -47,7 +50,7 @@ def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object
         writer.writerows([neutralise(value) for value in row] for row in rows)
 
 
-def write_frame(frame: pd.DataFrame, path: Path, *, encoding: str = "utf-8") -> None:
+def write_frame(frame: pd.DataFrame, path: Path, *, encoding: str = "utf-8-sig") -> None:
     """Write ``frame`` (no index) to ``path``, each text cell neutralised; numeric columns as they are."""
     text_columns = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     safe = frame.copy()

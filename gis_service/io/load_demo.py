@@ -8,25 +8,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError
-from gis_service.io.store import RowCallback, write_frame
+from gis_service.io.layers_io import write_frame
 from gis_service.layers import LAYERS
+from gis_service.store import features, inspections
+from gis_service.store.features import RowCallback
+from gis_service.store.tables import marker_inspections
 
 #: Tables cleared by a replace, besides the layers.
-SIDE_TABLES = ("marker_inspections",)
-
-
-def database_is_empty(conn: sa.Connection) -> bool:
-    return all(conn.execute(sa.text(f"SELECT NOT EXISTS (SELECT 1 FROM {layer.table})")).scalar()
-               for layer in LAYERS.values())
-
-
-def layer_counts(conn: sa.Connection) -> dict[str, int]:
-    """Features per layer, counting current features only where a layer keeps history."""
-    counts = {}
-    for layer in LAYERS.values():
-        where = f" WHERE {layer.current_condition}" if layer.current_condition else ""
-        counts[layer.id] = conn.execute(sa.text(f"SELECT count(*) FROM {layer.table}{where}")).scalar_one()
-    return counts
+SIDE_TABLES = (marker_inspections,)
 
 
 def load_frames(engine: sa.Engine, frames: Mapping[str, pd.DataFrame], *, county_code: str, measure_srid: int,
@@ -40,9 +29,8 @@ def load_frames(engine: sa.Engine, frames: Mapping[str, pd.DataFrame], *, county
     written: dict[str, int] = {}
     with engine.begin() as conn:
         if replace:
-            tables = ", ".join([layer.table for layer in LAYERS.values()] + list(SIDE_TABLES))
-            conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        elif not database_is_empty(conn):
+            features.clear(conn, SIDE_TABLES)
+        elif not features.database_is_empty(conn):
             raise InvalidInputError("the database already holds data; load the demo with --replace to clear it first")
         for layer in LAYERS.values():
             frame = frames.get(layer.id)
@@ -53,25 +41,12 @@ def load_frames(engine: sa.Engine, frames: Mapping[str, pd.DataFrame], *, county
             result = write_frame(conn, layer, frame, county_code=county_code, measure_srid=measure_srid,
                                  on_rows=on_rows)
             written[layer.id] = result.rows_written
-        inspections = frames.get("marker_inspections")
-        if inspections is not None and len(inspections):
+        records = frames.get("marker_inspections")
+        if records is not None and len(records):
             if on_step:
-                on_step("marker_inspections", len(inspections))
-            written["marker_inspections"] = _copy_inspections(conn, inspections)
+                on_step("marker_inspections", len(records))
+            written["marker_inspections"] = inspections.copy_inspections(conn, records)
             if on_rows:
-                on_rows(len(inspections))
-        # fresh statistics, so that the first queries after a bulk load get good plans
-        for table in written:
-            conn.execute(sa.text(f"ANALYZE {table}"))
+                on_rows(len(records))
+        features.analyze(conn, [LAYERS[name].table if name in LAYERS else name for name in written])
     return written
-
-
-def _copy_inspections(conn: sa.Connection, inspections: pd.DataFrame) -> int:
-    columns = ["id", "marker_id", "inspected_on", "inspector", "condition", "notes"]
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(f"COPY marker_inspections ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in inspections[columns].itertuples(index=False):
-            copy.write_row([None if (isinstance(v, float) and pd.isna(v)) else v for v in row])
-    conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('marker_inspections', 'id'), "
-                         "(SELECT coalesce(max(id), 1) FROM marker_inspections))"))
-    return len(inspections)

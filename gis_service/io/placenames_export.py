@@ -16,6 +16,8 @@ import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError
 from gis_service.io.csv_cells import write_rows
+from gis_service.layers.registry import GAZETTEER
+from gis_service.store import exports
 
 EXPORT_FORMATS = ("csv", "geojson")
 
@@ -39,42 +41,22 @@ EXTRA_FIELDS: tuple[tuple[str, str], ...] = (
     ("lat", "纬度"),
     ("id", "编号"),
 )
-CATEGORY_ZH = {"administrative": "行政区划", "settlement": "居民点", "road": "道路街巷", "natural": "自然地理实体",
-               "memorial": "纪念地/名胜", "facility": "设施"}
-STATUS_ZH = {"current": "现行", "historical": "历史", "cancelled": "注销"}
-
-# The division written out from the county down (秀山土家族苗族自治县石堤镇高桥村), from its code.
-_SQL = """
-SELECT p.id, p.name, coalesce(p.pinyin_manual, p.pinyin) AS spelling, p.category, p.division_code,
-       p.meaning, p.origin, p.history, p.status, p.heritage_listed,
-       concat_ws('', c.name, t.name, v.name) AS division,
-       (SELECT string_agg(f.name, '；' ORDER BY f.id) FROM place_names f WHERE f.successor_id = p.id) AS former_names,
-       ST_X(ST_Transform(p.geom, 4326)) AS lon, ST_Y(ST_Transform(p.geom, 4326)) AS lat
-FROM place_names p
-LEFT JOIN admin_divisions c ON c.code = left(p.division_code, 6) || '000000' AND c.valid_to IS NULL
-LEFT JOIN admin_divisions t ON t.code = left(p.division_code, 9) || '000' AND t.code <> c.code
-                             AND t.valid_to IS NULL
-LEFT JOIN admin_divisions v ON v.code = p.division_code AND v.code <> left(p.division_code, 9) || '000'
-                             AND v.valid_to IS NULL
-ORDER BY p.division_code NULLS LAST, p.category, p.name, p.id
-"""
-
 
 def place_name_records(conn: sa.Connection) -> list[dict]:
     """Every place name (current, historical and cancelled) as a dict in the national field order, then extras."""
     records = []
-    for row in conn.execute(sa.text(_SQL)):
+    for row in exports.gazetteer_rows(conn):
         lon, lat = round(row.lon, 7), round(row.lat, 7)
         records.append({
             "standard_name": row.name,
             "roman_spelling": row.spelling or "",
-            "category": CATEGORY_ZH.get(row.category, row.category),
+            "category": GAZETTEER.field_named("category").label_of(row.category),
             "division": row.division or "",
             "location": f"{lon:.7f}, {lat:.7f}",
             "meaning": row.meaning or "",
             "origin": row.origin or "",
             "history": row.history or "",
-            "status": STATUS_ZH.get(row.status, row.status),
+            "status": GAZETTEER.field_named("status").label_of(row.status),
             "heritage_listed": "是" if row.heritage_listed else "否",
             "former_names": row.former_names or "",
             "division_code": row.division_code or "",
@@ -102,7 +84,7 @@ def write_place_names(records: list[dict], path: Path, *, fmt: str) -> Path:
     fields = NATIONAL_FIELDS + EXTRA_FIELDS
     if fmt == "csv":
         write_rows(path, [header for _, header in fields],
-                   ([record[name] for name, _ in fields] for record in records), encoding="utf-8-sig")
+                   ([record[name] for name, _ in fields] for record in records))
         return path
     features = [{
         "type": "Feature",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -41,16 +42,13 @@ class ValidationContext:
 
     #: Polygon (EPSG:4490) that geometries must lie in: the county, with a small tolerance.
     county_area: BaseGeometry | None = None
-    #: Codes of current administrative divisions.
-    division_codes: set[str] = field(default_factory=set)
+    #: Per field with a Reference: the values it may name that exist (current features only, where the layer
+    #: referred to keeps versions).
+    found: dict[str, set] = field(default_factory=dict)
     #: Values already taken, per unique field.
     taken: dict[str, set] = field(default_factory=dict)
-    #: Codes of existing boundary lines (for markers).
-    line_codes: set[str] = field(default_factory=set)
     #: Ids already in the layer's table.
     existing_ids: set[int] = field(default_factory=set)
-    #: Ids of existing place names (for successor_id).
-    place_name_ids: set[int] = field(default_factory=set)
 
 
 def validate_frame(layer: Layer, frame: gpd.GeoDataFrame, context: ValidationContext
@@ -214,8 +212,8 @@ def _check_value(spec: Field, value, row: int, problems: list[RowProblem]):
 
 
 def _rule_problem(spec: Field, value) -> str | None:
-    if spec.enum is not None and value not in spec.enum:
-        return f"{_short(value)} is not one of: {', '.join(spec.enum)}"
+    if spec.values is not None and value not in spec.codes:
+        return f"{_short(value)} is not one of: {', '.join(spec.codes)}"
     if spec.pattern is not None and not re.fullmatch(spec.pattern.strip("^$"), value):
         return f"{_short(value)} does not have the form {spec.pattern}"
     if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
@@ -236,7 +234,9 @@ def _rule_problem(spec: Field, value) -> str | None:
 
 def _check_cross_row_rules(layer: Layer, rows: pd.DataFrame, row_numbers, context: ValidationContext,
                            problems: list[RowProblem]) -> None:
-    current = rows["valid_to"].isna().to_numpy() if "valid_to" in rows else np.ones(len(rows), bool)
+    """Unique values, references, and the layer's own rules across fields (each only on fields without a problem
+    so far: a problem is reported once, where it starts)."""
+    current = _current(layer, rows)
     for spec in layer.writable_fields:
         values = rows[spec.name].tolist()
         if spec.unique:
@@ -250,46 +250,32 @@ def _check_cross_row_rules(layer: Layer, rows: pd.DataFrame, row_numbers, contex
                 elif value in taken:
                     problems.append(RowProblem(int(n), spec.name, f"{value} is already in {layer.id}"))
                 seen.setdefault(value, int(n))
-        if spec.references == "division":
-            known = set(context.division_codes)
-            if layer.id == "admin_divisions":
-                known |= {c for c, is_current in zip(rows["code"], current) if c is not None and is_current}
+        if spec.references is not None:
+            known = set(context.found.get(spec.name, ()))
+            if spec.references.layer == layer.id:  # rows of the same file may be referred to
+                known |= {v for v, is_current in zip(rows[spec.references.field], current)
+                          if v is not None and is_current}
             for value, n in zip(values, row_numbers):
                 if value is not None and value not in known:
-                    problems.append(RowProblem(int(n), spec.name,
-                                               f"{value} is not the code of a current administrative division"))
-    if layer.id == "boundary_markers":
-        for line_code, number, marker_type, n in zip(rows["line_code"], rows["number"], rows["marker_type"],
-                                                     row_numbers):
-            if line_code is not None and line_code not in context.line_codes:
-                problems.append(RowProblem(int(n), "line_code", f"{line_code} is not the code of a boundary line"))
-            elif None not in (line_code, number, marker_type) and not re.fullmatch(
-                    re.escape(line_code) + r"-[0-9]{3}" + marker_type, number):
-                problems.append(RowProblem(int(n), "number", f"{number} does not follow <line code>-<3-digit "
-                                           f"sequence><type>, i.e. {line_code}-001{marker_type}"))
-    if layer.id == "place_names":
-        known_ids = context.place_name_ids | {i for i in rows["id"] if i is not None}
-        for successor, status, n in zip(rows["successor_id"], rows["status"], row_numbers):
-            if successor is None:
+                    problems.append(RowProblem(int(n), spec.name, spec.references.problem.format(value=value)))
+    if not layer.rules:
+        return
+    wrong = {(p.row, p.field) for p in problems}
+    records = rows.to_dict("records")
+    for rule in layer.rules:
+        for row, n in zip(records, row_numbers):
+            if any((int(n), name) in wrong for name in rule.reads):
                 continue
-            if successor not in known_ids:
-                problems.append(RowProblem(int(n), "successor_id", f"no place name has id {successor}"))
-            elif status == "current":
-                problems.append(RowProblem(int(n), "successor_id", "only historical or cancelled names have a "
-                                           "successor"))
-    if layer.id == "elder_care":
-        for beds, nursing, n in zip(rows["beds"], rows["nursing_beds"], row_numbers):
-            if beds is not None and nursing is not None and nursing > beds:
-                problems.append(RowProblem(int(n), "nursing_beds", f"{nursing} nursing beds exceed {beds} beds"))
-    if layer.id == "cemeteries":
-        for capacity, used, n in zip(rows["capacity"], rows["graves_used"], row_numbers):
-            if capacity is not None and used is not None and used > capacity:
-                problems.append(RowProblem(int(n), "graves_used", f"{used} graves used exceed the capacity "
-                                           f"{capacity}"))
-    if layer.id == "admin_divisions":
-        for valid_from, valid_to, n in zip(rows["valid_from"], rows["valid_to"], row_numbers):
-            if valid_from is not None and valid_to is not None and valid_to <= valid_from:
-                problems.append(RowProblem(int(n), "valid_to", f"{valid_to} is not after valid_from {valid_from}"))
+            problem = rule.check(row)
+            if problem:
+                problems.append(RowProblem(int(n), rule.field, problem))
+
+
+def _current(layer: Layer, rows: pd.DataFrame) -> np.ndarray:
+    """Which rows are current features: all, unless the layer keeps versions (then those without valid_to)."""
+    if layer.validity is None:
+        return np.ones(len(rows), bool)
+    return rows[layer.validity[1]].isna().to_numpy()
 
 
 # -- conversions ---------------------------------------------------------------------------------
@@ -398,8 +384,27 @@ def _to_date(value) -> dt.date:
     if isinstance(value, pd.Timestamp):
         return value.date()
     if isinstance(value, str):
-        return dt.date.fromisoformat(value.strip()[:10])
+        return parse_date(value)
     raise ValueError("")
+
+
+#: Dates as people write them: 2021-03-05, 2021/3/5, 2021.3.5, 2021年3月5日, 20210305 (a time after them is ignored).
+_DATE = re.compile(r"\s*(\d{4})\s*(?:[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{1,2})|年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?"
+                   r"|(\d{2})(\d{2}))"
+                   r"(?:[T\s]+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\s*")
+DATE_FORMS = "2021-03-05, 2021/3/5, 2021.3.5 or 2021年3月5日"
+
+
+def parse_date(text: str) -> dt.date:
+    """The date ``text`` writes in one of :data:`DATE_FORMS` (full-width digits too); ValueError otherwise."""
+    found = _DATE.fullmatch(unicodedata.normalize("NFKC", text))
+    if found is None:
+        raise ValueError(f"write it as {DATE_FORMS}")
+    year, month, day = (int(g) for g in found.groups() if g is not None)
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        raise ValueError(f"{year}-{month}-{day} is not a day of the calendar") from None
 
 
 def _to_text_list(value) -> list[str]:
@@ -421,7 +426,7 @@ def _to_text_list(value) -> list[str]:
 _CONVERTERS = {"text": _to_text, "integer": _to_int, "number": _to_number, "boolean": _to_bool,
                "date": _to_date, "text_list": _to_text_list}
 _TYPE_WORDS = {"text": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
-               "date": "a date (YYYY-MM-DD)", "text_list": "a list of names (separated by ';')"}
+               "date": f"a date ({DATE_FORMS})", "text_list": "a list of names (separated by ';')"}
 
 
 def _short(value) -> str:

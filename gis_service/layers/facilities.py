@@ -1,6 +1,23 @@
 """Settlements (the demand side) and the facilities that serve them."""
 
-from gis_service.layers.base import Field, Layer, data_source_field, division_field, name_field, status_field
+from gis_service.layers.base import (
+    URBAN_RURAL_VALUES,
+    Field,
+    Layer,
+    MapStyle,
+    NetworkRole,
+    RowRule,
+    Value,
+    data_source_field,
+    division_field,
+    facility_network_role,
+    location_precision_field,
+    name_field,
+    status_field,
+)
+
+#: The planners keep the facilities and the settlements they serve.
+PLANNERS = {"planner": None}
 
 settlements = Layer(
     id="settlements",
@@ -16,6 +33,24 @@ settlements = Layer(
         Field("population", "integer", "Residents.", title_zh="人口", minimum=0),
         data_source_field(),
     ),
+    writers=PLANNERS,
+    network=NetworkRole("demand", ("name", "households", "village_code"), village="village_code"),
+    map_style=MapStyle(size=6, color="#2e7d32"),
+)
+
+#: Tag of the burial facilities the plan's coverage indicator counts (公益性安葬(放)设施).
+PUBLIC_WELFARE_BURIAL = "public_welfare_burial"
+#: Tag of the elder-care institutions (养老机构) whose beds the plan's bed indicators count.
+INSTITUTION = "institution"
+
+CEMETERY_KINDS = (
+    Value("public_welfare_cemetery", "公益性公墓", ("公益性墓地",), frozenset({PUBLIC_WELFARE_BURIAL}),
+          color="#455a64", shape="cross"),
+    Value("burial_point", "集中安葬点", ("安葬点", "骨灰安放点"), frozenset({PUBLIC_WELFARE_BURIAL}),
+          color="#78909c", shape="cross"),
+    Value("funeral_home", "殡仪馆", color="#212121", shape="square"),
+    Value("funeral_service_station", "殡葬服务站", ("殡仪服务站",), color="#5d4037", shape="diamond"),
+    Value("commercial_cemetery", "经营性公墓", ("经营性墓地",), color="#9e9e9e", shape="cross"),
 )
 
 cemeteries = Layer(
@@ -29,16 +64,38 @@ cemeteries = Layer(
         name_field(),
         Field("kind", "text", "public_welfare_cemetery (公益性公墓), burial_point (集中安葬点), funeral_home "
               "(殡仪馆), funeral_service_station (殡葬服务站) or commercial_cemetery.", title_zh="类型",
-              required=True, enum=("public_welfare_cemetery", "burial_point", "funeral_home",
-                                   "funeral_service_station", "commercial_cemetery")),
-        Field("urban_rural", "text", "urban or rural.", title_zh="城乡", required=True, enum=("urban", "rural")),
+              required=True, values=CEMETERY_KINDS),
+        Field("urban_rural", "text", "urban or rural.", title_zh="城乡", required=True, values=URBAN_RURAL_VALUES),
         Field("public_welfare", "boolean", "Public-welfare (公益性).", title_zh="公益性", default=True),
         Field("capacity", "integer", "Graves it can hold.", title_zh="容量(穴)", minimum=0),
         Field("graves_used", "integer", "Graves used.", title_zh="已用(穴)", minimum=0),
         status_field(),
         division_field(),
         data_source_field(),
+        location_precision_field(),
     ),
+    rules=(
+        RowRule(("capacity", "graves_used"), "graves_used", lambda row: row["graves_used"] <= row["capacity"],
+                "{graves_used} graves used exceed the capacity {capacity}"),
+    ),
+    writers=PLANNERS,
+    network=facility_network_role("kind"),
+    map_style=MapStyle(symbol="icon", size=13, by="kind"),
+)
+
+ELDER_CARE_KINDS = (
+    Value("welfare_institution", "社会福利机构", ("社会福利院", "福利院", "养老院"), frozenset({INSTITUTION}),
+          color="#6a1b9a", shape="star"),
+    Value("township_home", "敬老院", ("乡镇敬老院", "农村敬老院", "特困人员供养服务机构"), frozenset({INSTITUTION}),
+          color="#1565c0", shape="square"),
+    Value("community_station", "社区养老服务站", ("养老服务站", "社区养老服务中心", "日间照料中心"),
+          color="#00838f", shape="diamond"),
+    Value("rural_happiness_home", "农村幸福院", ("幸福院", "农村互助幸福院"), color="#2e7d32", shape="circle"),
+)
+OPERATORS = (
+    Value("government", "公办", ("政府", "公办公营", "政府运营")),
+    Value("private", "民办", ("民营", "社会力量")),
+    Value("public_private", "公建民营", ("公办民营",)),
 )
 
 elder_care = Layer(
@@ -53,19 +110,28 @@ elder_care = Layer(
         name_field(),
         Field("kind", "text", "welfare_institution (社会福利机构), township_home (敬老院), community_station "
               "(社区养老服务站) or rural_happiness_home (农村幸福院).", title_zh="类型", required=True,
-              enum=("welfare_institution", "township_home", "community_station", "rural_happiness_home")),
+              values=ELDER_CARE_KINDS),
         Field("beds", "integer", "Beds.", title_zh="床位", minimum=0, default=0),
         Field("nursing_beds", "integer", "Nursing-type beds (护理型床位), at most beds.", title_zh="护理型床位",
               minimum=0, default=0),
         Field("operator", "text", "government, private or public_private (公建民营).", title_zh="运营方式",
-              required=True, enum=("government", "private", "public_private")),
+              required=True, values=OPERATORS),
         Field("comprehensive", "boolean", "Has comprehensive functions (综合功能).", title_zh="综合功能",
               default=False),
-        Field("rating", "integer", "Quality rating, 0 to 5 stars.", title_zh="等级", minimum=0, maximum=5),
+        Field("rating", "integer", "Quality rating, 0 to 5 stars.", title_zh="等级", minimum=0, maximum=5,
+              storage="smallint"),
         status_field(),
         division_field(),
         data_source_field(),
+        location_precision_field(),
     ),
+    rules=(
+        RowRule(("beds", "nursing_beds"), "nursing_beds", lambda row: row["nursing_beds"] <= row["beds"],
+                "{nursing_beds} nursing beds exceed {beds} beds"),
+    ),
+    writers=PLANNERS,
+    network=facility_network_role("kind"),
+    map_style=MapStyle(symbol="icon", size=14, by="kind"),
 )
 
 community_centres = Layer(
@@ -87,5 +153,9 @@ community_centres = Layer(
         division_field(required=True, description="12-digit code of the village or community it serves."),
         status_field(),
         data_source_field(),
+        location_precision_field(),
     ),
+    writers=PLANNERS,
+    network=facility_network_role(),
+    map_style=MapStyle(symbol="icon", shape="triangle", size=13, color="#ef6c00"),
 )

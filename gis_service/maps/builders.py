@@ -17,11 +17,13 @@ import sqlalchemy as sa
 from gis_service.analysis import network as net
 from gis_service.analysis.network import LRU
 from gis_service.analysis.sites import check_k
-from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings, check_facilities, check_minutes, check_mode
+from gis_service.analysis.travel import MODE_LABELS_ZH, AnalysisSettings, check_facilities, check_minutes, check_mode
 from gis_service.errors import InvalidInputError
+from gis_service.layers import FACILITY_LAYERS
 from gis_service.maps import data
 from gis_service.maps.recipes import MapRecipe, load_recipe, recipes_dir
 from gis_service.maps.render import MapContent, fmt, render
+from gis_service.store import inspections
 
 #: Service areas are drawn simplified by this many metres (they are roads grown by 50 m: 20 m hardly shows).
 SERVICE_AREA_TOLERANCE_M = 20.0
@@ -46,9 +48,9 @@ class MapParameters:
         kind = self.kind or None
         layer = self.layer
         if layer is None and kind:
-            layer = next((lid for lid, spec in FACILITY_LAYERS.items() if kind in spec.kinds), None)
+            layer = next((lid for lid, facilities in FACILITY_LAYERS.items() if kind in facilities.kinds), None)
             if layer is None:
-                known = sorted(k for spec in FACILITY_LAYERS.values() for k in spec.kinds)
+                known = sorted(k for facilities in FACILITY_LAYERS.values() for k in facilities.kinds)
                 raise InvalidInputError(f"kind must be one of {', '.join(known)}; got {kind!r}")
         if layer is None:
             layer = defaults.get("layer", "elder_care")
@@ -69,11 +71,17 @@ def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}%"
 
 
+def _kind_zh(layer_id: str, kind: str | None) -> str:
+    """The Chinese name of a facility kind, or of the layer when it has one kind (or none is asked for)."""
+    layer = FACILITY_LAYERS[layer_id]
+    return layer.field_named(layer.network.kind).label_of(kind) if kind and layer.network.kind else layer.title_zh
+
+
 def _travel_zh(params: MapParameters, answer: dict) -> str:
-    what = data.label_zh("facility_layer", params.layer)
+    what = FACILITY_LAYERS[params.layer].title_zh
     if params.kind:
-        what += "·" + data.label_zh(f"{params.layer}.kind", params.kind)
-    return (f"{what}；{data.label_zh('mode', answer['mode'])} {fmt(answer['minutes'])} 分钟"
+        what += "·" + _kind_zh(params.layer, params.kind)
+    return (f"{what}；{MODE_LABELS_ZH[answer['mode']]} {fmt(answer['minutes'])} 分钟"
             f"（{fmt(answer['speed_kmh'])} 千米/时，约 {fmt(round(answer['limit_m']))} 米，沿道路计）")
 
 
@@ -85,8 +93,7 @@ def overview(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, m
     sources = _common(conn, measure_srid, county)
     sources.update(villages=data.divisions(conn, level="village", measure_srid=measure_srid, county=county),
                    roads=data.roads(conn, measure_srid=measure_srid, county=county),
-                   elder_care=data.elder_care(conn, county), community_centres=data.community_centres(conn, county),
-                   cemeteries=data.cemeteries(conn, county))
+                   **{layer_id: data.facilities(conn, layer_id, county) for layer_id in FACILITY_LAYERS})
     county = sources["county"][0]["properties"] if sources["county"] else {}
     notes = {"townships": [f"{len(sources['townships'])} 个乡镇（街道），{len(sources['villages'])} 个村（社区）；"
                            f"全县 {fmt(county.get('households'))} 户，{fmt(county.get('population'))} 人"]}
@@ -125,13 +132,12 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
           "properties": {k: v for k, v in f["properties"].items() if isinstance(v, (str, int, float, type(None)))}}
          for i, f in enumerate(areas["features"]) if f.get("geometry")],
         tolerance_m=SERVICE_AREA_TOLERANCE_M, measure_srid=measure_srid, preserve_topology=False)
-    sources["facilities"] = [f for f in getattr(data, p.layer)(conn, p.county)
+    sources["facilities"] = [f for f in data.facilities(conn, p.layer, p.county)
                              if f["properties"].get("status") == "existing"
                              and (p.kind is None or f["properties"].get("kind") == p.kind)]
     for feature in sources["facilities"]:
         props = feature["properties"]
-        props["kind_zh"] = data.label_zh(f"{p.layer}.kind", props.get("kind")) or data.label_zh(
-            "facility_layer", p.layer)
+        props["kind_zh"] = _kind_zh(p.layer, props.get("kind"))
     totals = by_township["totals"]
     notes = {
         "settlements": [f"已覆盖 {fmt(totals['served_households'])} 户，"
@@ -168,7 +174,7 @@ def facility_area_map(conn: sa.Connection, recipe: MapRecipe, params: MapParamet
                                                               "shortfall_m2", "meets_target", "centres")})
         feature["properties"]["households"] = row.get("households", feature["properties"].get("households"))
     sources["villages"] = villages
-    sources["community_centres"] = [f for f in data.community_centres(conn, county)
+    sources["community_centres"] = [f for f in data.facilities(conn, "community_centres", county)
                                     if f["properties"].get("status") == "existing"]
     totals = answer["totals"]
     notes = {"villages": [f"目标：每百户不少于 {fmt(target)} 平方米（“十四五”规划专栏1）",
@@ -272,10 +278,8 @@ PAGES = LRU(16)
 def _data_state(conn: sa.Connection) -> tuple:
     """Which database, and the state of every table a map reads (data versions come from a sequence, so a
     rolled-back change never reuses a version; inspections are not versioned: their count and last id are)."""
-    database = conn.execute(sa.text("SELECT instance_id::text FROM network_state")).one()
     versions = tuple(sorted(net.data_versions(conn).items()))
-    inspections = conn.execute(sa.text("SELECT count(*), max(id) FROM marker_inspections")).one()
-    return tuple(database), versions, tuple(inspections)
+    return (net.database_instance(conn),), versions, inspections.state(conn)
 
 
 def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = None, measure_srid: int = 4545,

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 
 from gis_service.layers.base import Layer
-from gis_service.ogc.query import LayerSummary, summarize_layer_versioned
+from gis_service.store.features import LayerSummary, data_versions, summarize_layer_versioned
 
 
 class SummaryCache:
@@ -35,9 +35,7 @@ class SummaryCache:
     def summaries(self, conn: sa.Connection, layers: Iterable[Layer]) -> dict[str, LayerSummary]:
         """The summary of each layer (by id), computing only those whose current version is not cached."""
         layers = list(layers)
-        versions = dict(conn.execute(
-            sa.text("SELECT table_name, version FROM data_versions WHERE table_name = ANY(:tables)"),
-            {"tables": [layer.table for layer in layers]}).all())
+        versions = data_versions(conn, [layer.table for layer in layers])
         found: dict[str, LayerSummary] = {}
         for layer in layers:
             version = versions.get(layer.table)

@@ -18,6 +18,12 @@ from gis_service.settings import STORAGE_SRID
 
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 GCJ02_URI = "urn:x-gis-service:def:crs:GCJ-02"
+#: The CRSs a request may name, as the API document describes them.
+CRS_DOC = ("CRS84 (default, longitude/latitude), EPSG:4490 (CGCS2000, latitude/longitude), EPSG:4326 "
+           "(latitude/longitude), EPSG:3857 (Web Mercator) or the county's Gauss-Krüger zone (EPSG:4545, "
+           "northing/easting); as OGC URIs (http://www.opengis.net/def/crs/EPSG/0/4490) or EPSG:<code>. "
+           f"Also `gcj02` ({GCJ02_URI}): GCJ-02 longitude/latitude for overlays on AMap/Tencent basemaps. GCJ-02 "
+           "is not an EPSG CRS but an obfuscated offset of WGS 84 (50–500 m); never store or measure in it.")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import shapely.geometry
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
-from gis_service.errors import InvalidInputError
+from gis_service.errors import FilterError, InvalidInputError
 from gis_service.geo.gcj02 import gcj02_to_wgs84
 from gis_service.layers.base import Field, Layer
 from gis_service.limits import LimitExceeded, check_cql2_expression, check_cql2_json_text, check_cql2_text, load_json
@@ -52,10 +52,6 @@ _DISTANCE_UNITS_M = {"meters": 1.0, "metres": 1.0, "m": 1.0, "kilometers": 1000.
                      "km": 1000.0}
 #: Metres per degree of latitude, lower bound (at the equator), for the index pre-filter of S_DWITHIN.
 _M_PER_DEG_LAT_MIN = 110_574.0
-
-
-class FilterError(InvalidInputError):
-    """A filter that cannot be parsed or that uses something the layer does not have."""
 
 
 def parse_filter(text: str, lang: str | None) -> dict:

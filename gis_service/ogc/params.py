@@ -1,6 +1,8 @@
 """Query parameters of ``/collections/{id}/items``, checked early and turned into an :class:`ItemsQuery`.
 
-Every message names the parameter, says what was expected and shows what was sent.
+A request is parsed once, here, from its query string (:func:`parse_items_query`): FastAPI does not parse the
+parameters as well, and :func:`items_parameters` describes them for the API document. Every message names the
+parameter, says what was expected and shows what was sent.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass, field
 
 from gis_service.errors import InvalidInputError
 from gis_service.io.validate import CONTROL_CHARACTERS
+from gis_service.layers import LAYERS
 from gis_service.layers.base import Layer
-from gis_service.ogc.crs import ServedCrs, parse_crs
+from gis_service.limits import FILTER_LIMITS_DOC, MAX_FILTER_CHARS
+from gis_service.ogc.crs import CRS_DOC, ServedCrs, parse_crs
 from gis_service.ogc.filters import FILTER_LANGS, GEOMETRY_NAMES, parse_filter
 
 DEFAULT_LIMIT = 100
@@ -100,6 +104,49 @@ def parse_items_query(layer: Layer, params: Mapping[str, str], *, measure_srid: 
     if params.get("properties") is not None:
         query.properties = parse_properties(layer, params["properties"])
     return query
+
+
+def items_parameters() -> list[dict]:
+    """The query parameters :func:`parse_items_query` reads, as OpenAPI parameter objects (the property filters,
+    one per queryable, are described by the operation). The CRS parameters' choices depend on the county and are
+    added when the document is finished (:func:`gis_service.api.openapi.finish`)."""
+    all_fields = sorted({f for layer in LAYERS.values() for f in layer.field_names})
+
+    def query(name: str, description: str, schema: dict, **extra) -> dict:
+        return {"name": name, "in": "query", "required": False, "description": description,
+                "schema": {"type": "string", **schema, "description": description}, **extra}
+
+    return [
+        query("f", f"Response format: {' or '.join(FORMATS)} (default json).", {"enum": list(FORMATS)}),
+        query("bbox", "minx,miny,maxx,maxy (or 6 numbers with heights) in `bbox-crs`, in that CRS's axis order "
+              "(CRS84: lon,lat; EPSG:4490/4326: lat,lon; EPSG:4545: northing,easting), the minimum not above the "
+              "maximum, longitudes and latitudes within ±180 and ±90. Features intersecting it.",
+              {"type": "array", "items": {"type": "number"},
+               "oneOf": [{"minItems": 4, "maxItems": 4}, {"minItems": 6, "maxItems": 6}]},
+              examples={"county seat": {"value": [108.95, 28.40, 109.05, 28.50]}}),
+        query("bbox-crs", "CRS of `bbox`: " + CRS_DOC, {}),
+        query("crs", "CRS of the returned geometries (the `Content-Crs` header says which): " + CRS_DOC, {}),
+        query("limit", f"Features per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}).",
+              {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+        query("offset", "Features to skip (the `next` link sets it).",
+              {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
+        query("datetime", "A date or RFC 3339 date-time, or an interval `start/end` with `..` (or nothing) for an "
+              "open end; the start not after the end. admin_divisions: the versions in force then; other layers "
+              "with dates (see the collection's datetimeProperty): their first date field within it. A layer "
+              "without dates refuses it.", {"pattern": DATETIME_PATTERN}),
+        query("properties", "Comma-separated properties of the collection to return (default: all; empty: none); "
+              "see its /queryables.", {"pattern": name_list_pattern([*all_fields, *GEOMETRY_NAMES], signed=False)}),
+        query("sortby", "Comma-separated properties of the collection (or id) to sort by, `-name` for descending; "
+              "ties are broken by id.", {"pattern": name_list_pattern(["id", *all_fields], signed=True)}),
+        query("filter", "A CQL2 filter (text or JSON, see `filter-lang`) on the queryables: comparisons, LIKE, IN, "
+              "BETWEEN, IS NULL, AND/OR/NOT, CASEI, S_INTERSECTS/S_WITHIN/S_CONTAINS/S_DWITHIN (distance in "
+              "metres), A_CONTAINS…, T_BEFORE/T_AFTER/T_INTERSECTS. The geometry is `geometry`. E.g. on "
+              "elder_care: `kind = 'township_home' AND beds >= 50`. " + FILTER_LIMITS_DOC,
+              {"maxLength": MAX_FILTER_CHARS},
+              examples={"cql2-text": {"value": "S_INTERSECTS(geometry, BBOX(108.95, 28.40, 109.05, 28.50))"}}),
+        query("filter-lang", "cql2-text (default) or cql2-json.", {"enum": list(FILTER_LANGS)}),
+        query("filter-crs", "CRS of geometry literals in `filter`: " + CRS_DOC, {}),
+    ]
 
 
 def parse_format(value: str | None, formats: tuple[str, ...] = FORMATS) -> str:
@@ -194,8 +241,8 @@ def parse_property_value(layer: Layer, name: str, value: str):
         expected = {"integer": "a whole number", "number": "a number", "boolean": "true or false",
                     "date": "a date YYYY-MM-DD"}[kind]
         raise InvalidInputError(f"{name} must be {expected}; got {value!r}") from None
-    if spec.enum and value not in spec.enum:
-        raise InvalidInputError(f"{name} must be one of {', '.join(spec.enum)}; got {value!r}")
+    if spec.values is not None and value not in spec.codes:
+        raise InvalidInputError(f"{name} must be one of {', '.join(spec.codes)}; got {value!r}")
     return value
 
 

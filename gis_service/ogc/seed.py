@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import sqlalchemy as sa
 
 from gis_service.layers.base import Layer
-from gis_service.ogc import tiles
 from gis_service.ogc.tilecache import TileCache
+from gis_service.store import tiles as tile_store
 
 #: Candidate tiles asked about in one query.
 BATCH = 20_000
@@ -41,34 +41,18 @@ def tile_range(bbox: tuple[float, float, float, float], z: int) -> Iterator[tupl
             yield x, y
 
 
-def layer_bbox(conn: sa.Connection, layer: Layer) -> tuple[float, float, float, float] | None:
-    """The extent of the layer's features in EPSG:4326, or None when it has none."""
-    where = f"WHERE {layer.current_condition}" if layer.current_condition else ""
-    box = conn.execute(sa.text(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
-                               f"SELECT ST_Extent(ST_Transform(geom, 4326)) AS e FROM {layer.table} {where}) b")).one()
-    return None if box[0] is None else tuple(box)
-
-
 def with_features(conn: sa.Connection, layer: Layer, z: int,
                   candidates: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The candidate tiles at zoom ``z`` whose envelope (with the tiles' margin) holds a feature of the layer."""
-    where = f"AND {layer.current_condition}" if layer.current_condition else ""
     found: list[tuple[int, int]] = []
     for lo in range(0, len(candidates), BATCH):
-        batch = candidates[lo:lo + BATCH]
-        found += [tuple(row) for row in conn.execute(sa.text(
-            f"SELECT t.x, t.y FROM unnest(CAST(:xs AS integer[]), CAST(:ys AS integer[])) AS t(x, y) "
-            f"WHERE EXISTS (SELECT 1 FROM {layer.table} "
-            f"WHERE geom && ST_Transform({tiles.WORLD_CLIPPED_ENVELOPE.replace(':x', 't.x').replace(':y', 't.y')}, "
-            f"4490) {where})"),
-            {"xs": [x for x, _ in batch], "ys": [y for _, y in batch], "z": z,
-             "margin": tiles.BUFFER / tiles.EXTENT})]
+        found += tile_store.tiles_with_features(conn, layer, z, candidates[lo:lo + BATCH])
     return sorted(found)
 
 
 def tiles_to_seed(conn: sa.Connection, layer: Layer, *, min_zoom: int, max_zoom: int) -> list[tuple[int, int, int]]:
     """(z, x, y) of every tile from ``min_zoom`` to ``max_zoom`` that holds a feature of the layer."""
-    bbox = layer_bbox(conn, layer)
+    bbox = tile_store.layer_extent(conn, layer)
     if bbox is None:
         return []
     result: list[tuple[int, int, int]] = []

@@ -46,6 +46,8 @@ import sqlalchemy as sa
 
 from gis_service.layers.base import Layer
 from gis_service.ogc import tiles
+from gis_service.store import features
+from gis_service.store import tiles as tile_store
 
 #: After writing this share of the bound, a process prunes the cache.
 PRUNE_EVERY = 1 / 8
@@ -76,7 +78,7 @@ def _etag(gzipped: bytes) -> str:
 def sql_digest(layer: Layer) -> str:
     """A digest of the SQL that renders the layer's tiles (both property sets): kept tiles of another version of
     the code are not served."""
-    text = tiles.tile_sql(layer, simplify=True, z=tiles.DETAIL_ZOOM) + tiles.tile_sql(
+    text = tile_store.tile_sql(layer, simplify=True, z=tiles.DETAIL_ZOOM) + tile_store.tile_sql(
         layer, simplify=True, z=tiles.DETAIL_ZOOM - 1)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -91,9 +93,8 @@ class Version:
 
 def layer_version(conn: sa.Connection, layer: Layer) -> Version | None:
     """The layer table's data version as ``conn`` sees it (one statement)."""
-    row = conn.execute(sa.text("SELECT (SELECT instance_id::text FROM network_state), version FROM data_versions "
-                               "WHERE table_name = :table"), {"table": layer.table}).one_or_none()
-    return None if row is None or row[0] is None else Version(*row)
+    row = features.layer_version(conn, layer)
+    return None if row is None else Version(*row)
 
 
 class TileCache:
@@ -150,7 +151,7 @@ class TileCache:
         return None if version is None else self.get(layer, version, z, x, y)
 
     def rendered(self, conn: sa.Connection, layer: Layer, z: int, x: int, y: int, *,
-                 render: Callable[[sa.Connection, Layer, int, int, int], bytes] = tiles.render_tile) -> Tile:
+                 render: Callable[[sa.Connection, Layer, int, int, int], bytes] = tile_store.render_tile) -> Tile:
         """Render the tile (``conn`` inside a transaction) and keep it under the version it was rendered from,
         when the layer's version did not change during the render."""
         before = layer_version(conn, layer)

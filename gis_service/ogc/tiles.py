@@ -1,22 +1,14 @@
-"""Mapbox Vector Tiles of a layer on the WebMercatorQuad grid (ST_AsMVT), and the layer's TileJSON.
+"""Mapbox Vector Tiles of a layer on the WebMercatorQuad grid: the grid, the fields a tile carries, and the layer's
+TileJSON. The tile itself is drawn by PostgreSQL (:mod:`gis_service.store.tiles`).
 
-The tile's envelope is transformed to the storage CRS (EPSG:4490) to select features through the GiST index;
-only the selected geometries are transformed to EPSG:3857. Lines and polygons are simplified per zoom with a
-tolerance of one tile unit (1/4096 of the tile's width), which ST_AsMVTGeom's snapping to the tile grid would
-hide anyway: a z8 tile of the county then carries a few hundred vertices per township instead of thousands.
-
-Two things make a dense tile (a z12 roads tile at demo scale 10: 11,000 segments) fast, measured with
-``scripts/bench_ogc.py``: the query runs without parallel workers (PostgreSQL plans a parallel aggregate for it,
-and merging the workers' partial tiles in ST_AsMVT's combine step costs more than it saves: 480 ms against 80 ms
-serial for that tile), and each feature's tile geometry is computed once (``OFFSET 0`` keeps the planner from
-pushing ``mvt_geom IS NOT NULL`` into the scan, where ST_AsMVTGeom would run a second time).
+Lines and polygons are simplified per zoom with a tolerance of one tile unit (1/4096 of the tile's width), which
+ST_AsMVTGeom's snapping to the tile grid would hide anyway: a z8 tile of the county then carries a few hundred
+vertices per township instead of thousands.
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
-from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.errors import InvalidInputError, TileOutOfRange
 from gis_service.layers.base import Layer
 
 TILE_MATRIX_SET = "WebMercatorQuad"
@@ -27,10 +19,6 @@ MAX_ZOOM = 22
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 #: Text fields this long stay out of tiles (meaning, origin, history): fetch them from the items endpoint.
 LONG_TEXT = 2000
-
-
-class TileOutOfRange(NotFoundError):
-    """A tile that is not on the WebMercatorQuad grid."""
 
 
 def check_tile(z: str, x: str, y: str) -> tuple[int, int, int]:
@@ -61,51 +49,12 @@ def tile_fields(layer: Layer, z: int = DETAIL_ZOOM) -> list:
     fields = [f for f in layer.fields if not (f.type == "text" and (f.max_length or 0) >= LONG_TEXT)]
     if z >= DETAIL_ZOOM:
         return fields
-    return [f for f in fields if f.name in (layer.label_field, "code") or f.enum]
-
-
-def _property_sql(field) -> str:
-    if field.type == "text_list":
-        return f"array_to_string({field.name}, '; ') AS {field.name}"
-    if field.type == "date":
-        return f"{field.name}::text AS {field.name}"
-    return field.name
+    return [f for f in fields if f.name in (layer.label_field, "code") or f.values is not None]
 
 
 def simplify_tolerance_deg(z: int) -> float:
     """One tile unit at zoom ``z``, in degrees of longitude (the storage CRS's unit)."""
     return 360.0 / (2 ** z * EXTENT)
-
-
-#: The tile's envelope with its margin, cut at the edge of the world: at zoom 0-2 the margin crosses the
-#: antimeridian, and transformed to degrees such an envelope wrapped round to the other side (tile 1/1/0, the
-#: eastern hemisphere, selected the western one and came out empty).
-WORLD_CLIPPED_ENVELOPE = "ST_Intersection(ST_TileEnvelope(:z, :x, :y, margin => :margin), ST_TileEnvelope(0, 0, 0))"
-
-
-def tile_sql(layer: Layer, *, simplify: bool, z: int = DETAIL_ZOOM) -> str:
-    geom = "geom"
-    if simplify and layer.geometry_type != "Point":
-        geom = "ST_Simplify(geom, :tolerance, true)"
-    where = f"AND {layer.current_condition}" if layer.current_condition else ""
-    props = "".join(", " + _property_sql(f) for f in tile_fields(layer, z))
-    return (
-        "WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env, "
-        f"ST_Transform({WORLD_CLIPPED_ENVELOPE}, 4490) AS env_storage) "
-        f"SELECT ST_AsMVT(mvt, :layer_name, {EXTENT}, 'mvt_geom', 'id') FROM ("
-        f"SELECT id{props}, ST_AsMVTGeom(ST_Transform({geom}, 3857), bounds.env, {EXTENT}, {BUFFER}, true) "
-        f"AS mvt_geom FROM {layer.table}, bounds WHERE geom && bounds.env_storage {where} OFFSET 0"
-        ") AS mvt WHERE mvt_geom IS NOT NULL"
-    )
-
-
-def render_tile(conn: sa.Connection, layer: Layer, z: int, x: int, y: int) -> bytes:
-    """The MVT of one tile (one layer named after the collection); empty bytes when no feature is in it."""
-    params = {"z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "layer_name": layer.id,
-              "tolerance": simplify_tolerance_deg(z)}
-    conn.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))  # see the module docstring
-    data = conn.execute(sa.text(tile_sql(layer, simplify=True, z=z)), params).scalar()
-    return bytes(data) if data else b""
 
 
 _TILEJSON_TYPES = {"text": "String", "text_list": "String", "date": "String", "integer": "Number",

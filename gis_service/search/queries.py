@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError, NotFoundError
-from gis_service.layers.placenames import CATEGORIES
+from gis_service.layers.registry import DIVISIONS, GAZETTEER
 from gis_service.search.keys import FUZZY_SOUNDS, fuzzy_pinyin, levenshtein, pinyin_key, short_name
 from gis_service.search.normalize import HAN_PATTERN, SearchQuery, normalize_query
 from gis_service.search.ranking import Candidate, Ranked, level_rank, rank
 
+#: The categories of place names a search may be narrowed to.
+CATEGORIES = GAZETTEER.field_named("category").codes
 STATUSES = ("current", "historical", "all")
 #: Candidates taken from one look-up at most (prefix look-ups of one letter match thousands of names).
 PER_LOOKUP = 120
@@ -527,7 +529,7 @@ def autocomplete(conn: sa.Connection, q: str, *, measure_srid: int, limit: int =
 
 # -- reverse look-up -----------------------------------------------------------------------------------
 
-_LEVEL_ORDER = {"county": 0, "township": 1, "village": 2}
+_LEVEL_ORDER = {level: i for i, level in enumerate(DIVISIONS.field_named("level").codes)}
 
 
 def reverse(conn: sa.Connection, lon: float, lat: float, *, measure_srid: int, nearest: int = 5) -> dict:

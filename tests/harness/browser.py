@@ -1,7 +1,7 @@
 """Headless Chromium over the Chrome DevTools Protocol, for the map tests and ``scripts/bench_maps.py``.
 
-Debian's ``chromium`` package, driven with ``websockets`` (already a dependency of uvicorn[standard]): no browser
-download, no driver binary. A :class:`Page` records every request the page makes, every console message and
+Debian's ``chromium`` package, driven with ``websockets`` (a test dependency; uvicorn[standard] installs it too): no
+browser download, no driver binary. A :class:`Page` records every request the page makes, every console message and
 uncaught exception, and can evaluate JavaScript and take screenshots.
 
     with Chromium() as browser:

@@ -1,7 +1,7 @@
 """The per-token write allowance, shared by every worker process and API host.
 
-Revision ID: 0008_write_allowance
-Revises: 0007_admin_initials_index
+Revision ID: 0009_write_allowance
+Revises: 0008_location_precision
 Create Date: 2026-11-30
 
 One row per token that has written: how many writes it has left (a token bucket refilled continuously up to
@@ -11,8 +11,8 @@ GIS_WRITE_RATE_PER_MINUTE) when it was last counted. In the database rather than
 
 from alembic import op
 
-revision = "0008_write_allowance"
-down_revision = "0007_admin_initials_index"
+revision = "0009_write_allowance"
+down_revision = "0008_location_precision"
 branch_labels = None
 depends_on = None
 

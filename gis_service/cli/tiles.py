@@ -7,10 +7,13 @@ from typing import Annotated
 
 import typer
 
-tiles_app = typer.Typer(help="The vector tile cache (DATA_DIR/tiles).", no_args_is_help=True)
+from gis_service.cli.common import console, database, progress_bar
+from gis_service.settings import get_settings
+
+app = typer.Typer(help="The vector tile cache (DATA_DIR/tiles).", no_args_is_help=True)
 
 
-@tiles_app.command("seed")
+@app.command("seed")
 def seed_command(
     max_zoom: Annotated[int, typer.Option(min=0, max=22, help="Last zoom level to render.")] = 14,
     min_zoom: Annotated[int, typer.Option(min=0, max=22, help="First zoom level to render.")] = 0,
@@ -21,7 +24,6 @@ def seed_command(
 ) -> None:
     """Render every tile holding a feature, from --min-zoom to --max-zoom, into the cache the service serves tiles
     from; tiles already kept for the current data are skipped."""
-    from gis_service.cli import console, database, get_settings, progress_bar
     from gis_service.errors import InvalidInputError
     from gis_service.layers import LAYERS, get_layer
     from gis_service.ogc.seed import seed, tiles_to_seed

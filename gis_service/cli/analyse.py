@@ -1,8 +1,8 @@
 """``gis-service analyse coverage|service-areas|facility-area|indicators|site-suggestions ... --out FILE``.
 
 Each command prints a summary and writes the answer: ``.geojson`` (EPSG:4326 features: service-area polygons,
-unserved settlements, suggested sites), ``.csv`` (one row per unit, facility or indicator) or ``.json`` (the API's
-answer as is).
+unserved settlements, suggested sites), ``.csv`` or ``.xlsx`` (one row per unit, facility or indicator) or ``.json``
+(the API's answer as is).
 """
 
 from __future__ import annotations
@@ -13,16 +13,22 @@ from typing import Annotated
 
 import typer
 
-analysis_app = typer.Typer(help="Coverage along the road network, service areas, floor area per 100 households, "
-                                "the plan's indicators and site suggestions.", no_args_is_help=True)
+from gis_service.cli.common import database, out, progress_bar
+from gis_service.settings import get_settings
+
+app = typer.Typer(help="Coverage along the road network, service areas, floor area per 100 households, "
+                       "the plan's indicators and site suggestions.", no_args_is_help=True)
 
 LayerOption = Annotated[str, typer.Option(help="elder_care, community_centres or cemeteries.")]
 KindOption = Annotated[str | None, typer.Option(help="Facility kind within the layer (default: every kind).")]
 MinutesOption = Annotated[float, typer.Option(help="Travel time limit in minutes (0-120].")]
 ModeOption = Annotated[str, typer.Option(help="walk, cycle or drive.")]
-OutOption = Annotated[Path | None, typer.Option("--out", help="Write the answer to FILE (.geojson, .csv or .json).")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Write the answer to FILE (.geojson, .csv, .xlsx or "
+                                                              ".json).")]
 
-FORMATS = (".geojson", ".csv", ".json")
+FORMATS = (".geojson", ".csv", ".xlsx", ".json")
+#: Formats of one row per unit, facility or indicator.
+TABLE_FORMATS = (".csv", ".xlsx")
 
 
 def _check_out(out: Path | None) -> None:
@@ -35,7 +41,6 @@ def _check_out(out: Path | None) -> None:
 def _run(task: str, compute, *, steps: int = 3):
     """Run ``compute(conn, advance)`` against the service's database with a progress bar of ``steps`` steps."""
     from gis_service.analysis.travel import AnalysisSettings
-    from gis_service.cli import database, get_settings, progress_bar
 
     settings = get_settings()
     with database(settings) as engine, progress_bar() as bar:
@@ -55,9 +60,11 @@ def _run(task: str, compute, *, steps: int = 3):
     return answer
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    """One line per row, a column per key of any row; no text cell a spreadsheet would run (io/csv_cells.py)."""
+def _write_table(path: Path, rows: list[dict]) -> None:
+    """One line per row, a column per key of any row, as CSV or XLSX by ``path``'s suffix; no cell a spreadsheet
+    would run (io/csv_cells.py, io/excel.py)."""
     from gis_service.io.csv_cells import write_rows
+    from gis_service.io.excel import write_sheet
 
     columns: list[str] = []
     for row in rows:
@@ -66,7 +73,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     def cell(value: object) -> object:
         return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
 
-    write_rows(path, columns, ([cell(row.get(k)) for k in columns] for row in rows))
+    write = write_sheet if path.suffix.lower() == ".xlsx" else write_rows
+    write(path, columns, ([cell(row.get(k)) for k in columns] for row in rows))
 
 
 def _write_json(path: Path, body: dict) -> None:
@@ -80,8 +88,6 @@ def _points(rows: list[dict], parameters: dict) -> dict:
 
 
 def _echo(text: str) -> None:
-    from gis_service.cli import out
-
     out.print(text, highlight=False, soft_wrap=True)
 
 
@@ -91,7 +97,7 @@ def _parameters(answer: dict) -> dict:
     return {k: answer[k] for k in keys if k in answer}
 
 
-@analysis_app.command("coverage")
+@app.command("coverage")
 def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
                      mode: ModeOption = "walk",
                      group_by: Annotated[str, typer.Option(help="county, township or village.")] = "township",
@@ -113,14 +119,14 @@ def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None,
         return
     if out.suffix.lower() == ".geojson":
         _write_json(out, _points(answer["unserved"], _parameters(answer)))
-    elif out.suffix.lower() == ".csv":
-        _write_csv(out, [{**_parameters(answer), **row} for row in answer["units"]])
+    elif out.suffix.lower() in TABLE_FORMATS:
+        _write_table(out, [{**_parameters(answer), **row} for row in answer["units"]])
     else:
         _write_json(out, answer)
     _echo(f"wrote {out}")
 
 
-@analysis_app.command("service-areas")
+@app.command("service-areas")
 def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
                           mode: ModeOption = "walk",
                           buffer_m: Annotated[float, typer.Option(help="Metres the reached roads are grown by.")] = 50,
@@ -136,14 +142,14 @@ def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = 
           f"{answer['parameters']['mode']}, {answer['parameters']['limit_m']:,.0f} m)")
     if out is None:
         return
-    if out.suffix.lower() == ".csv":
-        _write_csv(out, [{**answer["parameters"], **f["properties"]} for f in answer["features"]])
+    if out.suffix.lower() in TABLE_FORMATS:
+        _write_table(out, [{**answer["parameters"], **f["properties"]} for f in answer["features"]])
     else:
         _write_json(out, answer)
     _echo(f"wrote {out}")
 
 
-@analysis_app.command("facility-area")
+@app.command("facility-area")
 def facility_area_command(level: Annotated[str, typer.Option(help="village, township or county.")] = "village",
                           out: OutOption = None) -> None:
     """Community service floor area per 100 households against the 30 m² target."""
@@ -156,18 +162,18 @@ def facility_area_command(level: Annotated[str, typer.Option(help="village, town
           f"{answer['target_m2_per_100_households']:g} m² per 100 households; shortfall {t['shortfall_m2']:,.0f} m²")
     if out is None:
         return
-    if out.suffix.lower() == ".csv":
-        _write_csv(out, answer["units"])
+    if out.suffix.lower() in TABLE_FORMATS:
+        _write_table(out, answer["units"])
     elif out.suffix.lower() == ".geojson":
         from gis_service.errors import InvalidInputError
 
-        raise InvalidInputError("facility-area writes .csv or .json")
+        raise InvalidInputError("facility-area writes .csv, .xlsx or .json")
     else:
         _write_json(out, answer)
     _echo(f"wrote {out}")
 
 
-@analysis_app.command("indicators")
+@app.command("indicators")
 def indicators_command(out: OutOption = None) -> None:
     """The plan's indicators: value, target, met."""
     from gis_service.analysis.indicators import indicators
@@ -181,18 +187,18 @@ def indicators_command(out: OutOption = None) -> None:
               f"{mark}")
     if out is None:
         return
-    if out.suffix.lower() == ".csv":
-        _write_csv(out, answer["indicators"])
+    if out.suffix.lower() in TABLE_FORMATS:
+        _write_table(out, answer["indicators"])
     elif out.suffix.lower() == ".geojson":
         from gis_service.errors import InvalidInputError
 
-        raise InvalidInputError("indicators writes .csv or .json")
+        raise InvalidInputError("indicators writes .csv, .xlsx or .json")
     else:
         _write_json(out, answer)
     _echo(f"wrote {out}")
 
 
-@analysis_app.command("site-suggestions")
+@app.command("site-suggestions")
 def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption = None,
                              minutes: MinutesOption = 15, mode: ModeOption = "walk",
                              k: Annotated[int, typer.Option(help="Number of new sites.")] = 3,
@@ -221,8 +227,8 @@ def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption
         return
     if out.suffix.lower() == ".geojson":
         _write_json(out, _points(answer["sites"], _parameters(answer)))
-    elif out.suffix.lower() == ".csv":
-        _write_csv(out, [{**_parameters(answer), **site} for site in answer["sites"]])
+    elif out.suffix.lower() in TABLE_FORMATS:
+        _write_table(out, [{**_parameters(answer), **site} for site in answer["sites"]])
     else:
         _write_json(out, answer)
     _echo(f"wrote {out}")

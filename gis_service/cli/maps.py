@@ -1,8 +1,8 @@
 """``gis-service map list | build NAME --out FILE.html``: the web maps as single, self-contained HTML files.
 
 The file holds Leaflet, its style sheet and images inline: it opens from a shared drive or an e-mail with no
-network at all (with the default basemap, none). Only typer is imported here; folium and the database are loaded
-by the command that needs them.
+network at all (with the default basemap, none). Only typer and the shared helpers are imported here; folium and the
+database are loaded by the command that needs them.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from typing import Annotated
 
 import typer
 
-map_app = typer.Typer(help="Web maps for planners: list them, or build one as a single HTML file.",
-                      no_args_is_help=True)
+from gis_service.cli.common import database
+from gis_service.settings import get_settings
+
+app = typer.Typer(help="Web maps for planners: list them, or build one as a single HTML file.",
+                  no_args_is_help=True)
 
 
-@map_app.command("list")
+@app.command("list")
 def list_command() -> None:
     """The maps and what each shows."""
     from gis_service.maps.recipes import MAP_NAMES, load_recipe
@@ -26,7 +29,7 @@ def list_command() -> None:
         typer.echo(f"{name:18} {recipe.title_zh}：{recipe.description_zh}")
 
 
-@map_app.command("build")
+@app.command("build")
 def build_command(
     name: Annotated[str, typer.Argument(help="overview, coverage, facility_area, boundaries or site_suggestions.")],
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
@@ -44,7 +47,6 @@ def build_command(
     """Write map NAME as one self-contained HTML file (the same map as /maps/NAME)."""
     from gis_service.analysis.network import check_county
     from gis_service.analysis.travel import AnalysisSettings
-    from gis_service.cli import database, get_settings
     from gis_service.errors import InvalidInputError
     from gis_service.maps.builders import MapParameters, build_map
     from gis_service.maps.recipes import load_recipe

@@ -1,0 +1,5 @@
+"""``python -m gis_service.cli`` is ``gis-service``."""
+
+from gis_service.cli import main
+
+main()

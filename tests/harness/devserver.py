@@ -54,13 +54,16 @@ def uvicorn_server(app: str = "gis_service.app:create_app", *, env: dict[str, st
 @contextlib.contextmanager
 def uvicorn_process(app: str = "gis_service.app:create_app", *, env: dict[str, str] | None = None,
                     ready_path: str = "/conformance", python: Path | str = sys.executable,
-                    factory: bool = True, timeout_s: float = 60) -> Iterator[RunningServer]:
-    """As :func:`uvicorn_server`, yielding the URL and the process id."""
+                    factory: bool = True, timeout_s: float = 60, workers: int = 1) -> Iterator[RunningServer]:
+    """As :func:`uvicorn_server`, yielding the URL and the process id; ``workers`` processes under uvicorn's
+    supervisor, as ``serve`` runs them."""
     port = free_port()
     command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", "--no-proxy-headers"]  # as `serve`: GIS_TRUSTED_PROXIES decides
     if factory:
         command.append("--factory")
+    if workers > 1:
+        command += ["--workers", str(workers)]
     with _data_folder({**os.environ, **(env or {})}) as environment:
         # cwd: a neutral folder, so that no stray .env file is read
         process = subprocess.Popen(command, env=environment, cwd=tempfile.gettempdir())

@@ -18,9 +18,7 @@ is a defect. Run: ``.venv/bin/python scripts/bench_growth.py [--counties 1 10] [
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import _bench
 import sqlalchemy as sa
@@ -30,8 +28,6 @@ from gis_service.analysis import network as net
 from gis_service.analysis.coverage import coverage
 from gis_service.analysis.travel import AnalysisSettings
 from gis_service.app import create_app
-from gis_service.db import migrate
-from gis_service.db.cluster import EmbeddedCluster
 from gis_service.demo.province import build_province
 from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
@@ -56,45 +52,41 @@ def best_of(fn, repeat: int) -> float:
 def measure(counties: int, repeat: int) -> dict:
     settings = AnalysisSettings(_env_file=None)
     figures: dict = {"counties": counties}
-    with tempfile.TemporaryDirectory(prefix="gis-bench-growth-") as folder:
-        Path(folder).chmod(0o755)  # as root the cluster runs as postgres, which must enter the folder
-        with EmbeddedCluster(Path(folder) / "data").running() as cluster:
-            url = cluster.url()
-            migrate.upgrade(url)
-            engine = sa.create_engine(url)
-            started = time.perf_counter()
-            frames = build_province(counties, seed=_bench.DEMO_SEED)
-            load_frames(engine, frames, county_code=COUNTY if counties == 1 else PROVINCE, measure_srid=SRID)
-            figures["build_and_load_s"] = time.perf_counter() - started
-            figures["settlements"] = len(frames["settlements"])
-            figures["roads"] = len(frames["roads"])
-            graphs = Path(folder) / "network"
-            net.keep_graphs_in(graphs)
-            with engine.begin() as conn:
-                conn.execute(sa.text("ANALYZE"))
-                figures["network_build_s"] = net.rebuild_network(conn, measure_srid=SRID, settings=settings)
-            with engine.connect() as conn:
-                def county() -> dict:
-                    return coverage(conn, layer="elder_care", minutes=15, mode="walk", county=COUNTY,
-                                    measure_srid=SRID, settings=settings, use_cache=False)
+    with _bench.empty_database() as (url, folder):
+        engine = sa.create_engine(url)
+        started = time.perf_counter()
+        frames = build_province(counties, seed=_bench.DEMO_SEED)
+        load_frames(engine, frames, county_code=COUNTY if counties == 1 else PROVINCE, measure_srid=SRID)
+        figures["build_and_load_s"] = time.perf_counter() - started
+        figures["settlements"] = len(frames["settlements"])
+        figures["roads"] = len(frames["roads"])
+        graphs = folder / "network"
+        net.keep_graphs_in(graphs)
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+            figures["network_build_s"] = net.rebuild_network(conn, measure_srid=SRID, settings=settings)
+        with engine.connect() as conn:
+            def county() -> dict:
+                return coverage(conn, layer="elder_care", minutes=15, mode="walk", county=COUNTY,
+                                measure_srid=SRID, settings=settings, use_cache=False)
 
-                net.clear_caches()
-                started = time.perf_counter()
-                answer = county()
-                figures["coverage_cold_s"] = time.perf_counter() - started
-                figures["coverage_warm_s"] = best_of(county, repeat)
-                figures["coverage_percent"] = answer["totals"]["coverage_percent"]
-            figures["graph_mb"] = sum(f.stat().st_size for f in graphs.rglob("*") if f.is_file()) / 2**20
-            app_settings = Settings(_env_file=None, database_url=url, data_dir=Path(folder) / "service",
-                                    tile_cache_mb=0, warm_up=False, county_code=PROVINCE)
-            with TestClient(create_app(app_settings)) as client:
-                items = f"/collections/settlements/items?limit=100&bbox={SEAT_BBOX}"
-                tile = f"/collections/roads/tiles/WebMercatorQuad/{SEAT_TILE}"
-                assert client.get(items).status_code == 200 and client.get(tile).status_code == 200
-                figures["items_ms"] = best_of(lambda: client.get(items), repeat) * 1000
-                figures["tile_ms"] = best_of(lambda: client.get(tile), repeat) * 1000
-            net.keep_graphs_in(None)
-            engine.dispose()
+            net.clear_caches()
+            started = time.perf_counter()
+            answer = county()
+            figures["coverage_cold_s"] = time.perf_counter() - started
+            figures["coverage_warm_s"] = best_of(county, repeat)
+            figures["coverage_percent"] = answer["totals"]["coverage_percent"]
+        figures["graph_mb"] = sum(f.stat().st_size for f in graphs.rglob("*") if f.is_file()) / 2**20
+        app_settings = Settings(_env_file=None, database_url=url, data_dir=folder / "service",
+                                tile_cache_mb=0, warm_up=False, county_code=PROVINCE)
+        with TestClient(create_app(app_settings)) as client:
+            items = f"/collections/settlements/items?limit=100&bbox={SEAT_BBOX}"
+            tile = f"/collections/roads/tiles/WebMercatorQuad/{SEAT_TILE}"
+            assert client.get(items).status_code == 200 and client.get(tile).status_code == 200
+            figures["items_ms"] = best_of(lambda: client.get(items), repeat) * 1000
+            figures["tile_ms"] = best_of(lambda: client.get(tile), repeat) * 1000
+        net.keep_graphs_in(None)
+        engine.dispose()
     return figures
 
 

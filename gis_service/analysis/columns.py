@@ -16,7 +16,7 @@ TITLES_ZH = {
     "method": "计算方法", "layer": "设施图层", "mode": "出行方式", "speed_kmh": "速度(公里/小时)",
     "speeds_kmh_by_road_class": "各等级道路速度(公里/小时)", "minutes": "时间(分钟)", "limit_s": "时限(秒)",
     "limit_m": "距离上限(米)", "group_by": "统计单元", "k": "选址个数", "buffer_m": "缓冲距离(米)",
-    "crs_measured": "量算坐标系",
+    "crs_measured": "量算坐标系", "county": "区县代码",
     # coverage
     "served_households": "覆盖户数", "settlements": "居民点数", "served_settlements": "覆盖居民点数",
     "unserved_households": "未覆盖户数", "unserved_settlements": "未覆盖居民点数", "coverage_rate": "覆盖率",

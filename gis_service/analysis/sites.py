@@ -138,13 +138,13 @@ def _road_nodes(graph: RoadGraph) -> Candidates:
 
 
 def candidate_sites(conn: sa.Connection, network: net.Network, served: Served, sources: tuple[str, ...],
-                    max_candidates: int) -> Candidates:
-    """The candidate sites of ``sources``: existing facility sites first, then settlements (the most households
-    first), then road junctions; at most ``max_candidates``."""
+                    max_candidates: int, county: str | None = None) -> Candidates:
+    """The candidate sites of ``sources`` (in ``county``, when given): existing facility sites first, then
+    settlements (the most households first), then road junctions; at most ``max_candidates``."""
     parts: list[Candidates] = []
     if "facility_sites" in sources:
         for layer in FACILITY_LAYERS.values():
-            sites = net.facilities(conn, network, layer, None)
+            sites = net.facilities(conn, network, layer, None, county)
             if served.population.urban_rural is not None:  # only in the population's villages
                 sites = sites.subset(sites.frame["division_code"].isin(set(served.settlements.frame["village_code"]))
                                      .to_numpy())
@@ -178,17 +178,18 @@ def candidate_sites(conn: sa.Connection, network: net.Network, served: Served, s
 def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
                      mode: str = "walk", k: int = 3, method: str = "max_cover",
                      candidates: str | tuple[str, ...] = DEFAULT_CANDIDATES,
-                     max_candidates: int = DEFAULT_MAX_CANDIDATES,
+                     max_candidates: int = DEFAULT_MAX_CANDIDATES, county: str | None = None,
                      time_limit_s: float = optimise.DEFAULT_TIME_LIMIT_S, measure_srid: int = 4545,
                      settings: AnalysisSettings | None = None,
                      population: str | None = None, use_cache: bool = True,
                      on_progress: Callable[[int, int], None] | None = None) -> dict:
     """``k`` suggested sites, the households each newly serves (in the order greedy would add them), whether the
     choice is proven optimal, and what greedy would have given. Only the households of ``population`` count
-    (default: those ``kind`` is for)."""
+    (default: those ``kind`` is for). ``county`` (6-digit code): in that county, for its settlements."""
     settings = settings or AnalysisSettings()
     spec, kind = check_facilities(layer, kind)
     who_for = check_population(spec, kind, population)
+    county = net.check_county(county, conn)
     check_k(k)
     check_method(method)
     sources = check_candidates(candidates)
@@ -198,16 +199,16 @@ def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: st
     travel = make_travel(settings, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
     params = (layer, kind or None, travel.mode, travel.minutes, k, method, sources, max_candidates, time_limit_s,
-              who_for.code, tuple(sorted(travel.speeds_kmh_by_road_class.items())))
+              who_for.code, county, tuple(sorted(travel.speeds_kmh_by_road_class.items())))
     tables = ("roads", "settlements", "admin_divisions", *FACILITY_LAYERS)
     key = ("site_suggestions", params) + network.key(*tables)
 
     def compute() -> dict:
         started = time.perf_counter()
         served = compute_served(conn, network, travel, layer=layer, kind=kind, method="network",
-                                population=who_for.code)
+                                county=county, population=who_for.code)
         who = population_demand(served)
-        sites = candidate_sites(conn, network, served, sources, max_candidates)
+        sites = candidate_sites(conn, network, served, sources, max_candidates, county)
         instance = _instance(network.graph, travel, served, who, sites, on_progress)
         budget = remaining_s()
         limit = time_limit_s if budget is None else max(0.5, min(time_limit_s, budget - 1.0))
@@ -219,7 +220,7 @@ def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: st
                                                method, brief=True)
         unserved_before = float(instance.households[instance.unserved].sum())
         return {
-            **travel.describe(), "layer": layer, "kind": kind or None, "method": method, "k": k,
+            **travel.describe(), "layer": layer, "kind": kind or None, "method": method, "k": k, "county": county,
             "measured_along": "network",
             "served_population": describe_population(who_for),
             "demand": {"description": who.description, "households": int(instance.households.sum()),

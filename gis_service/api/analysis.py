@@ -82,6 +82,10 @@ PopulationQuery = Annotated[str | None, Query(
     "(of rural 村). Empty: those the kind is planned for (community_station: urban_communities; "
     "rural_happiness_home: rural_villages; other kinds, and every kind at once: everyone). The answer's "
     "served_population says which.", json_schema_extra={"enum": ["", *POPULATIONS]})]
+CountyQuery = Annotated[str | None, Query(
+    description="A county's 6-digit code (e.g. 500241): that county's settlements and facilities only, in a database "
+    "holding several counties. Empty: every county in the database.",
+    json_schema_extra={"pattern": "^([0-9]{6}(000000)?)?$"})]
 ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min = 1,200 m), cycle (12 km/h) or "
                                              "drive (speed by road class). Speeds are settings (GIS_WALK_SPEED_KMH, "
                                              "GIS_CYCLE_SPEED_KMH, GIS_DRIVE_SPEEDS_KMH).",
@@ -102,11 +106,12 @@ def get_service_areas(
     buffer_m: Annotated[float, Query(description=f"Metres the reached roads are grown by on each side "
                                                  f"({MIN_BUFFER_M:g} to {MAX_BUFFER_M:g}).",
                                      json_schema_extra={"minimum": MIN_BUFFER_M, "maximum": MAX_BUFFER_M})] = 50,
+    county: CountyQuery = None,
 ) -> JSONResponse:
     with time_budget(settings.analysis_timeout_s, advice=f"{LESS_TRAVEL}; /analysis/coverage answers "
                      "county-wide questions without drawing"):
         body = service_areas(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m,
-                             measure_srid=settings.measure_srid, settings=analysis_settings)
+                             county=county, measure_srid=settings.measure_srid, settings=analysis_settings)
     return JSONResponse(body, media_type="application/geo+json")
 
 
@@ -127,10 +132,12 @@ def get_coverage(
                                              "for comparison).",
                                  json_schema_extra={"enum": list(METHODS)})] = "network",
     population: PopulationQuery = None,
+    county: CountyQuery = None,
 ) -> dict:
     with time_budget(settings.analysis_timeout_s, advice=LESS_TRAVEL):
         return coverage(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
-                        measure_srid=settings.measure_srid, settings=analysis_settings, population=population)
+                        county=county, measure_srid=settings.measure_srid, settings=analysis_settings,
+                        population=population)
 
 
 @router.get("/facility-area", summary="Community service floor area per 100 households",
@@ -140,18 +147,20 @@ def get_facility_area(
     conn: ConnectionDep,
     level: Annotated[str, Query(description="village, township or county.",
                                 json_schema_extra={"enum": list(LEVELS)})] = "village",
+    county: CountyQuery = None,
 ) -> dict:
-    return facility_area(conn, level=level)
+    return facility_area(conn, level=level, county=county)
 
 
 @router.get("/indicators", summary="The plan's spatial indicators",
             description="Every spatial indicator of the civil-affairs plan (专栏1 and chapter 5): value, 2025 "
             "target, met or not, and the counts behind it, computed from the current data.",
-            responses=error_responses(409, 503), dependencies=RUNS_ANALYSIS)
-def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep) -> dict:
-    with time_budget(settings.analysis_timeout_s, advice="the indicators take no parameters; try again when "
-                     "the service is less busy"):
-        return indicators(conn, measure_srid=settings.measure_srid, settings=analysis_settings)
+            responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
+def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
+                   county: CountyQuery = None) -> dict:
+    with time_budget(settings.analysis_timeout_s, advice="one county at a time (county=); try again when the "
+                     "service is less busy"):
+        return indicators(conn, county=county, measure_srid=settings.measure_srid, settings=analysis_settings)
 
 
 @router.get("/site-suggestions", summary="Where k new facilities would serve the most households, proven optimal",
@@ -189,11 +198,12 @@ def get_site_suggestions(
                                          json_schema_extra={"minimum": 1, "maximum": MAX_CANDIDATES})] = (
         DEFAULT_MAX_CANDIDATES),
     population: PopulationQuery = None,
+    county: CountyQuery = None,
 ) -> dict:
     with time_budget(settings.analysis_timeout_s, advice=f"fewer candidates, {LESS_TRAVEL}"):
         return site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k, method=method,
                                 candidates=candidates, time_limit_s=time_limit_s, max_candidates=max_candidates,
-                                measure_srid=settings.measure_srid, settings=analysis_settings,
+                                county=county, measure_srid=settings.measure_srid, settings=analysis_settings,
                                 population=population)
 
 

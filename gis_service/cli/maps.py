@@ -39,10 +39,13 @@ def build_command(
     layer: Annotated[str | None, typer.Option(help="Coverage/sites: elder_care, community_centres or "
                                                     "cemeteries.")] = None,
     k: Annotated[int | None, typer.Option(help="Sites: number of new sites.")] = None,
+    county: Annotated[str | None, typer.Option(help="A county's 6-digit code: that county only, in a database "
+                                                    "holding several.")] = None,
     service_url: Annotated[str, typer.Option(help="Base URL of the service for the export links of the "
                                                   "boundaries map, e.g. http://10.1.2.3:8000.")] = "",
 ) -> None:
     """Write map NAME as one self-contained HTML file (the same map as /maps/NAME)."""
+    from gis_service.analysis.network import check_county
     from gis_service.analysis.travel import AnalysisSettings
     from gis_service.errors import InvalidInputError
     from gis_service.maps.builders import MapParameters, build_map
@@ -54,7 +57,9 @@ def build_command(
     settings = get_settings()
     base = service_url or f"http://{settings.host}:{settings.port}"
     with database(settings) as engine, engine.connect() as conn:
-        html = build_map(conn, name, params=MapParameters(layer=layer, kind=kind, minutes=minutes, mode=mode, k=k),
+        county = check_county(county, conn)
+        html = build_map(conn, name, params=MapParameters(layer=layer, kind=kind, minutes=minutes, mode=mode, k=k,
+                                                          county=county),
                          measure_srid=settings.measure_srid, analysis_settings=AnalysisSettings(),
                          basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="inline",
                          service_url=base)

@@ -39,6 +39,8 @@ class MapParameters:
     minutes: float | None = None
     mode: str | None = None
     k: int | None = None
+    #: A county's 6-digit code: that county only, in a database holding several (every map takes it).
+    county: str | None = None
 
     def resolved(self, recipe: MapRecipe) -> MapParameters:
         """Missing values from the recipe's defaults, every value checked (InvalidInputError naming it); the layer
@@ -58,12 +60,12 @@ class MapParameters:
         minutes = check_minutes(float(defaults.get("minutes", 15) if self.minutes is None else self.minutes))
         mode = check_mode(defaults.get("mode", "walk") if self.mode is None else self.mode)
         k = check_k(int(defaults.get("k", 5) if self.k is None else self.k))
-        return MapParameters(layer=layer, kind=kind, minutes=minutes, mode=mode, k=k)
+        return MapParameters(layer=layer, kind=kind, minutes=minutes, mode=mode, k=k, county=self.county)
 
 
-def _common(conn: sa.Connection, measure_srid: int) -> dict[str, list[dict]]:
-    return {"county": data.divisions(conn, level="county", measure_srid=measure_srid),
-            "townships": data.divisions(conn, level="township", measure_srid=measure_srid)}
+def _common(conn: sa.Connection, measure_srid: int, county: str | None) -> dict[str, list[dict]]:
+    return {"county": data.divisions(conn, level="county", measure_srid=measure_srid, county=county),
+            "townships": data.divisions(conn, level="township", measure_srid=measure_srid, county=county)}
 
 
 def _pct(value: float | None) -> str:
@@ -88,10 +90,11 @@ def _travel_zh(params: MapParameters, answer: dict) -> str:
 
 def overview(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
              analysis_settings: AnalysisSettings) -> MapContent:
-    sources = _common(conn, measure_srid)
-    sources.update(villages=data.divisions(conn, level="village", measure_srid=measure_srid),
-                   roads=data.roads(conn, measure_srid=measure_srid),
-                   **{layer_id: data.facilities(conn, layer_id) for layer_id in FACILITY_LAYERS})
+    county = params.county
+    sources = _common(conn, measure_srid, county)
+    sources.update(villages=data.divisions(conn, level="village", measure_srid=measure_srid, county=county),
+                   roads=data.roads(conn, measure_srid=measure_srid, county=county),
+                   **{layer_id: data.facilities(conn, layer_id, county) for layer_id in FACILITY_LAYERS})
     county = sources["county"][0]["properties"] if sources["county"] else {}
     notes = {"townships": [f"{len(sources['townships'])} 个乡镇（街道），{len(sources['villages'])} 个村（社区）；"
                            f"全县 {fmt(county.get('households'))} 户，{fmt(county.get('population'))} 人"]}
@@ -104,12 +107,12 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
     from gis_service.analysis.service_areas import service_areas
 
     p = params.resolved(recipe)
-    common = dict(layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, measure_srid=measure_srid,
-                  settings=analysis_settings)
+    common = dict(layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, county=p.county,
+                  measure_srid=measure_srid, settings=analysis_settings)
     areas = service_areas(conn, **common)
     by_township = coverage(conn, group_by="township", **common)
     unserved = {row["id"]: row for row in by_township["unserved"]}
-    sources = _common(conn, measure_srid)
+    sources = _common(conn, measure_srid, p.county)
     rates = {row["code"]: row for row in by_township["units"]}
     for feature in sources["townships"]:
         row = rates.get(feature["properties"]["code"], {})
@@ -118,7 +121,8 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
             unserved_households=row.get("unserved_households"), settlement_households=row.get("households"))
     population = by_township["served_population"]
     counted = POPULATIONS[population["code"]].urban_rural
-    settlements = [f for f in data.settlements(conn) if counted is None or f["properties"]["urban_rural"] == counted]
+    settlements = [f for f in data.settlements(conn, p.county)
+                   if counted is None or f["properties"]["urban_rural"] == counted]
     for feature in settlements:
         props = feature["properties"]
         miss = unserved.get(props["id"])
@@ -132,7 +136,7 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
           "properties": {k: v for k, v in f["properties"].items() if isinstance(v, (str, int, float, type(None)))}}
          for i, f in enumerate(areas["features"]) if f.get("geometry")],
         tolerance_m=SERVICE_AREA_TOLERANCE_M, measure_srid=measure_srid, preserve_topology=False)
-    sources["facilities"] = [f for f in data.facilities(conn, p.layer)
+    sources["facilities"] = [f for f in data.facilities(conn, p.layer, p.county)
                              if f["properties"].get("status") == "existing"
                              and (p.kind is None or f["properties"].get("kind") == p.kind)]
     for feature in sources["facilities"]:
@@ -163,18 +167,19 @@ def facility_area_map(conn: sa.Connection, recipe: MapRecipe, params: MapParamet
                       analysis_settings: AnalysisSettings) -> MapContent:
     from gis_service.analysis.facility_area import facility_area
 
-    answer = facility_area(conn, level="village")
+    county = params.county
+    answer = facility_area(conn, level="village", county=county)
     target = answer["target_m2_per_100_households"]
     by_code = {row["code"]: row for row in answer["units"]}
-    sources = _common(conn, measure_srid)
-    villages = data.divisions(conn, level="village", measure_srid=measure_srid)
+    sources = _common(conn, measure_srid, county)
+    villages = data.divisions(conn, level="village", measure_srid=measure_srid, county=county)
     for feature in villages:
         row = by_code.get(feature["properties"]["code"], {})
         feature["properties"].update({k: row.get(k) for k in ("floor_area_m2", "m2_per_100_households",
                                                               "shortfall_m2", "meets_target", "centres")})
         feature["properties"]["households"] = row.get("households", feature["properties"].get("households"))
     sources["villages"] = villages
-    sources["community_centres"] = [f for f in data.facilities(conn, "community_centres")
+    sources["community_centres"] = [f for f in data.facilities(conn, "community_centres", county)
                                     if f["properties"].get("status") == "existing"]
     totals = answer["totals"]
     notes = {"villages": [f"目标：每百户不少于 {fmt(target)} 平方米（“十四五”规划专栏1）",
@@ -190,8 +195,8 @@ def facility_area_map(conn: sa.Connection, recipe: MapRecipe, params: MapParamet
 
 def boundaries_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
                    analysis_settings: AnalysisSettings, service_url: str = "") -> MapContent:
-    sources = _common(conn, measure_srid)
-    lines = data.boundary_lines(conn, measure_srid=measure_srid)
+    sources = _common(conn, measure_srid, params.county)
+    lines = data.boundary_lines(conn, measure_srid=measure_srid, county=params.county)
     base = service_url.rstrip("/")
 
     def export_links(line_code: str) -> str:
@@ -207,7 +212,7 @@ def boundaries_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters
         props["sides"] = f"{props['left_name']} — {props['right_name']}"
     sources["county_lines"] = [f for f in lines if f["properties"]["level"] == "county"]
     sources["township_lines"] = [f for f in lines if f["properties"]["level"] == "township"]
-    markers = data.boundary_markers(conn)
+    markers = data.boundary_markers(conn, params.county)
     for feature in markers:
         feature["properties"]["export_links"] = export_links(feature["properties"]["line_code"])
     sources["boundary_markers"] = markers
@@ -227,9 +232,9 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
 
     p = params.resolved(recipe)
     answer = site_suggestions(conn, layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, k=p.k,
-                              measure_srid=measure_srid, settings=analysis_settings)
+                              county=p.county, measure_srid=measure_srid, settings=analysis_settings)
     newly = {sid: site["rank"] for site in answer["sites"] for sid in site["newly_served_settlement_ids"]}
-    sources = _common(conn, measure_srid)
+    sources = _common(conn, measure_srid, p.county)
     sites = []
     for site in answer["sites"]:
         sites.append({"type": "Feature", "id": site["rank"],
@@ -239,10 +244,10 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
     from gis_service.analysis.coverage import coverage
 
     before = coverage(conn, layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, group_by="county",
-                      measure_srid=measure_srid, settings=analysis_settings)
+                      county=p.county, measure_srid=measure_srid, settings=analysis_settings)
     unserved_ids = {row["id"] for row in before["unserved"]}
     settlements, still_unserved = [], []
-    for feature in data.settlements(conn):
+    for feature in data.settlements(conn, p.county):
         sid = feature["properties"]["id"]
         if sid in newly:
             feature["properties"].update(rank=newly[sid], rank_key=str(newly[sid]))
@@ -295,7 +300,7 @@ def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = 
     analysis_settings = analysis_settings or AnalysisSettings()
     key = None
     if use_cache:
-        resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else None
+        resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else params.county
         key = (name, resolved, measure_srid, analysis_settings.model_dump_json(), basemap, tianditu_key, assets,
                static_url, service_url, (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
         page = PAGES.get(key)

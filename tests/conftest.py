@@ -182,3 +182,21 @@ def runner(engine: sa.Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
     return CliRunner()
 
 
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium for the browser tests (tests/harness/browser.py); fails, never skips, without it."""
+    from gis_service.errors import SetupError
+
+    from .harness.browser import Chromium
+
+    try:
+        browser = Chromium()
+        browser.__enter__()
+    except SetupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield browser
+    finally:
+        browser.__exit__(None, None, None)

@@ -218,3 +218,21 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Se
         except subprocess.TimeoutExpired:
             served.process.kill()
             served.process.wait()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium for the browser tests (tests/harness/browser.py); fails, never skips, without it."""
+    from gis_service.errors import SetupError
+
+    from .harness.browser import Chromium
+
+    try:
+        browser = Chromium()
+        browser.__enter__()
+    except SetupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield browser
+    finally:
+        browser.__exit__(None, None, None)

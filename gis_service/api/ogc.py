@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from gis_service import __version__
 from gis_service.api.deps import ConnectionDep, SettingsDep, TileRunnerDep
 from gis_service.api.openapi import error_responses
+from gis_service.api.pages import portal, prefers_html
 from gis_service.edits import make_etag
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.layers import LAYERS, get_layer
@@ -134,6 +135,8 @@ _COLLECTION = error_responses(400, 404, 503)
 @router.get("/", summary="Landing page", description="Links to the API definition, the conformance classes and "
             "the collections.", responses={**_JSON_OR_HTML, **_NO_DB})
 def landing_page(request: Request, f: FormatParam = None):
+    if f is None and prefers_html(request.headers.get("accept")):
+        return portal(request)  # a browser opening the service: the bureau's pages; clients keep JSON
     fmt = _format_only(request)
     base = _base(request)
     body = {

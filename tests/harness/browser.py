@@ -23,13 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gis_service.errors import SetupError
+from gis_service.maps.printing import FLAGS, find_chromium
 
-#: Where Debian puts the browser (``apt-get install chromium``; scripts/setup.sh does it).
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--disable-features=Translate,MediaRouter",
-         "--hide-scrollbars", "--mute-audio", "--remote-debugging-port=0")
+# The browser, its flags and how it is found are the map printer's (gis_service/maps/printing.py).
 
 #: JavaScript: resolves, two animation frames after the load event, with ms since navigation start.
 DRAWN_JS = """new Promise(function (resolve) {
@@ -37,16 +33,6 @@ DRAWN_JS = """new Promise(function (resolve) {
     resolve(performance.now()); }); }); }
   if (document.readyState === "complete") { frames(); } else { window.addEventListener("load", frames); }
 })"""
-
-
-def find_chromium() -> str:
-    """The Chromium executable; a :class:`SetupError` that says to run scripts/setup.sh when there is none."""
-    explicit = os.environ.get("GIS_CHROMIUM")
-    for candidate in ((explicit,) if explicit else ()) + CHROMIUM_CANDIDATES:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise SetupError("headless Chromium is missing: run scripts/setup.sh (it installs Debian's chromium and "
-                     "fonts-wqy-microhei), or set GIS_CHROMIUM to the browser's path")
 
 
 @dataclass

@@ -123,7 +123,7 @@ def check_drawn(page, expected: dict[str, int], screenshot: Path) -> None:
     if "settlements" in expected:  # at county zoom the settlements are left out; zoomed in, every one is there
         assert page.count(".leaflet-pane .gis-settlements") == 0
         page.screenshot(screenshot.with_name(f"county-zoom-{screenshot.name}"))
-        page.evaluate(f"{MAP_JS}.setZoom({DETAIL_ZOOM}, {{animate: false}})")
+        page.evaluate(f"{MAP_JS}.setZoom({DETAIL_ZOOM}, {{animate: false}}) && true")
     assert drawn_features(page, expected) == expected
     size = page.evaluate("(function () { var r = document.querySelector('.leaflet-overlay-pane svg')"
                          ".getBoundingClientRect(); return [r.width, r.height]; })()")
@@ -227,7 +227,7 @@ def test_township_names_are_written_on_the_map_without_overlapping(chromium: Chr
     assert page.count(".leaflet-tooltip") == 0  # labels, not tooltips
     rivers = page.evaluate("Array.from(document.querySelectorAll('.gis-label-natural')).map(e => e.textContent)")
     assert any(river in rivers for river in ("梅江河", "酉水", "平江河")), rivers
-    page.evaluate(f"{MAP_JS}.setZoom(13, {{animate: false}})")
+    page.evaluate(f"{MAP_JS}.setZoom(13, {{animate: false}}) && true")
     assert page.count(".gis-label-village") > 0 and page.count(".gis-label-major_road") > 0
     assert page.console_errors == []
 

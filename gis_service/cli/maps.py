@@ -50,9 +50,8 @@ def build_command(
     from gis_service.analysis.travel import AnalysisSettings
     from gis_service.errors import InvalidInputError
     from gis_service.maps.builders import MapParameters, build_map
-    from gis_service.maps.recipes import load_recipe
-
     from gis_service.maps.printing import paper_mm, print_map
+    from gis_service.maps.recipes import load_recipe
 
     load_recipe(name)
     suffix = out.suffix.lower()

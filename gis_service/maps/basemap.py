@@ -86,8 +86,8 @@ def labels_script(found: list[list]) -> str:
 
 
 LABELS_JS = """(function () {
-  var map = __MAP__, LABELS = %(labels)s, ZOOMS = %(zooms)s, SIZE = {township: 15, natural: 13, major_road: 12, village: 12,
-    road: 11};
+  var map = __MAP__, LABELS = %(labels)s, ZOOMS = %(zooms)s;
+  var SIZE = {township: 15, natural: 13, major_road: 12, village: 12, road: 11};
   var pane = map.createPane("gisLabels");
   pane.style.zIndex = 640; pane.style.pointerEvents = "none";
   var group = L.layerGroup().addTo(map);

@@ -307,7 +307,8 @@ def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = 
     if use_cache:
         resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else None
         key = (name, resolved, measure_srid, analysis_settings.model_dump_json(), basemap, tianditu_key, assets,
-               static_url, service_url, tile_url, tile_attribution, organisation, search_url, (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
+               static_url, service_url, tile_url, tile_attribution, organisation, search_url,
+               (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
         page = PAGES.get(key)
         if page is not None:
             return page

@@ -140,5 +140,12 @@ CONTROLS_JS = """(function () {
       else { local(q); } }, 150);
   });
   input.addEventListener("keydown", function (e) { if (e.key === "Enter" && shown.length) { go(shown[0]); } });
+  // a row of a table (a township, a village, a suggested site's settlement) zooms to the place of its first cell
+  document.querySelectorAll(".gis-table tbody tr").forEach(function (row) {
+    var name = row.cells[0].textContent;
+    var found = (window.GIS_LABELS || []).filter(function (label) { return label[0] === name; })[0];
+    if (found) { row.style.cursor = "pointer"; row.title = "在地图上查看";
+      row.addEventListener("click", function () { map.flyTo([found[1], found[2]], 14); }); }
+  });
   if (location.hash === "#print") { window.gisPrintLayout(true); }
 })();"""

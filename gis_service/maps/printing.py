@@ -55,24 +55,43 @@ def paper_mm(paper: str, landscape: bool) -> tuple[float, float]:
     return (height, width) if landscape else (width, height)
 
 
+def start_chromium(*args: str, prefix: str = "gis-print-",
+                   executable: str | None = None) -> tuple[subprocess.Popen, Path, str]:
+    """A headless Chromium with a fresh profile: its process, its profile folder and its DevTools address."""
+    profile = Path(tempfile.mkdtemp(prefix=prefix))
+    command = [executable or find_chromium(), *FLAGS, f"--user-data-dir={profile}", *args, "about:blank"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port_file = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_chromium(process, profile)
+            raise SetupError("headless Chromium did not start; run scripts/setup.sh")
+        time.sleep(0.05)
+    port, path = port_file.read_text().splitlines()[:2]
+    return process, profile, f"ws://127.0.0.1:{port}{path}"
+
+
+def stop_chromium(process: subprocess.Popen, profile: Path) -> None:
+    """End the browser (politely, then not) and remove its profile."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    shutil.rmtree(profile, ignore_errors=True)
+
+
 class _Tab:
     """One headless Chromium with one tab, over the DevTools protocol; closed with its profile on exit."""
 
     def __enter__(self) -> _Tab:
         from websockets.sync.client import connect
 
-        self.profile = Path(tempfile.mkdtemp(prefix="gis-print-"))
-        self.process = subprocess.Popen([find_chromium(), *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise SetupError("headless Chromium did not start; run scripts/setup.sh")
-            time.sleep(0.05)
-        port, path = port_file.read_text().splitlines()[:2]
-        self.connection = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30)
+        self.process, self.profile, address = start_chromium()
+        self.connection = connect(address, max_size=None, open_timeout=30)
         self.ws = self.connection.__enter__()
         self.next_id, self.session = 0, None
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -94,16 +113,10 @@ class _Tab:
                 return reply.get("result", {})
 
     def __exit__(self, *exc) -> None:
-        if getattr(self, "ws", None) is not None:
+        try:
             self.connection.__exit__(None, None, None)
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        shutil.rmtree(self.profile, ignore_errors=True)
+        finally:
+            stop_chromium(self.process, self.profile)
 
 
 def print_map(html: str, out: Path, *, paper: str = "A4", landscape: bool = True) -> int:

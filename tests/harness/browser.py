@@ -14,16 +14,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gis_service.errors import SetupError
-from gis_service.maps.printing import FLAGS, find_chromium
+from gis_service.maps.printing import find_chromium, start_chromium, stop_chromium
 
 # The browser, its flags and how it is found are the map printer's (gis_service/maps/printing.py).
 
@@ -104,20 +99,9 @@ class Chromium:
     def __enter__(self) -> Chromium:
         from websockets.sync.client import connect
 
-        self.profile = Path(tempfile.mkdtemp(prefix="gis-chromium-"))
-        self.process = subprocess.Popen(
-            [self.executable, *FLAGS, f"--user-data-dir={self.profile}",
-             f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self._cleanup()
-                raise SetupError(f"Chromium ({self.executable}) did not start; run scripts/setup.sh")
-            time.sleep(0.05)
-        port, path = port_file.read_text().splitlines()[:2]
-        self._connection = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30)
+        self.process, self.profile, address = start_chromium(f"--window-size={self.width},{self.height}",
+                                                             prefix="gis-chromium-", executable=self.executable)
+        self._connection = connect(address, max_size=None, open_timeout=30)
         self.ws = self._connection.__enter__()
         return self
 
@@ -128,14 +112,7 @@ class Chromium:
             self._cleanup()
 
     def _cleanup(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        shutil.rmtree(self.profile, ignore_errors=True)
+        stop_chromium(self.process, self.profile)
 
     def send(self, method: str, params: dict | None = None, *, session: str | None = None,
              timeout_s: float = 60) -> dict:

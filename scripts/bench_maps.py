@@ -42,7 +42,7 @@ TARGET_MS = 3000
 TARGET_GZIP_BYTES = 400_000
 NEW_PARAMETERS_TARGET_MS = 5000
 #: A map asked with parameters no one asked before: the road network for the mode is built while it opens.
-NEW_PARAMETERS = "coverage?mode=cycle&minutes=24"
+NEW_PARAMETERS = "coverage?mode=cycle&minutes=10"
 
 
 def gzipped(body: bytes) -> int:
@@ -90,7 +90,10 @@ def main() -> None:
             built = statistics.median(open_ms(page, path.as_uri(), name) for _ in range(max(args.rounds, 1)))
             rows.append((name, first, warm, built, served_bytes, served_bytes + leaflet_bytes,
                          gzipped(served) + leaflet_gzip, path.stat().st_size, build_s))
-        new_ms = open_ms(page, f"{service_url}/maps/{NEW_PARAMETERS}", "coverage")
+        new_ms = page.goto(f"{service_url}/maps/{NEW_PARAMETERS}", timeout_s=300)
+        new_drawn = page.count(".leaflet-pane .gis-townships") > 0
+        new_answer = httpx.get(f"{service_url}/maps/{NEW_PARAMETERS}", timeout=300)  # cached by now, or the error
+        new_what = "drawn" if new_drawn else f"not drawn: HTTP {new_answer.status_code} {new_answer.text[:160]!r}"
         engine.dispose()
     header = ("map", "first open ms", "warm open ms", "built open ms", "page bytes", "page+leaflet",
               "page+leaflet gzip", "built bytes", "build s")
@@ -102,7 +105,7 @@ def main() -> None:
     print(f"\ntarget: at most {TARGET_GZIP_BYTES:,} bytes gzipped per map (page and Leaflet): "
           f"{'met' if heaviest <= TARGET_GZIP_BYTES else 'NOT met'} (heaviest {heaviest:,})")
     print(f"target: /maps/{NEW_PARAMETERS} (new parameters) opens within {NEW_PARAMETERS_TARGET_MS:,} ms: "
-          f"{'met' if new_ms <= NEW_PARAMETERS_TARGET_MS else 'NOT met'} ({new_ms:,.0f} ms)")
+          f"{'met' if new_drawn and new_ms <= NEW_PARAMETERS_TARGET_MS else 'NOT met'} ({new_ms:,.0f} ms, {new_what})")
     worst = max(max(r[2], r[3]) for r in rows)
     print(f"target: every warm and built open under {TARGET_MS:,} ms: "
           f"{'met' if worst < TARGET_MS else 'NOT met'} (slowest {worst:,.0f} ms); first opens include computing "

@@ -7,6 +7,7 @@ are the ones of :mod:`gis_service.analysis` (same parameters, same answers as ``
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -308,6 +309,7 @@ def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = 
         resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else None
         key = (name, resolved, measure_srid, analysis_settings.model_dump_json(), basemap, tianditu_key, assets,
                static_url, service_url, tile_url, tile_attribution, organisation, search_url,
+               datetime.date.today(),  # the print layout's date
                (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
         page = PAGES.get(key)
         if page is not None:

@@ -28,7 +28,12 @@ number of features for each items request before it times anything, and prints p
 second and p50/p95 latency in milliseconds, and the ratio of our throughput to tipg's (above 1: we are faster).
 Traffic goes to the loopback address only, and every loop is bounded.
 
-Run: ``.venv/bin/python scripts/bench_ogc.py [--scale 10] [--clients 4] [--requests 48] [--rounds 4]``.
+With ``--baseline CHECKOUT`` the second server is not tipg but gis-service from another checkout of this
+repository (an earlier commit: ``git worktree add /tmp/before COMMIT``), run with its code first on PYTHONPATH and
+asked the same paths: a before/after comparison of a change in one run, the ratio above 1 when the change is faster.
+
+Run: ``.venv/bin/python scripts/bench_ogc.py [--scale 10] [--clients 4] [--requests 48] [--rounds 4]
+[--baseline CHECKOUT]``.
 """
 
 from __future__ import annotations
@@ -164,8 +169,10 @@ def hammer(sessions: list[httpx.Client], paths: list[str], *, requests_per_clien
 
 
 def compare(kind: RequestKind, urls: dict[str, str], *, clients: int, requests_per_client: int,
-            rounds: int) -> dict:
-    """Check that both servers return as many features, warm both up, then time them in alternating rounds."""
+            rounds: int, baseline: bool = False) -> dict:
+    """Check that both servers return as many features, warm both up, then time them in alternating rounds.
+    ``baseline``: the second server is gis-service too, asked our paths."""
+    kind = RequestKind(kind.name, kind.ours, kind.ours, kind.tile) if baseline else kind
     features = {}
     with httpx.Client(timeout=120, headers=HEADERS) as http:
         for server in SERVERS:
@@ -231,8 +238,9 @@ def tipg_environment(cluster: EmbeddedCluster) -> dict[str, str]:
     }
 
 
-def bench_scale(scale: int, *, clients: int, requests_per_client: int, rounds: int) -> dict:
-    tipg = tipg_python()
+def bench_scale(scale: int, *, clients: int, requests_per_client: int, rounds: int,
+                baseline: Path | None = None) -> dict:
+    tipg = None if baseline else tipg_python()
     with tempfile.TemporaryDirectory(prefix="gis-bench-") as folder:
         Path(folder).chmod(0o755)  # as root the cluster runs as postgres, which must enter the folder
         with EmbeddedCluster(Path(folder) / "data").running() as cluster:
@@ -246,22 +254,26 @@ def bench_scale(scale: int, *, clients: int, requests_per_client: int, rounds: i
                 road_count = conn.execute(sa.text("SELECT count(*) FROM roads")).scalar_one()
             engine.dispose()
             ours_env = {**os.environ, "GIS_DATABASE_URL": url, "GIS_LOAD_DEMO": "false"}
+            other = (uvicorn_server("gis_service.app:create_app", ready_path="/conformance",
+                                    env={**ours_env, "PYTHONPATH": str(baseline.resolve())}) if baseline else
+                     uvicorn_server("tipg.main:app", env=tipg_environment(cluster), ready_path="/collections",
+                                    python=tipg, factory=False, timeout_s=120))
             with uvicorn_server("gis_service.app:create_app", env=ours_env, ready_path="/conformance") as ours_url, \
-                    uvicorn_server("tipg.main:app", env=tipg_environment(cluster), ready_path="/collections",
-                                   python=tipg, factory=False, timeout_s=120) as tipg_url:
+                    other as tipg_url:
                 urls = {"ours": ours_url, "tipg": tipg_url}
                 results = {kind.name: compare(kind, urls, clients=clients, requests_per_client=requests_per_client,
-                                              rounds=rounds)
+                                              rounds=rounds, baseline=baseline is not None)
                            for kind in request_kinds(road_count)}
     return {"roads": road_count, "results": results}
 
 
-def print_table(scale: int, outcome: dict, *, clients: int, requests_per_client: int, rounds: int) -> None:
+def print_table(scale: int, outcome: dict, *, clients: int, requests_per_client: int, rounds: int,
+                other: str = "tipg") -> None:
     per_round = max(1, requests_per_client // rounds)
     print(f"\ndemo scale {scale}: {outcome['roads']} roads; {clients} clients x {per_round * rounds} requests per "
           f"kind and server, in {rounds} alternating rounds")
     print(f"{'request':18s} {'features':>11s} | {'ours req/s':>10s} {'p50 ms':>7s} {'p95 ms':>7s} | "
-          f"{'tipg req/s':>10s} {'p50 ms':>7s} {'p95 ms':>7s} | {'ours/tipg':>9s}")
+          f"{other + ' req/s':>10s} {'p50 ms':>7s} {'p95 ms':>7s} | {'ours/' + other:>9s}")
     for name, result in outcome["results"].items():
         ours, tipg = result["timings"]["ours"], result["timings"]["tipg"]
         print(f"{name:18s} {result['features']:>11s} | {ours.rps:10.1f} {ours.percentile_ms(50):7.1f} "
@@ -277,14 +289,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=48,
                         help="Requests per client, request kind and server (split over the rounds).")
     parser.add_argument("--rounds", type=int, default=4, help="Alternating rounds per request kind.")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="Compare with gis-service from this checkout (an earlier commit) instead of tipg.")
     args = parser.parse_args()
+    if args.baseline and not (args.baseline / "gis_service" / "app.py").exists():
+        parser.error(f"--baseline {args.baseline} is not a checkout of gis-service (no gis_service/app.py)")
     # A plain kill must still stop the servers and the throwaway cluster: turn SIGTERM into SystemExit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.clients < 1 or args.requests < args.rounds or args.rounds < 1:
         parser.error("--clients and --rounds must be at least 1, and --requests at least --rounds")
     for scale in sorted({1, args.scale}):
-        outcome = bench_scale(scale, clients=args.clients, requests_per_client=args.requests, rounds=args.rounds)
-        print_table(scale, outcome, clients=args.clients, requests_per_client=args.requests, rounds=args.rounds)
+        outcome = bench_scale(scale, clients=args.clients, requests_per_client=args.requests, rounds=args.rounds,
+                              baseline=args.baseline)
+        print_table(scale, outcome, clients=args.clients, requests_per_client=args.requests, rounds=args.rounds,
+                    other="before" if args.baseline else "tipg")
 
 
 if __name__ == "__main__":

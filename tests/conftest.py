@@ -6,7 +6,6 @@ There is no skipping: if PostgreSQL or PostGIS is missing, the session fails wit
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -17,8 +16,6 @@ import pytest
 import sqlalchemy as sa
 from fastapi.concurrency import run_in_threadpool
 from fastapi.testclient import TestClient
-from psycopg import sql
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -27,14 +24,10 @@ from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
-from gis_service.db.engine import check_server, connect, create_db_engine
-from gis_service.db.roles import prepare_database
-from gis_service.layers import LAYERS
+from gis_service.db.engine import check_server, create_db_engine
 from gis_service.settings import Settings
 
-REPO = Path(__file__).resolve().parents[1]
-NEAR_SEAT = [108.9930, 28.4490]  # inside 中和街道, near the county seat
-GEOJSON = {"Content-Type": "application/geo+json"}
+from .helpers import create_database, drop_database, load_small_county
 
 
 @pytest.fixture(scope="session")
@@ -81,22 +74,6 @@ def admin_url(test_cluster: EmbeddedCluster | None, database_url: str) -> str:
     return test_cluster.admin_url() if test_cluster is not None else database_url
 
 
-def create_database(admin_url: str, service_url: str, name: str) -> str:
-    """A new empty database ``name`` (dropped first if it exists) with the extensions, in which the service role of
-    ``service_url`` may create its tables; returns its URL as that role."""
-    with connect(admin_url, "postgres") as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    with connect(admin_url, name) as admin:
-        prepare_database(admin, service_role=make_url(service_url).username)
-    return make_url(service_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with connect(admin_url, "postgres") as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 @pytest.fixture(scope="session")
 def settings(cluster_dir: Path, database_url: str) -> Settings:
     # no background warm-up: it would build the network beside the tests' own transactions
@@ -138,19 +115,6 @@ def scratch_url(engine: sa.Engine, database_url: str, admin_url: str) -> Iterato
     name = "gis_scratch_test"
     yield create_database(admin_url, database_url, name)
     drop_database(admin_url, name)
-
-
-def load_small_county(url: str, settings: Settings, demo_frames: dict) -> None:
-    """Migrate the empty database at ``url`` and load the demo county's divisions and elder-care facilities only."""
-    from gis_service.io.load_demo import load_frames
-
-    migrate.upgrade(url)
-    small = create_db_engine(url)
-    try:
-        load_frames(small, {name: demo_frames[name] for name in ("admin_divisions", "elder_care")},
-                    county_code=settings.county_code, measure_srid=settings.measure_srid)
-    finally:
-        small.dispose()
 
 
 @pytest.fixture()
@@ -218,47 +182,3 @@ def runner(engine: sa.Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
     return CliRunner()
 
 
-def bearer(token: str, **extra: str) -> dict:
-    """Headers of a write: GeoJSON body, the bearer token, and any others (``**{"If-Match": etag}``)."""
-    return {**GEOJSON, "Authorization": f"Bearer {token}", **extra}
-
-
-def station(name: str = "测试养老服务站") -> dict:
-    """A valid new elder_care feature (a community station near the county seat), as a planner would send it."""
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": NEAR_SEAT},
-            "properties": {"name": name, "kind": "community_station", "beds": 20, "nursing_beds": 8,
-                           "operator": "public_private", "division_code": "500241001001"}}
-
-
-def fingerprint(conn: sa.Connection) -> dict[str, tuple]:
-    """What a refused input must not change: per layer table its rows, the sum of their versions (every update
-    bumps one) and the largest id; the rows of the audit trail, the inspections and the place-name events."""
-    parts = [f"SELECT '{layer.table}', count(*), coalesce(sum(version), 0), max(id) FROM {layer.table}"
-             for layer in LAYERS.values()]
-    parts += [f"SELECT '{table}', count(*), 0, max(id) FROM {table}"
-              for table in ("audit_log", "marker_inspections", "place_name_events")]
-    return {name: tuple(rest) for name, *rest in conn.execute(sa.text(" UNION ALL ".join(parts)))}
-
-
-@contextlib.contextmanager
-def private_cluster(prefix: str, frames: dict, settings: Settings) -> Iterator[EmbeddedCluster]:
-    """A throwaway embedded cluster in a folder of its own under /tmp, migrated and holding ``frames`` (layers of
-    the demo county), for tests that kill it; stopped and removed afterwards."""
-    from gis_service.io.load_demo import load_frames
-
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    folder.chmod(0o755)  # as root the cluster runs as postgres, which must be able to enter the folder
-    cluster = EmbeddedCluster(folder / "data")
-    cluster.start()
-    try:
-        migrate.upgrade(cluster.url())
-        cluster.seal_audit_log()
-        engine = create_db_engine(cluster.url())
-        load_frames(engine, frames, county_code=settings.county_code, measure_srid=settings.measure_srid)
-        engine.dispose()
-        yield cluster
-    finally:
-        try:
-            cluster.stop()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)

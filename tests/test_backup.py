@@ -19,7 +19,7 @@ from gis_service.db.engine import create_db_engine
 from gis_service.errors import BackupFileError
 from gis_service.layers import LAYERS
 
-from .conftest import REPO, drop_database
+from .helpers import REPO, drop_database
 
 
 @pytest.fixture(scope="module")

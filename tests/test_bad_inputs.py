@@ -27,7 +27,7 @@ from gis_service.errors import GisServiceError
 from gis_service.io.layers_io import import_into
 from gis_service.settings import Settings
 
-from .conftest import GEOJSON, NEAR_SEAT, bearer, fingerprint, station
+from .helpers import GEOJSON, NEAR_SEAT, bearer, fingerprint, station
 
 ELDER_CARE = "/collections/elder_care/items"
 TILE = "/collections/roads/tiles/WebMercatorQuad"

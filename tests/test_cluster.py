@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from gis_service.db.cluster import EmbeddedCluster, find_bin_dir
 from gis_service.errors import ClusterBusyError, SetupError
 
-from .conftest import REPO
+from .helpers import REPO
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 

@@ -18,8 +18,8 @@ from gis_service.db.engine import create_db_engine
 from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
 
-from .conftest import create_database, drop_database
 from .harness import devserver
+from .helpers import create_database, drop_database
 
 CLIENTS = 20
 ROUNDS = 5

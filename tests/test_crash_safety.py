@@ -28,8 +28,8 @@ from gis_service.db.engine import create_db_engine
 from gis_service.io.layers_io import import_file
 from gis_service.settings import Settings
 
-from .conftest import REPO, private_cluster
 from .harness import devserver
+from .helpers import REPO, private_cluster
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 #: Place names in the import that is killed: their COPY takes a few seconds (search keys and GIN indexes per row).

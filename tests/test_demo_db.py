@@ -7,7 +7,7 @@ import csv
 import networkx as nx
 import sqlalchemy as sa
 
-from .conftest import REPO
+from .helpers import REPO
 
 XIUSHAN = REPO / "layers" / "xiushan"
 

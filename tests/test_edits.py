@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from gis_service.auth import create_token, revoke_token
 
-from .conftest import GEOJSON, NEAR_SEAT, bearer, station
+from .helpers import GEOJSON, NEAR_SEAT, bearer, station
 
 
 def _audit_count(conn: sa.Connection) -> int:

@@ -23,7 +23,8 @@ from gis_service.io.encodings import choose, dbf_decoding
 from gis_service.io.layers_io import import_into
 from gis_service.search.queries import SearchFilters, search
 from gis_service.settings import Settings
-from tests.conftest import NEAR_SEAT, fingerprint
+
+from .helpers import NEAR_SEAT, fingerprint
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*Normalized/laundered field name")
 

@@ -20,7 +20,8 @@ from gis_service.io.files import write_export
 from gis_service.io.layers_io import import_into, read_layer
 from gis_service.layers import get_layer
 from gis_service.settings import Settings
-from tests.conftest import fingerprint
+
+from .helpers import fingerprint
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(Normalized/laundered field name|truncated)")
 

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from .conftest import REPO
+from .helpers import REPO
 
 YOUYANG = "500242"  # 酉阳, the neighbour to the north-west
 KML = "{http://www.opengis.net/kml/2.2}"

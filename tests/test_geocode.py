@@ -12,7 +12,8 @@ from gis_service.errors import ImportRejected, InvalidInputError
 from gis_service.io.geocode import Gazetteer, Place, geocode
 from gis_service.io.layers_io import import_into
 from gis_service.settings import Settings
-from tests.conftest import fingerprint
+
+from .helpers import fingerprint
 
 SHIDI, XIKOU, QXC = "500241107000", "500241115000", "500241005000"
 GAOQIAO, XINHUA_CUN, XINHUA_SQ, LONGFENG = "500241107201", "500241115201", "500241107001", "500241005201"

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from gis_service.cli import app
 from gis_service.errors import ImportRejected, InvalidInputError
 from gis_service.io.inspections import import_inspections, parse_condition
-from tests.conftest import fingerprint
+
+from .helpers import fingerprint
 
 #: Days of the inspections in the files: after every demo inspection (the last is in 2023), before today.
 DAY = dt.date(2024, 3, 5)

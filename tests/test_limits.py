@@ -17,7 +17,7 @@ from gis_service.auth import create_token
 from gis_service.db.engine import create_db_engine
 from gis_service.settings import Settings
 
-from .conftest import station
+from .helpers import station
 
 
 def _count(conn: sa.Connection, table: str) -> int:

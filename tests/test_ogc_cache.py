@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from gis_service.db import migrate
 from gis_service.layers import LAYERS
 
-from .test_ogc_core import SEAT_LAT, SEAT_LON, current_count
+from .helpers import SEAT_LAT, SEAT_LON, current_count
 
 
 def served_count(client: TestClient, layer_id: str) -> int:

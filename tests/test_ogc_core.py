@@ -9,58 +9,7 @@ from fastapi.testclient import TestClient
 
 from gis_service.layers import LAYERS
 
-#: The county seat (中和街道), where the demo has the most features.
-SEAT_LON, SEAT_LAT = 108.9916, 28.4482
-
-
-def ring_area(ring: list) -> float:
-    """Signed area by the shoelace formula: positive for counter-clockwise rings (lon/lat)."""
-    return sum(x1 * y2 - x2 * y1 for (x1, y1, *_), (x2, y2, *_) in zip(ring, ring[1:])) / 2
-
-
-def assert_rfc7946(document: dict) -> None:
-    """A FeatureCollection or Feature is RFC 7946: lon/lat within the county's reach, closed rings wound
-    right-hand (exterior counter-clockwise, holes clockwise), no ``crs`` member anywhere."""
-    features = document["features"] if document["type"] == "FeatureCollection" else [document]
-    assert "crs" not in document
-    for feature in features:
-        assert feature["type"] == "Feature" and "crs" not in feature
-        geometry = feature["geometry"]
-        assert "crs" not in geometry
-        polygons = {"Polygon": [geometry["coordinates"]],
-                    "MultiPolygon": geometry["coordinates"]}.get(geometry["type"], [])
-        for polygon in polygons:
-            for i, ring in enumerate(polygon):
-                assert ring[0] == ring[-1], feature["id"]
-                area = ring_area(ring)
-                assert (area > 0) if i == 0 else (area < 0), (feature["id"], i, area)
-        for lon, lat in _positions(geometry["coordinates"]):
-            assert 107.5 < lon < 110.0 and 27.5 < lat < 29.5, (feature["id"], lon, lat)
-
-
-def _positions(coords):
-    if isinstance(coords[0], (int, float)):
-        yield coords[0], coords[1]
-        return
-    for item in coords:
-        yield from _positions(item)
-
-
-def current_count(conn: sa.Connection, layer_id: str, where: str = "TRUE") -> int:
-    layer = LAYERS[layer_id]
-    current = layer.current_condition or "TRUE"
-    return conn.execute(sa.text(f"SELECT count(*) FROM {layer.table} WHERE {current} AND ({where})")).scalar_one()
-
-
-def ids(document: dict) -> list[int]:
-    return [f["id"] for f in document["features"]]
-
-
-def sql_ids(conn: sa.Connection, layer_id: str, where: str, params: dict | None = None) -> list[int]:
-    layer = LAYERS[layer_id]
-    current = layer.current_condition or "TRUE"
-    return list(conn.execute(sa.text(f"SELECT id FROM {layer.table} WHERE {current} AND ({where}) ORDER BY id"),
-                             params or {}).scalars())
+from .helpers import assert_rfc7946, current_count, ids, sql_ids
 
 
 def test_landing_page_links_to_api_conformance_and_collections(client: TestClient) -> None:

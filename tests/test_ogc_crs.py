@@ -9,7 +9,7 @@ from pyproj import Transformer
 
 from gis_service.geo.gcj02 import wgs84_to_gcj02
 
-from .test_ogc_core import assert_rfc7946, ids, sql_ids
+from .helpers import assert_rfc7946, ids, sql_ids
 
 EPSG = "http://www.opengis.net/def/crs/EPSG/0/"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"

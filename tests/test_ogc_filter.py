@@ -7,7 +7,7 @@ import json
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from .test_ogc_core import SEAT_LAT, SEAT_LON, assert_rfc7946, ids, sql_ids
+from .helpers import SEAT_LAT, SEAT_LON, assert_rfc7946, ids, sql_ids
 
 SEAT_AREA = "POLYGON((108.97 28.43, 109.01 28.43, 109.01 28.47, 108.97 28.47, 108.97 28.43))"
 

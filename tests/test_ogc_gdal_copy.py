@@ -28,7 +28,7 @@ from pyproj import Transformer
 from gis_service.layers import LAYERS
 
 from .harness.devserver import service
-from .test_ogc_core import SEAT_LAT, SEAT_LON
+from .helpers import SEAT_LAT, SEAT_LON
 
 #: Lines with every kind of property (text, number, boolean, date, list), points, and multipolygons with history.
 COPIED = ["roads", "boundary_markers", "admin_divisions"]

@@ -8,7 +8,7 @@ import mapbox_vector_tile
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from .test_ogc_core import SEAT_LAT, SEAT_LON
+from .helpers import SEAT_LAT, SEAT_LON
 
 
 def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:

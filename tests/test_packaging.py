@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import REPO
 from .harness.devserver import free_port
+from .helpers import REPO
 
 PACKAGE = REPO / "gis_service"
 #: Modules that are not imported but run: alembic executes env.py, and ``python -m`` runs a __main__.

@@ -32,7 +32,7 @@ from gis_service.db.roles import AUDIT_OWNER, SERVICE_ROLE
 from gis_service.errors import BackupFileError
 from gis_service.settings import Settings
 
-from .conftest import REPO, create_database, drop_database, load_small_county
+from .helpers import REPO, create_database, drop_database, load_small_county
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root (as CI runs)")
 #: Where a shell command run by a crafted backup would leave its mark.

@@ -31,8 +31,8 @@ from gis_service.layers import LAYERS
 from gis_service.limits import MAX_FEATURE_ID, MAX_IMPORTED_ID
 from gis_service.settings import Settings
 
-from .conftest import NEAR_SEAT, REPO, bearer, fingerprint, station
 from .harness.devserver import RunningServer, service_process
+from .helpers import NEAR_SEAT, REPO, bearer, fingerprint, station
 
 ELDER_CARE = "/collections/elder_care/items"
 KML = "{http://www.opengis.net/kml/2.2}"

@@ -34,8 +34,7 @@ from gis_service.errors import GisServiceError
 from gis_service.layers import LAYERS
 from gis_service.search import records
 
-from .conftest import bearer, station
-from .test_bad_inputs import fingerprint
+from .helpers import bearer, fingerprint, station
 
 ACCESS_LOG = "gis_service.access"
 

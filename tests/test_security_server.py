@@ -34,8 +34,8 @@ import pytest
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.settings import Settings
 
-from .conftest import REPO, private_cluster
 from .harness.devserver import free_port, process_tree, serve_workers
+from .helpers import REPO, private_cluster
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 HEADER_TIMEOUT_S = 2

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import REPO
+from .helpers import REPO
 
 CLI = [sys.executable, "-m", "gis_service.cli"]
 

@@ -26,16 +26,23 @@ ModeOption = Annotated[str, typer.Option(help="walk, cycle or drive.")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write the answer to FILE (.geojson, .csv, .xlsx or "
                                                               ".json).")]
 
+LabelsOption = Annotated[str, typer.Option(help="csv, xlsx: zh writes Chinese headers and values (类型, 层级, "
+                                                "是/否); en the keys and codes of the JSON answer.")]
+
 FORMATS = (".geojson", ".csv", ".xlsx", ".json")
 #: Formats of one row per unit, facility or indicator.
 TABLE_FORMATS = (".csv", ".xlsx")
 
 
-def _check_out(out: Path | None) -> None:
+def _check_out(out: Path | None, labels: str = "en") -> None:
     from gis_service.errors import InvalidInputError
 
     if out is not None and out.suffix.lower() not in FORMATS:
         raise InvalidInputError(f"--out must end in {', '.join(FORMATS)}; got {out.name}")
+    if labels not in ("en", "zh"):
+        raise InvalidInputError(f"--labels is en or zh; got {labels!r}")
+    if labels == "zh" and (out is None or out.suffix.lower() not in TABLE_FORMATS):
+        raise InvalidInputError("--labels zh applies to tables: --out FILE.csv or FILE.xlsx")
 
 
 def _run(task: str, compute, *, steps: int = 3):
@@ -60,11 +67,16 @@ def _run(task: str, compute, *, steps: int = 3):
     return answer
 
 
-def _write_table(path: Path, rows: list[dict]) -> None:
+def _write_table(path: Path, rows: list[dict], *, labels: str = "en", layer: str | None = None) -> None:
     """One line per row, a column per key of any row, as CSV or XLSX by ``path``'s suffix; no cell a spreadsheet
-    would run (io/csv_cells.py, io/excel.py)."""
+    would run (io/csv_cells.py, io/excel.py). ``labels="zh"``: in Chinese (analysis/columns.py; ``layer`` the
+    facility layer analysed)."""
+    from gis_service.analysis.columns import rows_in_chinese
     from gis_service.io.csv_cells import write_rows
     from gis_service.io.excel import write_sheet
+
+    if labels == "zh":
+        rows = rows_in_chinese(rows, layer=layer)
 
     columns: list[str] = []
     for row in rows:
@@ -102,11 +114,11 @@ def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None,
                      mode: ModeOption = "walk",
                      group_by: Annotated[str, typer.Option(help="county, township or village.")] = "township",
                      method: Annotated[str, typer.Option(help="network or euclidean.")] = "network",
-                     out: OutOption = None) -> None:
+                     out: OutOption = None, labels: LabelsOption = "en") -> None:
     """Households served and not served per unit; .geojson writes the unserved settlements, .csv the units."""
     from gis_service.analysis.coverage import coverage
 
-    _check_out(out)
+    _check_out(out, labels)
     answer = _run("coverage", lambda conn, s, a, bar, job: coverage(
         conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
         measure_srid=s.measure_srid, settings=a))
@@ -120,7 +132,7 @@ def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None,
     if out.suffix.lower() == ".geojson":
         _write_json(out, _points(answer["unserved"], _parameters(answer)))
     elif out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, [{**_parameters(answer), **row} for row in answer["units"]])
+        _write_table(out, [{**_parameters(answer), **row} for row in answer["units"]], labels=labels, layer=layer)
     else:
         _write_json(out, answer)
     _echo(f"wrote {out}")
@@ -130,11 +142,11 @@ def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None,
 def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
                           mode: ModeOption = "walk",
                           buffer_m: Annotated[float, typer.Option(help="Metres the reached roads are grown by.")] = 50,
-                          out: OutOption = None) -> None:
+                          out: OutOption = None, labels: LabelsOption = "en") -> None:
     """One polygon per facility from the roads reachable in time; .csv writes the facilities' figures."""
     from gis_service.analysis.service_areas import service_areas
 
-    _check_out(out)
+    _check_out(out, labels)
     answer = _run("service areas", lambda conn, s, a, bar, job: service_areas(
         conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m, measure_srid=s.measure_srid,
         settings=a))
@@ -143,7 +155,8 @@ def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = 
     if out is None:
         return
     if out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, [{**answer["parameters"], **f["properties"]} for f in answer["features"]])
+        _write_table(out, [{**answer["parameters"], **f["properties"]} for f in answer["features"]], labels=labels,
+                     layer=layer)
     else:
         _write_json(out, answer)
     _echo(f"wrote {out}")
@@ -151,11 +164,11 @@ def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = 
 
 @app.command("facility-area")
 def facility_area_command(level: Annotated[str, typer.Option(help="village, township or county.")] = "village",
-                          out: OutOption = None) -> None:
+                          out: OutOption = None, labels: LabelsOption = "en") -> None:
     """Community service floor area per 100 households against the 30 m² target."""
     from gis_service.analysis.facility_area import facility_area
 
-    _check_out(out)
+    _check_out(out, labels)
     answer = _run("facility area", lambda conn, s, a, bar, job: facility_area(conn, level=level))
     t = answer["totals"]
     _echo(f"{t['units_meeting_target']} of {t['units']} {level} units meet "
@@ -163,7 +176,7 @@ def facility_area_command(level: Annotated[str, typer.Option(help="village, town
     if out is None:
         return
     if out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, answer["units"])
+        _write_table(out, answer["units"], labels=labels)
     elif out.suffix.lower() == ".geojson":
         from gis_service.errors import InvalidInputError
 
@@ -174,11 +187,11 @@ def facility_area_command(level: Annotated[str, typer.Option(help="village, town
 
 
 @app.command("indicators")
-def indicators_command(out: OutOption = None) -> None:
+def indicators_command(out: OutOption = None, labels: LabelsOption = "en") -> None:
     """The plan's indicators: value, target, met."""
     from gis_service.analysis.indicators import indicators
 
-    _check_out(out)
+    _check_out(out, labels)
     answer = _run("indicators", lambda conn, s, a, bar, job: indicators(conn, measure_srid=s.measure_srid,
                                                                          settings=a))
     for item in answer["indicators"]:
@@ -188,7 +201,7 @@ def indicators_command(out: OutOption = None) -> None:
     if out is None:
         return
     if out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, answer["indicators"])
+        _write_table(out, answer["indicators"], labels=labels)
     elif out.suffix.lower() == ".geojson":
         from gis_service.errors import InvalidInputError
 
@@ -203,11 +216,11 @@ def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption
                              minutes: MinutesOption = 15, mode: ModeOption = "walk",
                              k: Annotated[int, typer.Option(help="Number of new sites.")] = 3,
                              max_candidates: Annotated[int, typer.Option(help="Candidate sites tried.")] = 3000,
-                             out: OutOption = None) -> None:
+                             out: OutOption = None, labels: LabelsOption = "en") -> None:
     """k new sites that together serve the most unserved households (greedy maximal covering)."""
     from gis_service.analysis.sites import site_suggestions
 
-    _check_out(out)
+    _check_out(out, labels)
 
     def compute(conn, s, a, bar, job):
         sub = bar.add_task("candidate sites", total=None)
@@ -228,7 +241,7 @@ def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption
     if out.suffix.lower() == ".geojson":
         _write_json(out, _points(answer["sites"], _parameters(answer)))
     elif out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, [{**_parameters(answer), **site} for site in answer["sites"]])
+        _write_table(out, [{**_parameters(answer), **site} for site in answer["sites"]], labels=labels, layer=layer)
     else:
         _write_json(out, answer)
     _echo(f"wrote {out}")

@@ -95,6 +95,10 @@ def export_command(
     encoding: Annotated[str | None, typer.Option(help="shp: gbk writes the text in GBK (with a .cpg and the DBF's "
                                                  "code page) for desktop tools that read nothing else; default "
                                                  "UTF-8.")] = None,
+    labels: Annotated[str, typer.Option(help="csv, xlsx: zh writes Chinese headers (each field's title) and "
+                                        "values (labels, 是/否), which import reads back unchanged; en the field "
+                                        "names and codes. place_names with zh: the layer's own fields rather than "
+                                        "the national database's.")] = "en",
 ) -> None:
     """Write everything a layer holds to a file, or the boundary lines and markers of one selection."""
     from gis_service.io.layers_io import export_layer
@@ -102,13 +106,14 @@ def export_command(
     from gis_service.layers import get_layer
 
     if layer == "boundaries":
-        if encoding is not None:
-            raise InvalidInputError("--encoding applies to a layer's Shapefile export; the boundaries' field package "
-                                    "is UTF-8")
+        if encoding is not None or labels != "en":
+            raise InvalidInputError("--encoding and --labels apply to a layer's export; the boundaries' field "
+                                    "package is UTF-8 with Chinese names already")
         _export_boundaries(fmt, out_path, line=line, township=township, neighbour=neighbour)
         return
     layer = "place_names" if layer == "placenames" else layer
-    if layer == "place_names" and fmt in EXPORT_FORMATS:  # the gazetteer, in the national database's field order
+    # the gazetteer, in the national database's field order (with --labels zh: its own fields, to import back)
+    if layer == "place_names" and fmt in EXPORT_FORMATS and labels == "en":
         with database(get_settings()) as engine:
             written, count = export_place_names(engine, out_path or Path(f"{layer}.{fmt}"), fmt=fmt)
         out.print(f"wrote {count:,} place names to {written}")
@@ -116,7 +121,7 @@ def export_command(
     get_layer(layer)
     path = out_path or Path(f"{layer}.{fmt}")
     with database(get_settings()) as engine:
-        written, count = export_layer(engine, layer, path, fmt=fmt, encoding=encoding)
+        written, count = export_layer(engine, layer, path, fmt=fmt, encoding=encoding, labels=labels)
     out.print(f"wrote {count:,} features to {written}")
 
 

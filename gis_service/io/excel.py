@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import unicodedata
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import pandas as pd
 
 from gis_service.errors import InvalidInputError
 from gis_service.io.csv_cells import FORMULA_STARTS
+from gis_service.layers.base import header_key
 from gis_service.limits import check_zip
 
 #: The rows from the top searched for the header row.
@@ -97,10 +97,6 @@ def _cell_value(value: object) -> object:
     return value
 
 
-def _header_key(value: object) -> str:
-    return unicodedata.normalize("NFKC", str(value)).replace(" ", "").lower() if value is not None else ""
-
-
 def _header_row(cells: list[list], header_row: int | None, known_headers: Iterable[str], *, where: str) -> int:
     """The 1-based row holding the column names: ``header_row``, or the first of the top rows with the most known
     names, or (when none is known) the first all-text row as wide as the widest top row."""
@@ -110,9 +106,9 @@ def _header_row(cells: list[list], header_row: int | None, known_headers: Iterab
         return header_row
     if not cells:
         raise InvalidInputError(f"{where} is empty")
-    known = {_header_key(k) for k in known_headers}
+    known = {header_key(k) for k in known_headers}
     top = cells[:HEADER_SEARCH_ROWS]
-    hits = [sum(_header_key(v) in known for v in row if isinstance(v, str)) for row in top]
+    hits = [sum(header_key(v) in known for v in row if isinstance(v, str)) for row in top]
     if max(hits) > 0:
         return hits.index(max(hits)) + 1
     widths = [sum(v is not None for v in row) for row in top]

@@ -27,6 +27,8 @@ from gis_service.io.encodings import GBK_LANGUAGE_DRIVER, Decoding, dbf_decoding
 from gis_service.io.excel import read_sheet
 from gis_service.io.excel import write_frame as write_sheet_frame
 from gis_service.io.geocode import ADDRESS_COLUMNS, TOWNSHIP_COLUMNS, VILLAGE_COLUMNS, place_columns
+from gis_service.io.labels import LAT_HEADERS, LON_HEADERS, check_labels, find_header, in_chinese, name_columns
+from gis_service.layers import get_layer
 from gis_service.layers.base import Layer
 from gis_service.limits import check_zip
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
@@ -35,8 +37,6 @@ READ_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".zip", ".csv", ".xlsx"}
 #: Files read as a table of cells (points from lon/lat columns) rather than by GDAL.
 TABLE_SUFFIXES = (".csv", ".xlsx")
 EXPORT_FORMATS = ("geojson", "gpkg", "shp", "csv", "xlsx")
-LON_COLUMNS = ("lon", "lng", "longitude", "x", "经度")
-LAT_COLUMNS = ("lat", "latitude", "y", "纬度")
 WKT_COLUMNS = ("wkt", "geometry", "geom")
 
 
@@ -64,6 +64,7 @@ def read_layer_file(path: Path, *, layer: Layer, crs: str | None = None, encodin
     address, io/geocode.py). Returns the frame and the sentences (one per line) saying which CRS and which encoding
     were used.
     A frame read from a sheet carries the sheet's row number of each row in ``frame.attrs["source_rows"]``.
+    Columns that name a field by its Chinese title or a synonym (io/labels.py) carry the field's name.
     """
     path = Path(path)
     if not path.exists():
@@ -106,13 +107,16 @@ def read_layer_file(path: Path, *, layer: Layer, crs: str | None = None, encodin
         source = f"coordinates read as {frame.crs.to_string()} (declared by the file)"
     if frame.crs.to_epsg() != STORAGE_SRID:
         frame = _to_storage(frame)
+    source_rows = frame.attrs.get("source_rows")
+    frame = name_columns(frame, layer)
+    frame.attrs["source_rows"] = source_rows
     return frame, "\n".join([source, *notes])
 
 
 def _layer_headers(layer: Layer) -> set[str]:
-    """Column headers that mark a sheet's header row for ``layer``: its field names and Chinese titles, and the
-    coordinate columns."""
-    return {*layer.field_names, *(f.title_zh for f in layer.fields if f.title_zh), *LON_COLUMNS, *LAT_COLUMNS,
+    """Column headers that mark a sheet's header row for ``layer``: its fields' names, Chinese titles and synonyms,
+    and the coordinate columns."""
+    return {*(header for spec in layer.fields for header in spec.headers), *LON_HEADERS, *LAT_HEADERS,
             *WKT_COLUMNS, "id", *TOWNSHIP_COLUMNS, *VILLAGE_COLUMNS, *ADDRESS_COLUMNS}
 
 
@@ -214,10 +218,9 @@ def read_table(path: Path, *, encoding: str | None = None, sheet: str | None = N
 def _points_from_table(table: pd.DataFrame, name: str, *, optional: bool = False) -> gpd.GeoDataFrame:
     """Points from lon/lat columns (or geometries from a WKT column) of a CSV or sheet; EPSG:4490 unless told. With
     ``optional``, a table without either has no geometries (None)."""
-    lowered = {str(c).lower(): c for c in table.columns}
-    lon = next((lowered[c] for c in LON_COLUMNS if c in lowered), None)
-    lat = next((lowered[c] for c in LAT_COLUMNS if c in lowered), None)
-    wkt = next((lowered[c] for c in WKT_COLUMNS if c in lowered), None)
+    lon = find_header(table.columns, LON_HEADERS)
+    lat = find_header(table.columns, LAT_HEADERS)
+    wkt = find_header(table.columns, WKT_COLUMNS)
     if lon and lat:
         xs = pd.to_numeric(table[lon].map(_number_text), errors="coerce")
         ys = pd.to_numeric(table[lat].map(_number_text), errors="coerce")
@@ -260,16 +263,20 @@ def _to_storage(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 # -- export --------------------------------------------------------------------------------------
 
 def write_export(frame: gpd.GeoDataFrame, path: Path, *, fmt: str, layer_name: str,
-                 encoding: str | None = None) -> Path:
+                 encoding: str | None = None, labels: str = "en") -> Path:
     """Write a layer's features. GeoJSON in EPSG:4326 (RFC 7946); GeoPackage and Shapefile in EPSG:4490, dates as
     dates; CSV (UTF-8 with a byte-order mark) and XLSX with lon/lat (points) or WKT (other geometries) in EPSG:4490,
     no cell a spreadsheet would run (io/csv_cells.py, io/excel.py). Lists become ';'-separated text outside GeoJSON.
 
     A Shapefile is ``path`` and the files beside it, or a zip of them when ``path`` ends in .zip; its text is UTF-8,
     or GBK with ``encoding="gbk"`` (for desktop tools that know no other: .cpg 936 and the DBF's language driver
-    0x4D, so that tools reading either find it)."""
+    0x4D, so that tools reading either find it).
+
+    ``labels="zh"`` (CSV and XLSX of a layer, ``layer_name`` its id) writes Chinese headers and values that an
+    import reads back unchanged (io/labels.py)."""
     if fmt not in EXPORT_FORMATS:
         raise InvalidInputError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    check_labels(labels, fmt)
     if encoding is not None and fmt != "shp":
         raise InvalidInputError(f"--encoding applies to Shapefile exports (--format shp); {fmt} is always UTF-8")
     path = Path(path)
@@ -290,6 +297,8 @@ def write_export(frame: gpd.GeoDataFrame, path: Path, *, fmt: str, layer_name: s
         table.insert(len(table.columns), "lat", flat.geometry.y.round(7))
     else:
         table["wkt"] = flat.geometry.to_wkt(rounding_precision=7)
+    if labels == "zh":
+        table = in_chinese(get_layer(layer_name), table)
     if fmt == "xlsx":
         write_sheet_frame(table, path, title=layer_name)
     else:

@@ -34,6 +34,7 @@ from gis_service.errors import ImportRejected, InvalidInputError, RowProblem
 from gis_service.io.files import read_table
 from gis_service.io.validate import DATE_FORMS, parse_date, text_problem
 from gis_service.layers import get_layer
+from gis_service.layers.base import header_key
 from gis_service.layers.boundaries import CONDITION_WORDS, CONDITION_ZH
 from gis_service.search.keys import levenshtein
 
@@ -176,11 +177,11 @@ def read_records(path: Path, *, encoding: str | None = None, sheet: str | None =
 
 def _match_columns(headers, *, name: str) -> tuple[dict[str, str], list[str]]:
     """{field: the file's column} for the columns of a field record, and the file's other columns."""
-    keys = {_key(h): field for field, headers in COLUMNS.items() for h in headers}
+    keys = {header_key(h): field for field, headers in COLUMNS.items() for h in headers}
     columns: dict[str, str] = {}
     unused = []
     for header in headers:
-        field_name = keys.get(_key(header))
+        field_name = keys.get(header_key(header))
         if field_name is None:
             unused.append(str(header))
         elif field_name in columns:
@@ -198,8 +199,6 @@ def _match_columns(headers, *, name: str) -> tuple[dict[str, str], list[str]]:
     return columns, unused
 
 
-def _key(header: object) -> str:
-    return unicodedata.normalize("NFKC", str(header)).replace(" ", "").lower()
 
 
 def _marker_numbers(conn: sa.Connection) -> dict[str, int]:

@@ -14,6 +14,7 @@ from shapely.geometry.base import BaseGeometry
 from gis_service.errors import ImportRejected, InvalidInputError, RowProblem
 from gis_service.io.files import read_layer_file, write_export
 from gis_service.io.geocode import load_gazetteer, place_frame
+from gis_service.io.labels import check_labels
 from gis_service.io.validate import validate_frame
 from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import LOCATION_PRECISIONS, Layer
@@ -107,7 +108,8 @@ def import_into(conn: sa.Connection, settings: Settings, layer_id: str, path: Pa
     problems: list[RowProblem] = []
     if geocode:
         gazetteer = load_gazetteer(conn, county_code=settings.county_code)
-        division = next((f.name for f in layer.fields if f.references == "division"), None)
+        division = next((f.name for f in layer.fields if f.references and f.references.layer == "admin_divisions"),
+                        None)
         frame, problems, placed = place_frame(frame, gazetteer, allow_approximate=allow_approximate,
                                               division_field=division)
         notes += "\n" + _placed_note(placed, problems)
@@ -147,9 +149,11 @@ def read_layer(conn: sa.Connection, layer: Layer, *, current_only: bool = False)
     return features.read_frame(conn, layer, current_only=current_only)
 
 
-def export_layer(engine: sa.Engine, layer_id: str, path: Path, *, fmt: str,
-                 encoding: str | None = None) -> tuple[Path, int]:
+def export_layer(engine: sa.Engine, layer_id: str, path: Path, *, fmt: str, encoding: str | None = None,
+                 labels: str = "en") -> tuple[Path, int]:
+    """Write every feature of a layer to ``path`` (see :func:`write_export`); returns the path and the count."""
     layer = get_layer(layer_id)
+    check_labels(labels, fmt)
     with engine.connect() as conn:
         frame = read_layer(conn, layer)
-    return write_export(frame, path, fmt=fmt, layer_name=layer.id, encoding=encoding), len(frame)
+    return write_export(frame, path, fmt=fmt, layer_name=layer.id, encoding=encoding, labels=labels), len(frame)

@@ -29,11 +29,11 @@ MAX_VERTICES = 100_000
 #: Largest value of an integer field: its column is a PostgreSQL ``integer`` (successor_id is a ``bigint``, but no
 #: id comes near this).
 INTEGER_MAX = 2**31 - 1
-#: Identifier columns that files often carry and that are not layer fields.
-IGNORED_COLUMNS = {"fid", "ogc_fid", "objectid", "gid"}
+#: Identifier columns that files often carry and that are not layer fields (序号: the row number of a sheet).
+IGNORED_COLUMNS = {"fid", "ogc_fid", "objectid", "gid", "序号"}
 
-_TRUE = {"true", "t", "yes", "y", "1", "是", "有"}
-_FALSE = {"false", "f", "no", "n", "0", "否", "无"}
+_TRUE = {"true", "t", "yes", "y", "1", "是", "有", "√"}
+_FALSE = {"false", "f", "no", "n", "0", "否", "无", "×"}
 
 
 @dataclass
@@ -68,7 +68,7 @@ def validate_frame(layer: Layer, frame: gpd.GeoDataFrame, context: ValidationCon
     for column in columns:
         if column not in known and str(column).lower() not in IGNORED_COLUMNS:
             problems.append(RowProblem(None, str(column), f"unknown field; the fields of {layer.id} are "
-                                       + ", ".join(f.name for f in layer.writable_fields)))
+                                       + ", ".join(f.heading for f in layer.writable_fields)))
     if geometry_name is None:
         problems.append(RowProblem(None, "geometry", "the file has no geometry column"))
         return pd.DataFrame(), problems
@@ -204,6 +204,12 @@ def _check_value(spec: Field, value, row: int, problems: list[RowProblem]):
         problems.append(RowProblem(row, spec.name, f"{_short(value)} is not {_TYPE_WORDS[spec.type]}"
                                    + (f" ({exc})" if str(exc) else "")))
         return None
+    if spec.values is not None:
+        code = spec.code_of(value)
+        if code is None:
+            problems.append(RowProblem(row, spec.name, _unknown_value(spec, value)))
+            return None
+        value = code
     message = _rule_problem(spec, value)
     if message:
         problems.append(RowProblem(row, spec.name, message))
@@ -211,9 +217,15 @@ def _check_value(spec: Field, value, row: int, problems: list[RowProblem]):
     return value
 
 
+def _unknown_value(spec: Field, text: str) -> str:
+    """The problem of a value naming none of an enumerated field's values, or several (a label they share)."""
+    shared = spec.codes_labelled(text)
+    if len(shared) > 1:
+        return f"{_short(text)} is the label of {' and '.join(shared)}: write the one meant"
+    return f"{_short(text)} is not one of: {spec.accepted_values} (the Chinese label or the code)"
+
+
 def _rule_problem(spec: Field, value) -> str | None:
-    if spec.values is not None and value not in spec.codes:
-        return f"{_short(value)} is not one of: {', '.join(spec.codes)}"
     if spec.pattern is not None and not re.fullmatch(spec.pattern.strip("^$"), value):
         return f"{_short(value)} does not have the form {spec.pattern}"
     if spec.max_length is not None and isinstance(value, str) and len(value) > spec.max_length:
@@ -425,7 +437,8 @@ def _to_text_list(value) -> list[str]:
 
 _CONVERTERS = {"text": _to_text, "integer": _to_int, "number": _to_number, "boolean": _to_bool,
                "date": _to_date, "text_list": _to_text_list}
-_TYPE_WORDS = {"text": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+_TYPE_WORDS = {"text": "text", "integer": "a whole number", "number": "a number",
+               "boolean": "yes or no (是/否, 有/无, true/false, 1/0)",
                "date": f"a date ({DATE_FORMS})", "text_list": "a list of names (separated by ';')"}
 
 

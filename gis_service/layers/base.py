@@ -15,6 +15,8 @@ Pure: no database access.
 from __future__ import annotations
 
 import functools
+import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -167,10 +169,23 @@ class Field:
     default: object = None
     #: The column's type where it is not the plain one of ``type`` (see :mod:`gis_service.store.tables`).
     storage: StorageType | None = None
+    #: Other column headers that name this field in the bureau's files, besides its name and ``title_zh``
+    #: (compared as :func:`header_key` does; a unit in brackets after a header is ignored: 床位(张) is 床位).
+    synonyms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.values is not None:
             _check_unambiguous(self.name, self.values)
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """Every column header that names this field: its name, its Chinese title, its synonyms."""
+        return (self.name, *((self.title_zh,) if self.title_zh else ()), *self.synonyms)
+
+    @property
+    def heading(self) -> str:
+        """How a message names the field: ``beds (床位)``."""
+        return f"{self.name} ({self.title_zh})" if self.title_zh else self.name
 
     @property
     def codes(self) -> tuple[str, ...] | None:
@@ -186,26 +201,62 @@ class Field:
 
     def code_of(self, text: object) -> str | None:
         """The code ``text`` names: a code, a Chinese label or an alias (spaces around it ignored, Latin letters in
-        any case), or None when it names none. A label two values share (A and B are both 同号双立) names neither."""
+        any case, full-width forms as their ASCII ones), or None when it names none. A label two values share (A and
+        B are both 同号双立) names neither."""
         if not isinstance(text, str) or self.values is None:
             return None
-        return _lookup(self.values).get(text.strip().casefold())
+        return _lookup(self.values).get(_value_key(text))
+
+    def codes_labelled(self, text: str) -> tuple[str, ...]:
+        """The codes of the values whose label or alias is ``text`` (several for a label they share)."""
+        key = _value_key(text)
+        return tuple(v.code for v in self.values or () if key in {_value_key(t) for t in (v.label_zh, *v.aliases)})
+
+    def written_label(self, code: object) -> object:
+        """What a file in Chinese holds for ``code``: its label, or the code itself where the label is shared by
+        several values (and would not name it) or the field has no such value."""
+        label = self.label_of(code)
+        return label if code is not None and self.code_of(label) == code else code
+
+    @property
+    def accepted_values(self) -> str:
+        """The values of an enumerated field as a message lists them: ``township_home (敬老院), ...``."""
+        return ", ".join(f"{v.code} ({v.label_zh})" if v.label_zh != v.code else v.code for v in self.values or ())
 
     def codes_tagged(self, tag: str) -> tuple[str, ...]:
         """The codes of the values tagged ``tag``, e.g. the elder-care kinds that are institutions."""
         return tuple(v.code for v in self.values or () if tag in v.tags)
 
 
+def _value_key(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).strip().casefold()
+
+
 @functools.cache
 def _lookup(values: tuple[Value, ...]) -> dict[str, str]:
-    """Code, label or alias (case-folded) -> code; a text naming two values maps to none."""
+    """Code, label or alias (as :func:`_value_key` reads it) -> code; a text naming two values maps to none."""
     names: dict[str, set[str]] = {}
     for value in values:
         for text in (value.code, value.label_zh, *value.aliases):
-            names.setdefault(text.casefold(), set()).add(value.code)
-    codes = {v.code.casefold(): v.code for v in values}
+            names.setdefault(_value_key(text), set()).add(value.code)
+    codes = {_value_key(v.code): v.code for v in values}
     return {text: codes.get(text) or next(iter(found)) for text, found in names.items()
             if len(found) == 1 or text in codes}
+
+
+def header_key(header: object) -> str:
+    """A column header as headers are compared: full-width forms as ASCII (（）→()), no spaces, any case."""
+    return "".join(unicodedata.normalize("NFKC", str(header)).split()).casefold() if header is not None else ""
+
+
+#: A unit in brackets closing a header: 床位(张), 建筑面积(平方米), 经度(°).
+_UNIT = re.compile(r"\([^()]*\)$")
+
+
+def without_unit(key: str) -> str:
+    """A header key (:func:`header_key`) without the unit in brackets that closes it (the key itself when the
+    brackets are all it holds)."""
+    return _UNIT.sub("", key) or key
 
 
 def _check_unambiguous(name: str, values: tuple[Value, ...]) -> None:
@@ -248,6 +299,17 @@ class Layer:
     spelling: Spelling | None = None
     on_rename: KeepFormerRecord | AppendFormerName | None = None
     map_style: MapStyle = MapStyle()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_headers", _header_index(self))
+
+    def field_for_header(self, header: object) -> Field | None:
+        """The field a file's column header names: its name, Chinese title or a synonym, with or without a unit
+        in brackets after it (床位数(张) is beds); None when it names none."""
+        key = header_key(header)
+        headers: dict[str, str] = self._headers  # type: ignore[attr-defined]
+        name = headers.get(key) or headers.get(without_unit(key))
+        return None if name is None else self.field_named(name)
 
     @property
     def current_condition(self) -> str | None:
@@ -293,9 +355,22 @@ class Layer:
         return allowed is None or (fields is not None and fields <= allowed)
 
 
+def _header_index(layer: Layer) -> dict[str, str]:
+    """Header key (with its unit and without) -> the field of ``layer`` it names; a header naming two fields is a
+    mistake in the registry, found when the layer is built."""
+    found: dict[str, str] = {}
+    for spec in layer.fields:
+        for header in spec.headers:
+            for key in {header_key(header), without_unit(header_key(header))}:
+                if found.setdefault(key, spec.name) != spec.name:
+                    raise ValueError(f"layer {layer.id}: the header {header!r} names both {found[key]} and "
+                                     f"{spec.name}")
+    return found
+
+
 def data_source_field() -> Field:
     return Field("data_source", "text", "Where the feature comes from; demo data says 'synthetic' where it is.",
-                 title_zh="数据来源", max_length=500)
+                 title_zh="数据来源", max_length=500, synonyms=("来源", "资料来源"))
 
 
 #: Whether a facility exists: only existing ones count in the analyses and indicators (see NetworkRole.counts).
@@ -309,7 +384,7 @@ URBAN_RURAL_VALUES = (Value("urban", "城镇", ("城市", "城区")), Value("rur
 
 def status_field() -> Field:
     return Field("status", "text", "existing, planned or closed.", title_zh="状态", values=STATUS_VALUES,
-                 default="existing")
+                 default="existing", synonyms=("现状", "运营状态", "建设状态"))
 
 
 #: How a point was placed from an address (io/geocode.py), most precise first.
@@ -327,10 +402,12 @@ def location_precision_field() -> Field:
                  values=LOCATION_PRECISION_VALUES)
 
 
-def division_field(name: str = "division_code", *, required: bool = False, description: str = "") -> Field:
+def division_field(name: str = "division_code", *, required: bool = False, description: str = "",
+                   synonyms: tuple[str, ...] = ()) -> Field:
     return Field(name, "text", description or "12-digit code of the administrative division it lies in.",
                  title_zh="所属区划代码", required=required, pattern=DIVISION_CODE_PATTERN, storage="varchar(12)",
-                 references=DIVISION_REFERENCE)
+                 references=DIVISION_REFERENCE,
+                 synonyms=("区划代码", "行政区划代码", "统计用区划代码", "所在区划代码", *synonyms))
 
 
 #: A current administrative division, named by its code.
@@ -338,8 +415,10 @@ DIVISION_REFERENCE = Reference("admin_divisions", "code", "{value} is not the co
                                "division", foreign_key=False)
 
 
-def name_field(description: str = "Standard name.") -> Field:
-    return Field("name", "text", description, title_zh="名称", required=True, max_length=100)
+def name_field(description: str = "Standard name.", *, synonyms: tuple[str, ...] = ()) -> Field:
+    """The feature's name; ``synonyms``: the layer's own headers for it (机构名称, 道路名称 ...) besides 名称/名字."""
+    return Field("name", "text", description, title_zh="名称", required=True, max_length=100,
+                 synonyms=("名字", "标准名称", *synonyms))
 
 
 def facility_network_role(kind: str | None = None) -> NetworkRole:

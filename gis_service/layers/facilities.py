@@ -18,6 +18,10 @@ from gis_service.layers.base import (
 
 #: The planners keep the facilities and the settlements they serve.
 PLANNERS = {"planner": None}
+#: Headers the bureau's lists give a facility's name and its kind.
+FACILITY_NAMES = ("机构名称", "设施名称", "单位名称")
+FACILITY_KINDS = ("类别", "设施类型", "机构类型", "设施类别")
+URBAN_RURAL = ("城乡属性", "城乡分类", "城乡类型")
 
 settlements = Layer(
     id="settlements",
@@ -27,10 +31,13 @@ settlements = Layer(
     description="Settlements and residential compounds with their households: the demand side of coverage.",
     geometry_type="Point",
     fields=(
-        name_field(),
-        division_field("village_code", required=True, description="12-digit code of the village or community."),
-        Field("households", "integer", "Households (户).", title_zh="户数", required=True, minimum=0),
-        Field("population", "integer", "Residents.", title_zh="人口", minimum=0),
+        name_field(synonyms=("居民点名称", "小区名称", "自然村名称")),
+        division_field("village_code", required=True, description="12-digit code of the village or community.",
+                       synonyms=("村(社区)代码", "村代码", "社区代码")),
+        Field("households", "integer", "Households (户).", title_zh="户数", required=True, minimum=0,
+              synonyms=("总户数", "户")),
+        Field("population", "integer", "Residents.", title_zh="人口", minimum=0,
+              synonyms=("人口数", "总人口", "常住人口", "户籍人口", "人数")),
         data_source_field(),
     ),
     writers=PLANNERS,
@@ -61,14 +68,18 @@ cemeteries = Layer(
     description="Public-welfare cemeteries, central burial points, the funeral home and funeral service stations.",
     geometry_type="Point",
     fields=(
-        name_field(),
+        name_field(synonyms=FACILITY_NAMES),
         Field("kind", "text", "public_welfare_cemetery (公益性公墓), burial_point (集中安葬点), funeral_home "
               "(殡仪馆), funeral_service_station (殡葬服务站) or commercial_cemetery.", title_zh="类型",
-              required=True, values=CEMETERY_KINDS),
-        Field("urban_rural", "text", "urban or rural.", title_zh="城乡", required=True, values=URBAN_RURAL_VALUES),
-        Field("public_welfare", "boolean", "Public-welfare (公益性).", title_zh="公益性", default=True),
-        Field("capacity", "integer", "Graves it can hold.", title_zh="容量(穴)", minimum=0),
-        Field("graves_used", "integer", "Graves used.", title_zh="已用(穴)", minimum=0),
+              required=True, values=CEMETERY_KINDS, synonyms=FACILITY_KINDS),
+        Field("urban_rural", "text", "urban or rural.", title_zh="城乡", required=True, values=URBAN_RURAL_VALUES,
+              synonyms=URBAN_RURAL),
+        Field("public_welfare", "boolean", "Public-welfare (公益性).", title_zh="公益性", default=True,
+              synonyms=("是否公益性",)),
+        Field("capacity", "integer", "Graves it can hold.", title_zh="容量(穴)", minimum=0,
+              synonyms=("墓穴容量", "设计容量", "总穴位")),
+        Field("graves_used", "integer", "Graves used.", title_zh="已用(穴)", minimum=0,
+              synonyms=("已用墓穴", "已使用", "已用穴位")),
         status_field(),
         division_field(),
         data_source_field(),
@@ -107,19 +118,20 @@ elder_care = Layer(
     "happiness homes, with beds and nursing-type beds.",
     geometry_type="Point",
     fields=(
-        name_field(),
+        name_field(synonyms=FACILITY_NAMES),
         Field("kind", "text", "welfare_institution (社会福利机构), township_home (敬老院), community_station "
               "(社区养老服务站) or rural_happiness_home (农村幸福院).", title_zh="类型", required=True,
-              values=ELDER_CARE_KINDS),
-        Field("beds", "integer", "Beds.", title_zh="床位", minimum=0, default=0),
+              values=ELDER_CARE_KINDS, synonyms=FACILITY_KINDS),
+        Field("beds", "integer", "Beds.", title_zh="床位", minimum=0, default=0,
+              synonyms=("床位数", "床位总数", "总床位", "总床位数")),
         Field("nursing_beds", "integer", "Nursing-type beds (护理型床位), at most beds.", title_zh="护理型床位",
-              minimum=0, default=0),
+              minimum=0, default=0, synonyms=("护理型床位数", "护理床位", "护理床位数")),
         Field("operator", "text", "government, private or public_private (公建民营).", title_zh="运营方式",
-              required=True, values=OPERATORS),
+              required=True, values=OPERATORS, synonyms=("运营模式", "经营方式", "举办性质", "性质")),
         Field("comprehensive", "boolean", "Has comprehensive functions (综合功能).", title_zh="综合功能",
-              default=False),
+              default=False, synonyms=("是否具备综合功能", "具备综合功能")),
         Field("rating", "integer", "Quality rating, 0 to 5 stars.", title_zh="等级", minimum=0, maximum=5,
-              storage="smallint"),
+              storage="smallint", synonyms=("星级", "评定等级", "等级评定")),
         status_field(),
         division_field(),
         data_source_field(),
@@ -143,13 +155,14 @@ community_centres = Layer(
     "minor-protection work station are inside.",
     geometry_type="Point",
     fields=(
-        name_field(),
+        name_field(synonyms=FACILITY_NAMES),
         Field("floor_area_m2", "number", "Floor area in m².", title_zh="建筑面积(平方米)", required=True,
-              minimum=0.01),
+              minimum=0.01, synonyms=("面积", "用房面积")),
         Field("volunteer_point", "boolean", "A volunteer service point is inside (志愿服务站点).",
-              title_zh="志愿服务站点", default=False),
+              title_zh="志愿服务站点", default=False, synonyms=("是否设志愿服务站点", "有无志愿服务站点")),
         Field("minor_protection_station", "boolean", "A minor-protection work station is inside (未成年人保护工作站).",
-              title_zh="未成年人保护工作站", default=False),
+              title_zh="未成年人保护工作站", default=False,
+              synonyms=("是否设未成年人保护工作站", "有无未成年人保护工作站")),
         division_field(required=True, description="12-digit code of the village or community it serves."),
         status_field(),
         data_source_field(),

@@ -37,15 +37,15 @@ place_names = Layer(
     "cancelled names are kept, pointing at their successor.",
     geometry_type="Point",
     fields=(
-        name_field("Standard name (标准名称)."),
+        name_field("Standard name (标准名称).", synonyms=("地名",)),
         Field("pinyin", "text", "Roman-alphabet spelling: Hanyu Pinyin with tone marks (generated from the name "
-              "when not given).", title_zh="罗马字母拼写", max_length=200),
+              "when not given).", title_zh="罗马字母拼写", max_length=200, synonyms=("汉语拼音", "拼音")),
         Field("pinyin_manual", "text", "Pinyin set by the place-name office for a name with a polyphonic character "
               "(多音字); searched besides the generated spelling.", title_zh="人工拼音", max_length=200,
               pattern=r"^[A-Za-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüÜĀÁǍÀĒÉĚÈĪÍǏÌŌÓǑÒŪÚǓÙǕǗǙǛêÊ' \-]{1,200}$"),
         Field("category", "text", "administrative (行政区划), settlement (居民点), road (道路街巷), natural "
               "(自然地理实体), memorial (纪念地/名胜) or facility (设施).", title_zh="类别", required=True,
-              values=CATEGORIES),
+              values=CATEGORIES, synonyms=("地名类别", "类型")),
         division_field(),
         Field("meaning", "text", "Meaning of the name (含义).", title_zh="含义", max_length=2000, multiline=True),
         Field("origin", "text", "Origin of the name (来历).", title_zh="来历", max_length=2000, multiline=True),
@@ -53,10 +53,10 @@ place_names = Layer(
         Field("status", "text", "current, historical or cancelled.", title_zh="状态", values=STATUSES,
               default="current"),
         Field("successor_id", "integer", "For a historical name: the id of the name that replaced it.",
-              title_zh="现名", storage="bigint",
+              title_zh="现名", storage="bigint", synonyms=("现名编号",),
               references=Reference("place_names", "id", "no place name has id {value}", on_delete="SET NULL")),
         Field("heritage_listed", "boolean", "On the place-name cultural-heritage list (地名文化遗产保护名录).",
-              title_zh="地名文化遗产", default=False),
+              title_zh="地名文化遗产", default=False, synonyms=("地名文化遗产保护名录", "是否地名文化遗产")),
         data_source_field(),
     ),
     rules=(

@@ -9,6 +9,7 @@ after every zoom and pan (``LABELS_JS``). An intranet tile service (``GIS_MAP_TI
 from __future__ import annotations
 
 import json
+from html import escape
 
 import sqlalchemy as sa
 
@@ -78,9 +79,8 @@ def basemap_sources(conn: sa.Connection, sources: dict[str, list[dict]], *, meas
 
 def labels_script(found: list[list]) -> str:
     """The page's collision pass over ``found`` (names HTML-escaped here, so the data cannot become markup)."""
-    from gis_service.maps.render import _text
-
-    rows = [[_text(name), lat, lon, kind] for name, lat, lon, kind in found]
+    rows = [[escape(name).replace("{", "&#123;").replace("}", "&#125;"), lat, lon, kind]
+            for name, lat, lon, kind in found]
     payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     return LABELS_JS % {"labels": payload, "zooms": json.dumps(LABEL_ZOOMS)}
 

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
         "(needs GIS_TIANDITU_KEY), osm, or amap (overlays are then drawn in GCJ-02).",
     )
     tianditu_key: str | None = Field(default=None, description="Tianditu key (tk) for GIS_MAP_BASEMAP=tianditu.")
+    map_tile_url: str | None = Field(
+        default=None, description="An intranet tile service drawn under the maps' own basemap (roads and names from "
+        "the service's data, always drawn): an XYZ or WMTS template with {z}, {x} and {y}, e.g. a provincial "
+        "Tianditu mirror. Unset: no tiles, nothing asked of any other server.")
+    map_tile_attribution: str = Field(default="", description="The attribution written under GIS_MAP_TILE_URL's "
+                                      "tiles, e.g. © 天地图·重庆.")
+    map_organisation: str = Field(default="", description="制图单位 printed under every map, e.g. 秀山县民政局.")
     public_url: str | None = Field(
         default=None,
         description="The address people reach the service at (https://gis.example.gov.cn, or with a path behind a "

@@ -74,9 +74,9 @@ def _coverage_form(href: str) -> str:
     return _COVERAGE_FORM.format(href=href, kinds=kinds, modes=modes, default_layer=escape(default_layer))
 
 
-def map_page(html: str, *, basemap: str) -> HTMLResponse:
+def map_page(html: str, *, basemap: str, tile_url: str | None = None) -> HTMLResponse:
     """A page of the maps, with the security policy its inline scripts and basemap tiles need."""
-    return HTMLResponse(html, headers={"Content-Security-Policy": map_policy(basemap),
+    return HTMLResponse(html, headers={"Content-Security-Policy": map_policy(basemap, tile_url),
                                        "Referrer-Policy": MAP_REFERRER_POLICY})
 
 
@@ -139,5 +139,7 @@ def get_map(
         html = build_map(conn, name, params=params,
                          measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
                          basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served",
-                         static_url="static", service_url="..")
-    return map_page(html, basemap=settings.map_basemap)
+                         static_url="static", service_url="..", tile_url=settings.map_tile_url,
+                         tile_attribution=settings.map_tile_attribution, organisation=settings.map_organisation,
+                         search_url="../placenames/search")
+    return map_page(html, basemap=settings.map_basemap, tile_url=settings.map_tile_url)

@@ -7,6 +7,7 @@ are the ones of :mod:`gis_service.analysis` (same parameters, same answers as ``
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -22,6 +23,7 @@ from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS
 from gis_service.layers.base import POPULATIONS
 from gis_service.maps import data
+from gis_service.maps.basemap import basemap_sources
 from gis_service.maps.recipes import MapRecipe, load_recipe, recipes_dir
 from gis_service.maps.render import MapContent, fmt, render
 from gis_service.store import inspections
@@ -76,6 +78,21 @@ def _kind_zh(layer_id: str, kind: str | None) -> str:
     """The Chinese name of a facility kind, or of the layer when it has one kind (or none is asked for)."""
     layer = FACILITY_LAYERS[layer_id]
     return layer.field_named(layer.network.kind).label_of(kind) if kind and layer.network.kind else layer.title_zh
+
+
+def _title_zh(params: MapParameters, title: str) -> str:
+    """A parametrised map's title with the minutes, mode and kind asked for, e.g. 骑行24分钟生活圈覆盖（农村幸福院）."""
+    what = _kind_zh(params.layer, params.kind) if params.kind else FACILITY_LAYERS[params.layer].title_zh
+    return f"{MODE_LABELS_ZH[params.mode]}{fmt(params.minutes)}分钟{title}（{what}）"
+
+
+def _existing_facilities(conn: sa.Connection, p: MapParameters) -> list[dict]:
+    """The existing facilities of the asked layer and kind, with their kind's Chinese name."""
+    found = [f for f in data.facilities(conn, p.layer, p.county) if f["properties"].get("status") == "existing"
+             and (p.kind is None or f["properties"].get("kind") == p.kind)]
+    for feature in found:
+        feature["properties"]["kind_zh"] = _kind_zh(p.layer, feature["properties"].get("kind"))
+    return found
 
 
 def _travel_zh(params: MapParameters, answer: dict) -> str:
@@ -136,19 +153,15 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
           "properties": {k: v for k, v in f["properties"].items() if isinstance(v, (str, int, float, type(None)))}}
          for i, f in enumerate(areas["features"]) if f.get("geometry")],
         tolerance_m=SERVICE_AREA_TOLERANCE_M, measure_srid=measure_srid, preserve_topology=False)
-    sources["facilities"] = [f for f in data.facilities(conn, p.layer, p.county)
-                             if f["properties"].get("status") == "existing"
-                             and (p.kind is None or f["properties"].get("kind") == p.kind)]
-    for feature in sources["facilities"]:
-        props = feature["properties"]
-        props["kind_zh"] = _kind_zh(p.layer, props.get("kind"))
+    sources["facilities"] = _existing_facilities(conn, p)
     totals = by_township["totals"]
     notes = {
         "settlements": [f"已覆盖 {fmt(totals['served_households'])} 户，"
                         f"未覆盖 {fmt(totals['unserved_households'])} 户；"
                         f"户数覆盖率 {_pct(totals['coverage_percent'])}",
                         f"计入：{population['label_zh']}（该类设施的服务对象）",
-                        "圆点大小表示户数；距离沿道路计算（含接入道路的连接段），不是直线距离"],
+                        "圆点大小表示户数；未覆盖的为橙色黑边圆点；放大到第 12 级起显示居民点",
+                        "距离沿道路计算（含接入道路的连接段），不是直线距离"],
         "service_areas": [f"{fmt(len(sources['service_areas']))} 处设施沿道路 {fmt(p.minutes)} 分钟可达的道路，"
                           f"两侧各 {fmt(areas['parameters']['buffer_m'])} 米；河流无桥处不跨越"],
     }
@@ -160,7 +173,7 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
     rows.append(["全县", fmt(totals["households"]), fmt(totals["served_households"]),
                  _pct(totals["coverage_percent"])])
     return MapContent(sources=sources, legend_notes=notes, tables=[("各乡镇覆盖情况（覆盖率由低到高）", rows)],
-                      subtitle_zh=_travel_zh(p, by_township))
+                      subtitle_zh=_travel_zh(p, by_township), title_zh=_title_zh(p, "生活圈覆盖"))
 
 
 def facility_area_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
@@ -254,7 +267,8 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
             settlements.append(feature)
         elif sid in unserved_ids:
             still_unserved.append(feature)
-    sources.update(sites=sites, newly_served=settlements, still_unserved=still_unserved)
+    sources.update(sites=sites, newly_served=settlements, still_unserved=still_unserved,
+                   facilities=_existing_facilities(conn, p))
     proof = ("已证明为最优解" if answer["optimal"] else
              f"与最优解相差至多 {answer['optimality_gap'] * 100:.2f}%（上界 "
              f"{fmt(answer['bound']['upper_bound_households'])} 户）")
@@ -266,7 +280,8 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
     rows += [[str(s["rank"]), s["at_name"], fmt(s["newly_served_households"]),
               fmt(s["newly_served_settlements"]), fmt(s["cumulative_households"])] for s in answer["sites"]]
     return MapContent(sources=sources, legend_notes=notes, tables=[("建议新址", rows)],
-                      subtitle_zh=_travel_zh(p, answer), bounds_sources=("sites", "newly_served"))
+                      subtitle_zh=_travel_zh(p, answer), bounds_sources=("sites", "newly_served"),
+                      title_zh=_title_zh(p, "生活圈新建设施选址建议"))
 
 
 BUILDERS: dict[str, Callable[..., MapContent]] = {
@@ -292,9 +307,11 @@ def _data_state(conn: sa.Connection) -> tuple:
 def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = None, measure_srid: int = 4545,
               analysis_settings: AnalysisSettings | None = None, basemap: str = "none",
               tianditu_key: str | None = None, assets: str = "served", static_url: str = "/maps/static",
-              service_url: str = "", use_cache: bool = True) -> str:
+              service_url: str = "", use_cache: bool = True, tile_url: str | None = None,
+              tile_attribution: str = "", organisation: str = "", search_url: str = "") -> str:
     """Map ``name`` as one HTML page (str). ``assets="inline"`` makes it self-contained (for a file);
-    ``service_url`` prefixes the export links of the boundaries map (empty: relative to the page's server)."""
+    ``service_url`` prefixes the export links of the boundaries map (empty: relative to the page's server);
+    ``search_url``: the place-name search the search box asks (empty: the names written on the map)."""
     recipe = load_recipe(name)
     params = params or MapParameters()
     analysis_settings = analysis_settings or AnalysisSettings()
@@ -302,14 +319,19 @@ def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = 
     if use_cache:
         resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else params.county
         key = (name, resolved, measure_srid, analysis_settings.model_dump_json(), basemap, tianditu_key, assets,
-               static_url, service_url, (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
+               static_url, service_url, tile_url, tile_attribution, organisation, search_url,
+               datetime.date.today(),  # the print layout's date
+               (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
         page = PAGES.get(key)
         if page is not None:
             return page
     extra = {"service_url": service_url} if name == "boundaries" else {}
     content = BUILDERS[name](conn, recipe, params, measure_srid=measure_srid, analysis_settings=analysis_settings,
                              **extra)
-    page = render(recipe, content, basemap=basemap, tianditu_key=tianditu_key, assets=assets, static_url=static_url)
+    content.basemap = basemap_sources(conn, content.sources, measure_srid=measure_srid)
+    page = render(recipe, content, basemap=basemap, tianditu_key=tianditu_key, assets=assets, static_url=static_url,
+                  tile_url=tile_url, tile_attribution=tile_attribution, organisation=organisation,
+                  search_url=search_url)
     if key is not None:
         PAGES.put(key, page)
     return page

@@ -57,6 +57,12 @@ def roads(conn: sa.Connection, *, measure_srid: int, county: str | None = None) 
                                          decimals=DECIMALS, county=county)
 
 
+def natural_names(conn: sa.Connection) -> list[dict]:
+    """Current place names of natural features (rivers, mountains): points the basemap writes the names at."""
+    return features.display_features(conn, get_layer("place_names"), ("name",),
+                                     equals={"category": "natural", "status": "current"}, decimals=DECIMALS)
+
+
 def _division_names(conn: sa.Connection) -> dict[str, dict]:
     """Name, parent code and urban or rural of every current division, by code."""
     return {row["code"]: row for row in features.read_records(conn, DIVISIONS, ("code", "name", "parent_code",

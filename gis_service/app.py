@@ -14,12 +14,14 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.routing import get_route_path
 
 from gis_service import __version__
-from gis_service.api import analysis, edits, exports, health, interop, maps, ogc, placenames
+from gis_service.api import analysis, edits, exports, health, interop, maps, ogc, pages, placenames
 from gis_service.api.middleware import RequestContext, install_error_handlers
 from gis_service.api.openapi import install_openapi
 from gis_service.api.ratelimit import WriteRateLimiter
 from gis_service.api.security import DOCS_POLICY
 from gis_service.db.engine import READER_CHECKS
+from gis_service.db.replicas import ReadRouter, RetryOnPrimary
+from gis_service.ogc.tilecache import TileCache
 from gis_service.settings import Settings
 
 
@@ -29,15 +31,20 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     runs the migrations and disposes of it on shutdown; ``gis-service serve``'s workers pass a ready engine
     (``owns_engine``: dispose of it on shutdown)."""
     settings = settings or Settings()
+    from gis_service.analysis.network import keep_graphs_in
+
+    keep_graphs_in(settings.data_dir / "network")  # one copy of the road graph per host, mapped by every worker
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine is not None:
             app.state.engine = engine
+            app.state.read_router = _read_router(engine, settings)
             _start_warm_up(engine, settings)
             try:
                 yield
             finally:
+                app.state.read_router.stop()
                 if owns_engine:
                     engine.dispose()
             return
@@ -46,10 +53,12 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         with provisioned(settings) as url:
             upgrade_schema(settings, url)
             app.state.engine = create_db_engine(url, statement_timeout_s=settings.statement_timeout_s)
+            app.state.read_router = _read_router(app.state.engine, settings)
             _start_warm_up(app.state.engine, settings)
             try:
                 yield
             finally:
+                app.state.read_router.stop()
                 app.state.engine.dispose()
 
     app = FastAPI(
@@ -62,8 +71,11 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     )
     app.state.settings = settings
     app.state.write_limiter = WriteRateLimiter(settings.write_rate_per_minute)
+    app.state.tile_cache = TileCache(settings.data_dir / "tiles", max_bytes=settings.tile_cache_mb * 2**20)
     if engine is not None:
         app.state.engine = engine
+        app.state.read_router = ReadRouter(engine)  # replaced by the lifespan's, which may have standbys
+    app.add_middleware(RetryOnPrimary)  # innermost: a retried read is compressed once, logged once
     interop.install_interop(app, settings)  # inside RequestContext
     app.add_middleware(RequestContext, settings=settings, html_policies={
         path: DOCS_POLICY for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path})
@@ -77,9 +89,23 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     app.include_router(analysis.router)
     app.include_router(placenames.router)
     app.include_router(maps.router)
+    app.include_router(pages.router)
     app.include_router(interop.router)  # last: OPTIONS on any path
     install_openapi(app, settings)
     return app
+
+
+def _read_router(engine: sa.Engine, settings: Settings) -> ReadRouter:
+    """Where reads go: the primary, and the standbys of GIS_DATABASE_READ_URLS (sampled from now on)."""
+    from gis_service.db.engine import create_db_engine
+    from gis_service.db.replicas import fence_file
+
+    router = ReadRouter.from_urls(
+        engine, settings.database_read_urls, max_lag_s=settings.replica_max_lag_s,
+        fence_file=fence_file(settings.data_dir) if settings.database_read_urls else None,
+        engine_factory=lambda url: create_db_engine(url, statement_timeout_s=settings.statement_timeout_s))
+    router.start()
+    return router
 
 
 def _start_warm_up(engine: sa.Engine, settings: Settings) -> None:

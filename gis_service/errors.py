@@ -226,6 +226,15 @@ class AnalysesBusyError(Busy):
         super().__init__(message, retry_after_s=5)
 
 
+class NetworkBuildingError(Busy):
+    """The road network is being built after a change to the roads: analyses cannot start until it is."""
+
+    def __init__(self, retry_after_s: float):
+        retry = max(1, math.ceil(retry_after_s))
+        super().__init__(f"the road network is being built after a change to the roads; analyses answer again in "
+                         f"about {retry} s: send the request again then", retry_after_s=retry)
+
+
 class QueryTimeout(GisServiceError):
     """The request asked for more work than its time budget allows and was stopped; ask for less."""
 

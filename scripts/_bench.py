@@ -30,24 +30,32 @@ DEMO_SEED = 20261129
 
 
 @contextmanager
-def demo_database(database_url: str | None = None, *, scale: int = 1) -> Iterator[str]:
-    """Yield the URL of a database holding the demo county at ``scale``: ``database_url`` as it is when given,
-    else a throwaway embedded cluster in a temporary folder (never the user's data), removed afterwards."""
-    if database_url:
-        yield database_url
-        return
+def empty_database() -> Iterator[tuple[str, Path]]:
+    """Yield the URL of a migrated, empty database in a throwaway embedded cluster and a temporary folder beside it
+    (never the user's data), both removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="gis-bench-") as folder:
         Path(folder).chmod(0o755)  # as root the cluster runs as postgres, which must enter the folder
         with EmbeddedCluster(Path(folder) / "data").running() as cluster:
             url = cluster.url()
             migrate.upgrade(url)
-            engine = sa.create_engine(url)
-            load_frames(engine, build_demo(scale=scale, seed=DEMO_SEED), county_code="500241", measure_srid=4545,
-                        replace=True)
-            with engine.begin() as conn:
-                conn.execute(sa.text("ANALYZE"))
-            engine.dispose()
-            yield url
+            yield url, Path(folder)
+
+
+@contextmanager
+def demo_database(database_url: str | None = None, *, scale: int = 1) -> Iterator[str]:
+    """Yield the URL of a database holding the demo county at ``scale``: ``database_url`` as it is when given,
+    else a throwaway one (:func:`empty_database`)."""
+    if database_url:
+        yield database_url
+        return
+    with empty_database() as (url, _):
+        engine = sa.create_engine(url)
+        load_frames(engine, build_demo(scale=scale, seed=DEMO_SEED), county_code="500241", measure_srid=4545,
+                    replace=True)
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+        engine.dispose()
+        yield url
 
 
 def query_lists(url: str, *, seed: int) -> tuple[list[str], list[str]]:

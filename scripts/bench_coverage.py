@@ -11,9 +11,13 @@ For the demo county at scale 1 and at ``--scale`` (default 10), each in a throwa
 - the same coverage with the shortest paths done by a plain NetworkX multi-source Dijkstra on the same graph
   (built once, not timed): without a cutoff (the same answer: every settlement's distance to its nearest
   facility) and with ``cutoff`` at the limit (served or not only); the answers compared;
-- a cached answer; service areas for all facilities of each elder-care kind.
+- a cached answer; service areas for all facilities of each elder-care kind;
+- site suggestions, 10 new facilities of a kind at 15 minutes' walk (max_cover, candidates: settlements and existing
+  facility sites): the time to build the instance (travel times from every candidate), the solver's time, the
+  households newly served, what greedy would have given on the same candidates, and whether the answer is proven
+  optimal or the gap left at ``--time-limit`` (the target: proven, or a gap of at most 1 %).
 
-Run: ``.venv/bin/python scripts/bench_coverage.py [--scale 10] [--repeat 5]``.
+Run: ``.venv/bin/python scripts/bench_coverage.py [--scale 10] [--repeat 5] [--time-limit 60] [--sites-only]``.
 """
 
 from __future__ import annotations
@@ -33,15 +37,20 @@ from gis_service.analysis import network as net
 from gis_service.analysis.coverage import compute_served, coverage
 from gis_service.analysis.graph import nearest_facility_costs
 from gis_service.analysis.service_areas import service_areas
-from gis_service.analysis.travel import FACILITY_LAYERS, AnalysisSettings, make_travel
+from gis_service.analysis.sites import site_suggestions
+from gis_service.analysis.travel import AnalysisSettings, make_travel
 from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.demo.build import build_demo
 from gis_service.io.load_demo import load_frames
+from gis_service.layers import FACILITY_LAYERS
 from tests.harness.networkx_baseline import networkx_costs
 
 COUNTY = "500241"
 SRID = 4545
+#: The kinds whose site suggestions are timed: the rarest (so most households unserved) and the commonest.
+SITE_KINDS = ("rural_happiness_home", "community_station")
+SITES_K = 10
 
 
 def timed(fn, repeat: int = 1) -> tuple[float, object]:
@@ -55,7 +64,7 @@ def timed(fn, repeat: int = 1) -> tuple[float, object]:
     return min(times), result
 
 
-def bench_scale(scale: int, repeat: int) -> dict:
+def bench_scale(scale: int, repeat: int, time_limit_s: float = 60.0, sites_only: bool = False) -> dict:
     settings = AnalysisSettings(_env_file=None)
     with tempfile.TemporaryDirectory(prefix="gis-bench-") as folder:
         Path(folder).chmod(0o755)  # as root the cluster runs as postgres, which must enter the folder
@@ -68,7 +77,9 @@ def bench_scale(scale: int, repeat: int) -> dict:
             load_frames(engine, frames, county_code=COUNTY, measure_srid=SRID)
             loaded_s = time.perf_counter() - started
             try:
-                return run(engine, settings, scale, repeat, loaded_s)
+                figures = {} if sites_only else run(engine, settings, scale, repeat, loaded_s)
+                return {**figures, "scale": scale, "build_and_load_s": loaded_s,
+                        "sites": bench_sites(engine, settings, time_limit_s)}
             finally:
                 engine.dispose()
 
@@ -125,6 +136,55 @@ def run(engine: sa.Engine, settings: AnalysisSettings, scale: int, repeat: int, 
     return figures
 
 
+def bench_sites(engine: sa.Engine, settings: AnalysisSettings, time_limit_s: float) -> dict:
+    """Site suggestions for :data:`SITE_KINDS`: the instance, the solver, greedy beside."""
+    out = {}
+    with engine.connect() as conn:
+        net.ensure_network(conn, measure_srid=SRID, settings=settings)
+        for kind in SITE_KINDS:
+            started = time.perf_counter()
+            answer = site_suggestions(conn, kind=kind, k=SITES_K, time_limit_s=time_limit_s, measure_srid=SRID,
+                                      settings=settings, use_cache=False)
+            total = time.perf_counter() - started
+            problem = answer["solver"]["problem"]
+            out[kind] = {"total_s": total, "solve_s": answer["solver"]["solve_s"],
+                         "instance_s": total - answer["solver"]["solve_s"], "candidates": answer["candidates"],
+                         "after_fixing": problem.get("candidates_after_fixing", problem.get("useful_candidates")),
+                         "newly": answer["newly_served_households"],
+                         "greedy": answer["greedy"]["newly_served_households"],
+                         "gain": answer["gain_over_greedy_households"], "optimal": answer["optimal"],
+                         "gap": answer["optimality_gap"], "status": answer["solver"]["status"],
+                         "unserved": answer["unserved_households_before"]}
+    return out
+
+
+def _gain(site: dict) -> str:
+    return f"+{site['gain']:,} ({site['gain'] / max(site['greedy'], 1) * 100:.1f} %)"
+
+
+def report_sites(results: list[dict], time_limit_s: float) -> None:
+    def row(label: str, key, fmt: str = "{}") -> None:
+        print(f"{label:<58}" + "".join(f"{fmt.format(key(r)):>16}" for r in results))
+
+    print(f"{'site suggestions, k = ' + str(SITES_K) + ', 15 min walk, max_cover':<58}"
+          + "".join(f"{'scale ' + str(r['scale']):>16}" for r in results))
+    for kind in SITE_KINDS:
+        print(f"  {kind}")
+        row("    candidates / left after fixing", lambda r, kind=kind: f"{r['sites'][kind]['candidates']:,}/"
+                                                                      f"{r['sites'][kind]['after_fixing']:,}")
+        row("    unserved households today", lambda r, kind=kind: f"{r['sites'][kind]['unserved']:,}")
+        row("    instance: travel times from every candidate (s)", lambda r, kind=kind: r["sites"][kind]["instance_s"],
+            "{:.2f}")
+        row("    solver: greedy, swaps, Lagrangian, HiGHS (s)", lambda r, kind=kind: r["sites"][kind]["solve_s"],
+            "{:.2f}")
+        row("    households newly served", lambda r, kind=kind: f"{r['sites'][kind]['newly']:,}")
+        row("    greedy on the same candidates", lambda r, kind=kind: f"{r['sites'][kind]['greedy']:,}")
+        row("    gained over greedy", lambda r, kind=kind: _gain(r["sites"][kind]))
+        row("    proven optimal / gap left", lambda r, kind=kind: "optimal" if r["sites"][kind]["optimal"]
+            else f"gap {r['sites'][kind]['gap'] * 100:.2f} %")
+    print(f"solver time limit {time_limit_s:g} s")
+
+
 def report(results: list[dict]) -> None:
     def row(label: str, key, fmt: str = "{:.3f}") -> None:
         values = [key(r) if callable(key) else r[key] for r in results]
@@ -160,13 +220,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=int, default=10, help="The larger demo scale to compare with scale 1.")
     parser.add_argument("--repeat", type=int, default=5, help="Runs per warm timing (the best is shown).")
+    parser.add_argument("--time-limit", type=float, default=60.0, help="Seconds the site solver may take.")
+    parser.add_argument("--sites-only", action="store_true", help="Time the site suggestions only.")
     args = parser.parse_args()
     scales = [1] if args.scale == 1 else [1, args.scale]
     results = []
     for scale in scales:
         print(f"scale {scale}: building and loading the demo county ...", flush=True)
-        results.append(bench_scale(scale, args.repeat))
-    report(results)
+        results.append(bench_scale(scale, args.repeat, args.time_limit, args.sites_only))
+    if not args.sites_only:
+        report(results)
+    report_sites(results, args.time_limit)
 
 
 if __name__ == "__main__":

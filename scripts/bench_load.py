@@ -1,13 +1,15 @@
 """Load test: many concurrent clients over a mix of reads, against the service in a uvicorn subprocess.
 
     .venv/bin/python scripts/bench_load.py [--clients 50] [--seconds 60] [--scale 1] [--database-url URL]
+                                           [--workers 1 2]
 
 The demo county (``--scale``, 1 by default) is loaded into a throwaway embedded PostGIS cluster in a temporary
 folder (or ``--database-url`` names a database that already holds it). The service runs as ``uvicorn
 gis_service.app:create_app --factory`` in a subprocess (:func:`tests.harness.devserver.uvicorn_process`): the same
-app, engine (``create_db_engine``) and single worker as ``gis-service serve``, with the start-up warm-up on. One
-difference makes it the harder case: ``serve`` builds the road network before it listens, while here the warm-up
-builds it in the background as the first requests arrive. Access logging is off (log level warning).
+app, engine (``create_db_engine``) and workers (``--workers``, 1 by default; several counts are run one after the
+other on the same database and their requests per second compared) as ``gis-service serve``, with the start-up
+warm-up on. One difference makes it the harder case: ``serve`` builds the road network before it listens, while
+here the warm-up builds it in the background as the first requests arrive. Access logging is off (log level warning).
 
 Then ``--clients`` clients each send one request after another, without pause, for ``--seconds`` seconds: a closed
 loop, so exactly that many requests are in flight at any time. Each request is drawn from this mix (weight, what):
@@ -291,6 +293,9 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1, help="Demo county scale (ignored with --database-url).")
     parser.add_argument("--seed", type=int, default=DEMO_SEED)
     parser.add_argument("--database-url", help="A database that already holds the demo county.")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="Worker processes of the server; several counts (--workers 1 2) are run one after the "
+                        "other on the same database, and compared.")
     args = parser.parse_args()
     if args.clients < 1 or args.seconds <= WARM_S:
         parser.error(f"--clients must be at least 1 and --seconds more than the {WARM_S:.0f} s warm phase")
@@ -299,31 +304,49 @@ def main() -> None:
 
     with demo_database(args.database_url, scale=args.scale) as url:
         mix = request_mix(url, seed=args.seed)
-        env = service_env(url, GIS_WARM_UP="true")
-        with uvicorn_process(env=env, ready_path="/conformance") as server:
-            samples = ServerSamples()
-            postgres = postmaster_pid(url)
-            load = os.getloadavg()
-            before = cpu_now(server.pid, postgres)
-            engine = sa.create_engine(url, poolclass=sa.pool.StaticPool)
-            with engine.connect() as watcher:
-                sessions_before = sessions_opened(watcher)
+        runs = {}
+        for workers in args.workers:
+            print(f"\n== {workers} worker{'s' if workers > 1 else ''} ==")
+            runs[workers] = run(url, mix, args, workers)
+    for workers, (_, outcome) in runs.items():
+        after = [latency for _, when, latency in outcome.requests if when >= WARM_S]
+        print(f"workers {workers}: {len(outcome.requests) / outcome.wall_s:.1f} requests/s, after the first "
+              f"{WARM_S:.0f} s {len(after) / (outcome.wall_s - WARM_S):.1f} requests/s, p50 / p95 "
+              f"{percentile_ms(after, 50):.0f} / {percentile_ms(after, 95):.0f} ms, {len(outcome.errors)} errors")
+    first, *others = runs
+    for workers in others:
+        ratio = len(runs[workers][1].requests) / runs[workers][1].wall_s / (
+            len(runs[first][1].requests) / runs[first][1].wall_s)
+        print(f"workers {workers} / workers {first}: {ratio:.2f}x the requests per second")
+    sys.exit(0 if all(ok for ok, _ in runs.values()) else 1)
 
-                def sample(elapsed_s: float) -> None:
-                    samples.seconds.append(elapsed_s)
-                    samples.rss_mb.append(tree_rss_mb(server.pid))
-                    samples.connections.append(watcher.execute(sa.text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")).scalar_one())
-                    watcher.rollback()
 
-                outcome = run_clients(server.url, mix, clients=args.clients, seconds=args.seconds, seed=args.seed,
-                                      timeout_s=REQUEST_TIMEOUT_S, on_tick=sample)
-                samples.sessions_opened = max(0, sessions_opened(watcher) - sessions_before - 1)  # not the watcher
-            engine.dispose()
-            cpu = {key: value - before[key] for key, value in cpu_now(server.pid, postgres).items()}
-    ok = report(outcome, samples, cpu, mix, clients=args.clients, scale=args.scale, load=load)
-    sys.exit(0 if ok else 1)
+def run(url: str, mix: list[LoadKind], args: argparse.Namespace, workers: int) -> tuple[bool, LoadOutcome]:
+    """One load run against a fresh server of ``workers`` processes; whether it passed, and what the clients saw."""
+    env = service_env(url, GIS_WARM_UP="true")
+    with uvicorn_process(env=env, ready_path="/conformance", workers=workers) as server:
+        samples = ServerSamples()
+        postgres = postmaster_pid(url)
+        load = os.getloadavg()
+        before = cpu_now(server.pid, postgres)
+        engine = sa.create_engine(url, poolclass=sa.pool.StaticPool)
+        with engine.connect() as watcher:
+            sessions_before = sessions_opened(watcher)
+
+            def sample(elapsed_s: float) -> None:
+                samples.seconds.append(elapsed_s)
+                samples.rss_mb.append(tree_rss_mb(server.pid))
+                samples.connections.append(watcher.execute(sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")).scalar_one())
+                watcher.rollback()
+
+            outcome = run_clients(server.url, mix, clients=args.clients, seconds=args.seconds, seed=args.seed,
+                                  timeout_s=REQUEST_TIMEOUT_S, on_tick=sample)
+            samples.sessions_opened = max(0, sessions_opened(watcher) - sessions_before - 1)  # not the watcher
+        engine.dispose()
+        cpu = {key: value - before[key] for key, value in cpu_now(server.pid, postgres).items()}
+    return report(outcome, samples, cpu, mix, clients=args.clients, scale=args.scale, load=load), outcome
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from gis_service.api.deps import get_read_runner, get_session
+from gis_service.api.deps import get_read_runner, get_session, get_tile_runner
 from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db import migrate
@@ -27,7 +29,8 @@ from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import check_server, create_db_engine
 from gis_service.settings import Settings
 
-from .helpers import create_database, drop_database, load_small_county
+from .harness.devserver import free_port
+from .helpers import CLI, REPO, Served, create_database, drop_database, health_status, load_small_county, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -151,6 +154,7 @@ def client_with(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> I
         app = create_app(settings.model_copy(update=changed), engine)
         app.dependency_overrides[get_session] = session_in_test_transaction
         app.dependency_overrides[get_read_runner] = lambda: (lambda work, **_: run_in_threadpool(work, conn))
+        app.dependency_overrides[get_tile_runner] = app.dependency_overrides[get_read_runner]
         test_client = TestClient(app)
         test_client.__enter__()
         started.append(test_client)
@@ -182,3 +186,53 @@ def runner(engine: sa.Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
     return CliRunner()
 
 
+
+# -- `gis-service serve` in a subprocess ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Served]]:
+    """``serve(env, *args)``: start `gis-service serve` and wait until /health answers 200; stopped afterwards. Its
+    data folder (GIS_DATA_DIR, where it keeps the road graph) is a temporary one unless ``env`` names one."""
+    started: list[Served] = []
+
+    def start(env: dict[str, str], *args: str) -> Served:
+        port = free_port()
+        folder = tmp_path_factory.mktemp("serve")
+        log = folder / "serve.log"
+        environment = {**os.environ, "GIS_LOAD_DEMO": "false", "GIS_WARM_UP": "false",
+                       "GIS_DATA_DIR": str(folder / "data"), **env}
+        with log.open("w") as output:
+            process = subprocess.Popen([*CLI, "serve", "--port", str(port), *args], env=environment, cwd=REPO,
+                                       stdout=output, stderr=subprocess.STDOUT)
+        served = Served(f"http://127.0.0.1:{port}", process, log)
+        started.append(served)
+        wait_for(lambda: process.poll() is not None or health_status(served.url) == 200, timeout_s=120,
+                 what="serve answered /health", interval_s=0.3)
+        assert process.poll() is None, f"serve exited: {served.log_text()[-3000:]}"
+        return served
+
+    yield start
+    for served in started:
+        served.process.send_signal(signal.SIGTERM)
+        try:
+            served.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            served.process.kill()
+            served.process.wait()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium for the browser tests (tests/harness/browser.py); fails, never skips, without it."""
+    from gis_service.errors import SetupError
+
+    from .harness.browser import Chromium
+
+    try:
+        browser = Chromium()
+        browser.__enter__()
+    except SetupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield browser
+    finally:
+        browser.__exit__(None, None, None)

@@ -4,11 +4,17 @@ change, databases and clusters of their own. Fixtures are in conftest.py; no tes
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -20,7 +26,11 @@ from gis_service.db.roles import prepare_database
 from gis_service.layers import LAYERS
 from gis_service.settings import Settings
 
+from .harness.devserver import serve_workers
+
 REPO = Path(__file__).resolve().parents[1]
+#: The command line as a user runs it.
+CLI = [sys.executable, "-m", "gis_service.cli"]
 
 NEAR_SEAT = [108.9930, 28.4490]  # inside 中和街道, near the county seat
 
@@ -28,6 +38,14 @@ GEOJSON = {"Content-Type": "application/geo+json"}
 
 #: The county seat (中和街道), where the demo has the most features.
 SEAT_LON, SEAT_LAT = 108.9916, 28.4482
+
+
+def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
+    """The WebMercatorQuad tile (x, y from the top) holding lon, lat at zoom ``z``."""
+    n = 2 ** z
+    x = int((lon + 180) / 360 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+    return x, y
 
 
 def create_database(admin_url: str, service_url: str, name: str) -> str:
@@ -153,3 +171,38 @@ def sql_ids(conn: sa.Connection, layer_id: str, where: str, params: dict | None 
     current = layer.current_condition or "TRUE"
     return list(conn.execute(sa.text(f"SELECT id FROM {layer.table} WHERE {current} AND ({where}) ORDER BY id"),
                              params or {}).scalars())
+
+
+# -- `gis-service serve` in a subprocess (the ``serve`` fixture starts it) -----------------------------------------
+@dataclass
+class Served:
+    """A running `gis-service serve`: its URL, process and log (stdout and stderr)."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def workers(self) -> list[int]:
+        return serve_workers(self.process.pid)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def wait_for(condition: Callable[[], object], *, timeout_s: float, what: str, interval_s: float = 0.1) -> object:
+    """The first true value of ``condition()``; fails the test when there is none within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} within {timeout_s} s"
+        time.sleep(interval_s)
+
+
+def health_status(url: str, timeout_s: float = 2) -> int | None:
+    """The status of ``url``/health, or None when nothing answers."""
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout_s).status_code
+    except httpx.TransportError:
+        return None

@@ -83,7 +83,7 @@ def test_gpx_waypoints_are_named_by_marker_number_and_lines_are_tracks(
     assert "状况" in waypoint.description
 
 
-def test_a_township_export_has_its_lines_and_the_county_lines_on_its_border(
+def test_a_township_export_has_its_lines_and_the_parts_of_county_lines_on_its_border(
         client: TestClient, conn: sa.Connection) -> None:
     township = "500241107"  # 石堤镇, on the north-east edge of the county
     own = set(conn.execute(sa.text("SELECT code FROM boundary_lines WHERE level = 'township' "
@@ -92,10 +92,11 @@ def test_a_township_export_has_its_lines_and_the_county_lines_on_its_border(
     lines = {f["properties"]["code"]: f["properties"] for f in document["features"]
              if f["properties"]["feature_type"] == "boundary_line"}
     assert own and own <= set(lines)
-    assert {c for c, p in lines.items() if p["level"] == "county"}, "石堤 lies on the county border"
-    markers = {f["properties"]["line_code"] for f in document["features"]
-               if f["properties"]["feature_type"] == "boundary_marker"}
-    assert markers <= set(lines)
+    parts = {c: p for c, p in lines.items() if p["level"] == "county"}
+    assert parts, "石堤 lies on the county border"
+    assert all(c == f"{p['part_of']}/{township}" for c, p in parts.items())
+    markers = [f["properties"] for f in document["features"] if f["properties"]["feature_type"] == "boundary_marker"]
+    assert {m["part_code"] or m["line_code"] for m in markers} <= set(lines)
 
 
 @pytest.mark.parametrize(("params", "status", "words"), [

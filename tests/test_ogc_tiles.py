@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import mapbox_vector_tile
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from .helpers import SEAT_LAT, SEAT_LON
-
-
-def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
-    n = 2 ** z
-    x = int((lon + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return x, y
+from .helpers import SEAT_LAT, SEAT_LON, tile_of
 
 
 def test_a_tile_over_the_county_seat_holds_divisions_with_properties(client: TestClient,

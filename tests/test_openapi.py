@@ -18,6 +18,8 @@ from gis_service.search import queries
 from gis_service.settings import Settings
 
 WRITES = ("post", "put", "patch", "delete")
+#: Posted, but writing nothing: a what-if analysis whose body is too long for a query string.
+POSTED_READS = {("post", "/analysis/scenario")}
 #: The writes that change an existing feature, and so need its ETag.
 ETAG_WRITES = [("put", "/collections/{collectionId}/items/{featureId}"),
                ("patch", "/collections/{collectionId}/items/{featureId}"),
@@ -55,7 +57,7 @@ def test_every_error_is_documented_with_the_shape_the_service_answers() -> None:
 
 def test_writes_document_tokens_roles_rate_limits_and_preconditions() -> None:
     doc = document()
-    writes = [(m, p, op) for m, p, op in operations(doc) if m in WRITES]
+    writes = [(m, p, op) for m, p, op in operations(doc) if m in WRITES and (m, p) not in POSTED_READS]
     assert len(writes) == 5
     for method, path, operation in writes:
         assert operation["security"] == [{"bearer": []}], (method, path)

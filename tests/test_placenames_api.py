@@ -204,21 +204,21 @@ def test_reverse_refuses_points_where_distances_cannot_be_measured(client: TestC
 
 # -- duplicate check ----------------------------------------------------------------------------------------
 
-def test_check_reports_same_name_same_pinyin_and_one_character_apart(client: TestClient) -> None:
-    def clashes(name: str, **params) -> dict[str, list[str]]:
+def test_check_grades_same_name_same_sound_and_similar(client: TestClient) -> None:
+    def grades(name: str, **params) -> dict[str, str]:
         response = client.get("/placenames/check", params={"name": name, **params})
         assert response.status_code == 200
-        return {f["properties"]["name"]: f["properties"]["clash"] for f in response.json()["clashes"]["features"]}
+        return {f["properties"]["name"]: f["properties"]["grade"] for f in response.json()["clashes"]["features"]}
 
-    assert "same_name" in clashes("石堤镇")["石堤镇"]
-    assert "same_pinyin" in clashes("时堤镇")["石堤镇"]
-    assert "one_character_apart" in clashes("石提镇")["石堤镇"]
-    assert "涌洞镇" in clashes("涌洞乡")  # the historical record is there too
+    assert grades("石堤镇")["石堤镇"] == "same_name"
+    assert grades("时堤镇")["石堤镇"] == "same_sound"
+    assert grades("石提镇")["石堤镇"] == "similar"
+    assert "涌洞镇" in grades("涌洞乡")  # the historical record is there too
     response = client.get("/placenames/check", params={"name": "鑫磊犇路"}).json()
     assert response["clear"] is True and response["clashes"]["features"] == []
     flagged = client.get("/placenames/check", params={"name": "高桥村", "division": SHIDI_TOWN}).json()
     first = flagged["clashes"]["features"][0]["properties"]
-    assert first["name"] == "高桥村" and first["same_division"] is True
+    assert first["name"] == "高桥村" and first["same_division"] is True and first["scope"] == "same_township"
     assert client.get("/placenames/check", params={"name": ""}).status_code == 400
 
 

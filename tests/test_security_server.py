@@ -21,11 +21,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -34,10 +32,9 @@ import pytest
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.settings import Settings
 
-from .harness.devserver import free_port, process_tree, serve_workers
-from .helpers import REPO, private_cluster
+from .harness.devserver import process_tree
+from .helpers import CLI, REPO, Served, health_status, private_cluster, wait_for
 
-CLI = [sys.executable, "-m", "gis_service.cli"]
 HEADER_TIMEOUT_S = 2
 BODY_TIMEOUT_S = 3
 KEEP_ALIVE_TIMEOUT_S = 1
@@ -45,67 +42,6 @@ MAX_CONNECTIONS = 100
 #: Connections that send half a request head and then nothing: three times the cap.
 SLOW_CONNECTIONS = 300
 DIVISIONS = 1 + 27 + 268  # the demo county's divisions: the county, its townships, villages and communities
-
-
-@dataclass
-class Served:
-    """A running `gis-service serve`: its URL, process and log (stdout and stderr)."""
-
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def workers(self) -> list[int]:
-        return serve_workers(self.process.pid)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def _wait_for(condition: Callable[[], object], *, timeout_s: float, what: str, interval_s: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} within {timeout_s} s"
-        time.sleep(interval_s)
-
-
-def _health_status(url: str, timeout_s: float = 2) -> int | None:
-    try:
-        return httpx.get(f"{url}/health", timeout=timeout_s).status_code
-    except httpx.TransportError:
-        return None
-
-
-@pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Served]]:
-    """``serve(env, *args)``: start `gis-service serve` and wait until /health answers 200; stopped afterwards."""
-    started: list[Served] = []
-
-    def start(env: dict[str, str], *args: str) -> Served:
-        port = free_port()
-        log = tmp_path_factory.mktemp("serve") / "serve.log"
-        environment = {**os.environ, "GIS_LOAD_DEMO": "false", "GIS_WARM_UP": "false", **env}
-        with log.open("w") as output:
-            process = subprocess.Popen([*CLI, "serve", "--port", str(port), *args], env=environment, cwd=REPO,
-                                       stdout=output, stderr=subprocess.STDOUT)
-        served = Served(f"http://127.0.0.1:{port}", process, log)
-        started.append(served)
-        _wait_for(lambda: process.poll() is not None or _health_status(served.url) == 200, timeout_s=120,
-                  what="serve answered /health", interval_s=0.3)
-        assert process.poll() is None, f"serve exited: {served.log_text()[-3000:]}"
-        return served
-
-    yield start
-    for served in started:
-        served.process.send_signal(signal.SIGTERM)
-        try:
-            served.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            served.process.kill()
-            served.process.wait()
 
 
 def _throwaway_folder(prefix: str) -> Path:
@@ -125,8 +61,8 @@ def own_cluster(demo_frames: dict, settings: Settings) -> Iterator[EmbeddedClust
 @pytest.fixture(scope="module")
 def served(serve: Callable[..., Served], own_cluster: EmbeddedCluster) -> Served:
     """`gis-service serve` (one worker) over the module's own cluster, with short time-outs and a small cap."""
-    return serve({"GIS_DATABASE_URL": own_cluster.url(), "GIS_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
-                  "GIS_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
+    return serve({"GIS_DATABASE_URL": own_cluster.url(), "GIS_WORKERS": "1",
+                  "GIS_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S), "GIS_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
                   "GIS_KEEP_ALIVE_TIMEOUT_S": str(KEEP_ALIVE_TIMEOUT_S),
                   "GIS_MAX_CONNECTIONS": str(MAX_CONNECTIONS)})
 
@@ -148,7 +84,7 @@ def _kill_postmaster(cluster: EmbeddedCluster) -> int:
     pid = _postmaster(cluster)
     processes = process_tree(pid)
     os.kill(pid, signal.SIGKILL)
-    _wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in processes), timeout_s=30,
+    wait_for(lambda: not any(Path(f"/proc/{p}").exists() for p in processes), timeout_s=30,
               what="the killed postmaster and its processes were gone")
     return pid
 
@@ -177,24 +113,24 @@ def test_a_worker_the_fork_server_and_the_embedded_cluster_killed_under_serve_ar
     try:
         served = serve({"GIS_DATA_DIR": str(folder / "data"), "GIS_DATABASE_URL": ""}, "--workers", "2")
         cluster = EmbeddedCluster(folder / "data")
-        workers = _wait_for(lambda: len(served.workers()) == 2 and served.workers(), timeout_s=30,
+        workers = wait_for(lambda: len(served.workers()) == 2 and served.workers(), timeout_s=30,
                             what="two workers ran")
 
         os.kill(workers[0], signal.SIGKILL)
         answers = []
         replaced = lambda: workers[0] not in served.workers() and len(served.workers()) == 2  # noqa: E731
         while not replaced():
-            answers.append(_health_status(served.url, timeout_s=5))  # the other worker answers meanwhile
+            answers.append(health_status(served.url, timeout_s=5))  # the other worker answers meanwhile
             time.sleep(0.1)
         assert set(answers) <= {200}
         assert workers[1] in served.workers()
 
         killed = _kill_postmaster(cluster)
-        _wait_for(lambda: _health_status(served.url) == 200, timeout_s=60, what="/health answered 200 again")
+        wait_for(lambda: health_status(served.url) == 200, timeout_s=60, what="/health answered 200 again")
         assert _postmaster(cluster) != killed
         # the watchdog logs its second line when start() returns, which may be a moment after /health answers
-        _wait_for(lambda: "is running again" in served.log_text(), timeout_s=30,
-                  what="the watchdog logged that the cluster runs again")
+        wait_for(lambda: "is running again" in served.log_text(), timeout_s=30,
+                 what="the watchdog logged that the cluster runs again")
         assert "is not running; starting it again" in served.log_text()
 
         # the workers' parent: they end with it, and new ones are forked from a new fork server
@@ -203,9 +139,9 @@ def test_a_worker_the_fork_server_and_the_embedded_cluster_killed_under_serve_ar
                          if b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
                          and pid not in workers]
         os.kill(fork_server, signal.SIGKILL)
-        _wait_for(lambda: not any(map(_alive, workers)), timeout_s=30, what="the fork server's workers ended")
-        _wait_for(lambda: len(served.workers()) == 2, timeout_s=30, what="two new workers ran")
-        assert _health_status(served.url) == 200
+        wait_for(lambda: not any(map(_alive, workers)), timeout_s=30, what="the fork server's workers ended")
+        wait_for(lambda: len(served.workers()) == 2, timeout_s=30, what="two new workers ran")
+        assert health_status(served.url) == 200
     finally:
         if 'served' in locals():
             workers = served.workers()
@@ -240,7 +176,7 @@ def test_while_the_database_is_away_the_service_answers_503_and_recovers_by_itse
         assert body["code"] == "DatabaseUnavailable"
         assert "cannot be reached just now" in body["description"] and "try again in 5 seconds" in body["description"]
 
-    _wait_for(lambda: _start(own_cluster), timeout_s=60, what="the cluster started again", interval_s=0.5)
+    wait_for(lambda: _start(own_cluster), timeout_s=60, what="the cluster started again", interval_s=0.5)
     health = httpx.get(f"{served.url}/health", timeout=10)
     assert health.status_code == 200 and health.json()["layers"]["admin_divisions"] == DIVISIONS
     items = httpx.get(f"{served.url}/collections/admin_divisions/items?level=county", timeout=10).json()
@@ -283,7 +219,7 @@ def _open_slow(url: str, count: int, sending: bytes = HALF_A_HEAD) -> list[socke
 def _summaries(served: Served, *, since: int, reason: str) -> list[dict]:
     """The summary lines logged after character ``since`` of the log that count connections closed for
     ``reason``, once there is one (a worker logs its summary at most every 10 s)."""
-    return _wait_for(lambda: [json.loads(line) for line in served.log_text()[since:].splitlines()
+    return wait_for(lambda: [json.loads(line) for line in served.log_text()[since:].splitlines()
                               if f'"connections_{reason}"' in line], timeout_s=15,
                      what=f"a summary of the connections closed ({reason}) was logged")
 

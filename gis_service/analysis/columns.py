@@ -16,7 +16,7 @@ TITLES_ZH = {
     "method": "计算方法", "layer": "设施图层", "mode": "出行方式", "speed_kmh": "速度(公里/小时)",
     "speeds_kmh_by_road_class": "各等级道路速度(公里/小时)", "minutes": "时间(分钟)", "limit_s": "时限(秒)",
     "limit_m": "距离上限(米)", "group_by": "统计单元", "k": "选址个数", "buffer_m": "缓冲距离(米)",
-    "crs_measured": "量算坐标系",
+    "crs_measured": "量算坐标系", "county": "区县代码",
     # coverage
     "served_households": "覆盖户数", "settlements": "居民点数", "served_settlements": "覆盖居民点数",
     "unserved_households": "未覆盖户数", "unserved_settlements": "未覆盖居民点数", "coverage_rate": "覆盖率",
@@ -31,7 +31,8 @@ TITLES_ZH = {
     "facility_id": "设施编号", "edges_reached": "可达路段数", "reached_road_m": "可达道路长度(米)",
     "area_m2": "服务区面积(平方米)", "connector_m": "接入距离(米)",
     # site suggestions
-    "rank": "序号", "at_settlement_id": "选址居民点编号", "at_settlement_name": "选址居民点",
+    "rank": "序号", "site_source": "选址来源", "site_id": "选址来源编号", "at_name": "建议位置",
+    "at_settlement_id": "选址居民点编号", "weighted_minutes_saved": "节省户·分钟",
     "village_code": "所在村(社区)代码", "township_code": "所在乡镇(街道)代码", "lon": "经度", "lat": "纬度",
     "newly_served_households": "新增覆盖户数", "newly_served_settlements": "新增覆盖居民点数",
     "newly_served_settlement_ids": "新增覆盖居民点编号", "cumulative_households": "累计新增覆盖户数",

@@ -24,9 +24,12 @@ from gis_service.analysis.travel import (
     Travel,
     check_facilities,
     check_method,
+    check_population,
+    describe_population,
     make_travel,
 )
 from gis_service.errors import InvalidInputError
+from gis_service.layers.base import EVERYONE, Population
 from gis_service.layers.registry import DIVISIONS
 from gis_service.store import features
 
@@ -50,6 +53,8 @@ class Served:
     minutes: np.ndarray  # travel minutes along the network; nan for euclidean
     nearest: np.ndarray  # position in facilities.frame, -1 when none reachable
     served: np.ndarray  # bool
+    #: Whose households ``settlements`` are (the population the facilities are for).
+    population: Population = EVERYONE
 
 
 #: The shortest-path search: (graph, seconds per metre per edge, facilities, points) -> each point's cost from its
@@ -58,47 +63,61 @@ PathCosts = Callable[[RoadGraph, np.ndarray, EdgePoints, EdgePoints], Costs]
 
 
 def compute_served(conn: sa.Connection, network: net.Network, travel: Travel, *, layer: str, kind: str | None,
-                   method: str, path_costs: PathCosts = nearest_facility_costs) -> Served:
-    """Who is served, measured ``method``-wise; along the network, the shortest paths come from ``path_costs``."""
+                   method: str, county: str | None = None, path_costs: PathCosts = nearest_facility_costs,
+                   population: str | None = None) -> Served:
+    """Who of ``population`` (default: whom ``kind`` is for) is served, measured ``method``-wise; with ``county``,
+    that county's settlements by its facilities, along the roads of the region around them
+    (:func:`~gis_service.analysis.network.county_region`). Along the network, the shortest paths come from
+    ``path_costs``."""
     spec, kind = check_facilities(layer, kind)
-    people = net.settlements(conn, network)
-    sites = net.facilities(conn, network, spec, kind)
+    who = check_population(spec, kind, population)
+    people = net.of_population(net.settlements(conn, network, county), who)
+    sites = net.facilities(conn, network, spec, kind, county)
     if method == "euclidean":
         distance, nearest = euclidean_nearest(sites.xy, people.xy)
         served = distance <= travel.limit_m + 1e-3
-        return Served(people, sites, distance, np.full(len(distance), np.nan), nearest, served)
+        return Served(people, sites, distance, np.full(len(distance), np.nan), nearest, served, who)
     check_time()
-    graph = network.graph
+    graph, site_points, people_points = network.graph, sites.points, people.points
+    if county is not None:
+        region = net.county_region(network, county, [people, sites], travel)
+        graph, site_points, people_points = region.graph, region.local(sites.points), region.local(people.points)
     s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
-    costs = path_costs(graph, s_per_m, sites.points, people.points)
+    costs = path_costs(graph, s_per_m, site_points, people_points)
     served = costs.cost_s <= travel.limit_s + COST_TOLERANCE_S
     distance = costs.cost_s * travel.speed_kmh / 3.6 if travel.uniform_speed else np.full(len(costs.cost_s), np.nan)
-    return Served(people, sites, distance, costs.cost_s / 60.0, costs.facility, served)
+    return Served(people, sites, distance, costs.cost_s / 60.0, costs.facility, served, who)
 
 
 def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
-             mode: str = "walk", group_by: str = "township", method: str = "network", measure_srid: int = 4545,
-             settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
+             mode: str = "walk", group_by: str = "township", method: str = "network", county: str | None = None,
+             measure_srid: int = 4545, settings: AnalysisSettings | None = None, use_cache: bool = True,
+             population: str | None = None) -> dict:
     """Households and settlements served and not served per unit of ``group_by``, with the coverage rate
     (served households ÷ households), and every unserved settlement with its distance to the nearest facility.
+    Only the households of ``population`` count (default: those ``kind`` is for; see ``served_population``).
+    ``county`` (6-digit code): that county's settlements and facilities only; else every county in the database.
 
     Distances in metres in EPSG:``measure_srid``; ``limit_m`` is the distance ``minutes`` allow at ``speed_kmh``.
     """
     settings = settings or AnalysisSettings()
-    check_facilities(layer, kind)
+    spec, kind = check_facilities(layer, kind)
+    who = check_population(spec, kind, population)
     check_method(method)
     check_group_by(group_by)
+    county = net.check_county(county, conn)
     travel = make_travel(settings, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
-    params = (layer, kind or None, travel.mode, travel.minutes, group_by, method, travel.speed_kmh,
+    params = (layer, kind, who.code, travel.mode, travel.minutes, group_by, method, county, travel.speed_kmh,
               tuple(sorted(travel.speeds_kmh_by_road_class.items())))
     key = ("coverage", params) + network.key("roads", "settlements", "admin_divisions", layer)
 
     def compute() -> dict:
         started = time.perf_counter()
-        served = compute_served(conn, network, travel, layer=layer, kind=kind, method=method)
-        answer = summarise(conn, served, travel, group_by=group_by)
-        answer.update(layer=layer, kind=kind or None, method=method,
+        served = compute_served(conn, network, travel, layer=layer, kind=kind, method=method, county=county,
+                                population=who.code)
+        answer = summarise(conn, served, travel, group_by=group_by, county=county)
+        answer.update(layer=layer, kind=kind or None, method=method, county=county,
                       data_versions={t: network.versions.get(t) for t in
                                      ("roads", "settlements", "admin_divisions", layer)},
                       network=network.state, computed_ms=round((time.perf_counter() - started) * 1000, 1))
@@ -109,22 +128,23 @@ def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None
     return net.cached_result(key, compute)
 
 
-def _units(conn: sa.Connection, group_by: str) -> pd.DataFrame:
+def _units(conn: sa.Connection, group_by: str, county: str | None) -> pd.DataFrame:
     return features.read_frame_of_records(conn, DIVISIONS, ["code", "name", "level", "parent_code"],
-                                          equals={"level": group_by}, order_by=["code"])
+                                          equals={"level": group_by}, starting={"code": county}, order_by=["code"])
 
 
-def summarise(conn: sa.Connection, served: Served, travel: Travel, *, group_by: str) -> dict:
-    """The answer's body: totals, per-unit rows, the unserved settlements (most households first)."""
+def summarise(conn: sa.Connection, served: Served, travel: Travel, *, group_by: str,
+              county: str | None = None) -> dict:
+    """The answer's body: totals, per-unit rows (of ``county`` only, when given), the unserved settlements (most
+    households first)."""
     frame = served.settlements.frame
     households = frame["households"].to_numpy(dtype=np.int64) if len(frame) else np.zeros(0, dtype=np.int64)
     is_served = np.asarray(served.served, dtype=bool)
-    units = _units(conn, group_by)
-    column = {"county": None, "township": "township_code", "village": "village_code"}[group_by]
-    if column is None:
-        unit_code = np.full(len(frame), units["code"].iloc[0] if len(units) else "", dtype=object)
-    else:
-        unit_code = frame[column].to_numpy(dtype=object) if len(frame) else np.zeros(0, dtype=object)
+    units = _units(conn, group_by, county)
+    column = {"county": "village_code", "township": "township_code", "village": "village_code"}[group_by]
+    unit_code = frame[column].to_numpy(dtype=object) if len(frame) else np.zeros(0, dtype=object)
+    if group_by == "county":  # a statistical code starts with its county's six digits
+        unit_code = np.asarray([c[:6] + "000000" if isinstance(c, str) else c for c in unit_code], dtype=object)
     codes, where = np.unique(np.asarray([c if isinstance(c, str) else "" for c in unit_code], dtype=object),
                              return_inverse=True)
     sums = {
@@ -161,6 +181,7 @@ def summarise(conn: sa.Connection, served: Served, travel: Travel, *, group_by: 
     ]
     return {
         **travel.describe(),
+        "served_population": describe_population(served.population),
         "group_by": group_by,
         "facilities": len(served.facilities.frame),
         "totals": totals,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
+from gis_service.analysis.travel import describe_population
 from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS
 from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS
@@ -82,27 +83,33 @@ def area_table(divisions: pd.DataFrame, centres: pd.DataFrame, settlement_househ
     return rows
 
 
-def read_inputs(conn: sa.Connection) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+def read_inputs(conn: sa.Connection, county: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """The current divisions, the community centres that count (existing ones), and the settlements' households
-    per village code."""
-    divisions = features.read_frame_of_records(conn, DIVISIONS, ["code", "name", "level", "parent_code", "households"])
+    per village code; of ``county`` (6-digit code) when given, else of every county."""
+    divisions = features.read_frame_of_records(conn, DIVISIONS, ["code", "name", "level", "parent_code", "households"],
+                                               starting={"code": county})
     centres = features.read_frame_of_records(conn, CENTRES, ["division_code", "floor_area_m2"],
-                                             equals=dict(CENTRES.network.counts))
+                                             equals=dict(CENTRES.network.counts), starting={"division_code": county})
     village = DEMAND_LAYER.network.village
-    households = features.sums_by(conn, DEMAND_LAYER, village, "households")
+    households = features.sums_by(conn, DEMAND_LAYER, village, "households", starting={village: county})
     series = pd.Series({code: int(n) for code, n in households.items()}, dtype="int64")
     return divisions, centres, series
 
 
-def facility_area(conn: sa.Connection, *, level: str = "village",
+def facility_area(conn: sa.Connection, *, level: str = "village", county: str | None = None,
                   target: float = TARGET_M2_PER_100_HOUSEHOLDS) -> dict:
-    """Floor area of community service centres per 100 households for every unit of ``level``, with the units
-    below target and the total shortfall in m²."""
+    """Floor area of community service centres per 100 households for every unit of ``level`` (of ``county``, a
+    6-digit code, when given), with the units below target and the total shortfall in m²."""
+    from gis_service.analysis.network import check_county
+
     check_level(level)
-    rows = area_table(*read_inputs(conn), level=level, target=target)
+    county = check_county(county, conn)
+    rows = area_table(*read_inputs(conn, county), level=level, target=target)
     below = [r for r in rows if r["meets_target"] is False]
     return {
         "level": level,
+        "served_population": describe_population(CENTRES.network.population(None)),
+        "county": county,
         "target_m2_per_100_households": target,
         "units": rows,
         "totals": {

@@ -28,45 +28,58 @@ _ZERO = 1e-9
 
 @dataclass(frozen=True)
 class RoadGraph:
-    """The road network, edges sorted by id. ``geoms``: the edges as shapely LineStrings in the measure CRS
-    (metres), drawn from source to target; needed only to join points to the network."""
+    """The road network, edges sorted by id. Plain numeric arrays only, so that a graph saved in the data folder is
+    memory-mapped by every worker process rather than copied into each (see :mod:`.graphfiles`).
+
+    ``coords``/``coord_start``: the edges' vertices in the measure CRS (metres), edge after edge, each drawn from
+    source to target (edge ``i`` is ``coords[coord_start[i]:coord_start[i + 1]]``); ``node_xy``: each node's
+    position. Needed only to draw service areas, to join points in memory and to cut a region out."""
 
     edge_ids: np.ndarray  # int64, sorted
     source: np.ndarray  # int64 node index
     target: np.ndarray
     length_m: np.ndarray  # float64
-    road_class: np.ndarray  # str
+    class_code: np.ndarray  # int16: position in class_names
+    class_names: tuple[str, ...]
     n_nodes: int
-    geoms: np.ndarray | None = None
+    coords: np.ndarray | None = None  # float64 (vertices, 2)
+    coord_start: np.ndarray | None = None  # int64 (edges + 1)
+    node_xy: np.ndarray | None = None  # float64 (nodes, 2)
 
     @property
     def n_edges(self) -> int:
         return len(self.edge_ids)
 
-    @cached_property
-    def _classes(self) -> tuple[np.ndarray, np.ndarray]:
-        names, inverse = np.unique(self.road_class.astype(str), return_inverse=True)
-        return names, inverse
+    @property
+    def road_class(self) -> np.ndarray:
+        """Each edge's road class (str)."""
+        return np.asarray(self.class_names, dtype=object)[self.class_code]
 
     def seconds_per_metre(self, speeds_kmh_by_class: dict[str, float]) -> np.ndarray:
         """Seconds per metre of each edge at the given speeds (km/h by road class)."""
-        names, inverse = self._classes
-        per_class = np.array([3.6 / speeds_kmh_by_class[str(c)] for c in names], dtype=float)
-        return per_class[inverse] if len(names) else np.zeros(0)
+        per_class = np.array([3.6 / speeds_kmh_by_class[c] for c in self.class_names], dtype=float)
+        return per_class[self.class_code] if len(per_class) else np.zeros(0)
 
     @classmethod
     def from_edges(cls, edge_ids, source_vid, target_vid, length_m, road_class, geoms=None) -> RoadGraph:
-        """Build from pgRouting-style columns (any vertex ids); nodes are numbered 0..n-1."""
+        """Build from pgRouting-style columns (any vertex ids) and shapely LineStrings (or None); nodes are numbered
+        0..n-1."""
+
         edge_ids = np.asarray(edge_ids, dtype=np.int64)
         order = np.argsort(edge_ids, kind="stable")
         ends = np.concatenate([np.asarray(source_vid, dtype=np.int64)[order],
                                np.asarray(target_vid, dtype=np.int64)[order]])
         vids, index = np.unique(ends, return_inverse=True)
         m = len(edge_ids)
+        names, codes = np.unique(np.asarray(road_class, dtype=str)[order], return_inverse=True)
+        coords = coord_start = node_xy = None
+        if geoms is not None:
+            coords, coord_start = line_arrays(np.asarray(geoms, dtype=object)[order])
+            node_xy = node_positions(coords, coord_start, index[:m], index[m:], len(vids))
         return cls(edge_ids=edge_ids[order], source=index[:m].astype(np.int64), target=index[m:].astype(np.int64),
-                   length_m=np.asarray(length_m, dtype=float)[order],
-                   road_class=np.asarray(road_class, dtype=object)[order], n_nodes=len(vids),
-                   geoms=None if geoms is None else np.asarray(geoms, dtype=object)[order])
+                   length_m=np.asarray(length_m, dtype=float)[order], class_code=codes.astype(np.int16),
+                   class_names=tuple(str(n) for n in names), n_nodes=len(vids), coords=coords,
+                   coord_start=coord_start, node_xy=node_xy)
 
     def edge_index(self, edge_ids) -> np.ndarray:
         """Positions of the edges with these ids."""
@@ -76,15 +89,31 @@ class RoadGraph:
             raise ValueError("unknown edge id")
         return pos
 
+    def lines(self, edges) -> np.ndarray:
+        """The edges at these positions as shapely LineStrings (metres, measure CRS), drawn from source to target:
+        made on demand from the coordinates, never kept."""
+        import shapely
+
+        edges = np.asarray(edges, dtype=np.int64)
+        if len(edges) == 0:
+            return np.zeros(0, dtype=object)
+        start, stop = self.coord_start[edges], self.coord_start[edges + 1]
+        counts = stop - start
+        owner = np.repeat(np.arange(len(edges)), counts)
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return shapely.linestrings(self.coords[np.repeat(start, counts) + offsets], indices=owner)
+
     @cached_property
     def _tree(self):
         import shapely
 
-        return shapely.STRtree(self.geoms)
+        return shapely.STRtree(self.lines(np.arange(self.n_edges)))
 
     def join(self, xy: np.ndarray) -> EdgePoints:
         """Join points (metres, measure CRS) to the nearest point on the nearest edge; of equally near edges the
-        one with the lowest id."""
+        one with the lowest id. In memory, for small graphs: the service joins in PostGIS
+        (:func:`gis_service.analysis.network.settlements`), which gives the same answer without a copy of every
+        edge's geometry in each worker."""
         import shapely
 
         xy = np.asarray(xy, dtype=float).reshape(-1, 2)
@@ -99,9 +128,65 @@ class RoadGraph:
         point, edge, distance = point[first], edge[first], distance[first]
         if len(point) != len(xy):
             raise ValueError("a point could not be joined to the network")
-        frac = shapely.line_locate_point(self.geoms[edge], points[point], normalized=True)
+        frac = shapely.line_locate_point(self.lines(edge), points[point], normalized=True)
         return EdgePoints(edge.astype(np.int64), np.clip(np.asarray(frac, dtype=float), 0.0, 1.0),
                           np.asarray(distance, dtype=float))
+
+    def region(self, bounds: tuple[float, float, float, float], *, with_edges: np.ndarray) -> Region:
+        """The part of the graph whose nodes lie within ``bounds`` (minx, miny, maxx, maxy in metres): every edge
+        with both ends inside, and the edges ``with_edges`` (positions) whatever their ends. Its own arrays, of the
+        region's size; see :class:`Region`."""
+        minx, miny, maxx, maxy = bounds
+        x, y = self.node_xy[:, 0], self.node_xy[:, 1]
+        inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+        keep = inside[self.source] & inside[self.target]
+        keep[np.asarray(with_edges, dtype=np.int64)] = True
+        edges = np.flatnonzero(keep)
+        nodes, local = np.unique(np.concatenate([self.source[edges], self.target[edges]]), return_inverse=True)
+        m = len(edges)
+        start, stop = self.coord_start[edges], self.coord_start[edges + 1]
+        counts = stop - start
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        coords = np.asarray(self.coords[np.repeat(start, counts) + offsets])
+        coord_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        graph = RoadGraph(edge_ids=np.asarray(self.edge_ids[edges]), source=local[:m].astype(np.int64),
+                          target=local[m:].astype(np.int64), length_m=np.asarray(self.length_m[edges]),
+                          class_code=np.asarray(self.class_code[edges]), class_names=self.class_names,
+                          n_nodes=len(nodes), coords=coords, coord_start=coord_start,
+                          node_xy=np.asarray(self.node_xy[nodes]))
+        return Region(graph, edges)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A part of a graph (:meth:`RoadGraph.region`): ``graph`` numbers its own edges and nodes; ``edges`` holds, for
+    each of its edges, the position of that edge in the whole graph (sorted)."""
+
+    graph: RoadGraph
+    edges: np.ndarray
+
+    def local(self, points: EdgePoints) -> EdgePoints:
+        """``points`` (joined to the whole graph's edges, all within the region) on the region's own edges."""
+        return EdgePoints(np.searchsorted(self.edges, points.edge).astype(np.int64), points.frac, points.connector_m)
+
+
+def line_arrays(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LineStrings as one array of vertices (x, y) and where each line's vertices start (one more entry: the end)."""
+    import shapely
+
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    start = np.searchsorted(owner, np.arange(len(geoms) + 1)).astype(np.int64)
+    return np.ascontiguousarray(coords, dtype=float), start
+
+
+def node_positions(coords: np.ndarray, coord_start: np.ndarray, source: np.ndarray, target: np.ndarray,
+                   n_nodes: int) -> np.ndarray:
+    """Each node's position: the first vertex of the edges it starts, the last of those it ends."""
+    xy = np.full((n_nodes, 2), np.nan)
+    if len(source):
+        xy[target] = coords[coord_start[1:] - 1]
+        xy[source] = coords[coord_start[:-1]]
+    return xy
 
 
 @dataclass(frozen=True)
@@ -117,6 +202,12 @@ class EdgePoints:
 
     def take(self, index) -> EdgePoints:
         return EdgePoints(self.edge[index], self.frac[index], self.connector_m[index])
+
+    @staticmethod
+    def concat(*parts: EdgePoints) -> EdgePoints:
+        """The points of ``parts`` one after the other."""
+        return EdgePoints(np.concatenate([p.edge for p in parts]).astype(np.int64),
+                          np.concatenate([p.frac for p in parts]), np.concatenate([p.connector_m for p in parts]))
 
 
 @dataclass(frozen=True)
@@ -331,17 +422,18 @@ def single_source_node_costs(csr: sparse.csr_matrix, n_nodes: int, source_nodes:
 
 # -- maximal covering location -------------------------------------------------------------------------------------
 
-def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints, points: EdgePoints,
-                   limit_s: float, *, chunk: int = 128, on_chunk=None) -> sparse.csr_matrix:
-    """Boolean matrix (candidates × points): True where a facility at the candidate would reach the point within
-    ``limit_s``."""
+def pair_costs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints, points: EdgePoints,
+               limit_s: float, *, chunk: int = 128, on_chunk=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (candidate, point) pair a facility at the candidate would reach within ``limit_s``, with its cost:
+    arrays of candidate positions, point positions and seconds (the cheapest of the ways through the network and,
+    on a shared edge, directly along it)."""
     n = graph.n_nodes
     csr = road_csr(graph, s_per_m, candidates)
     to_source, to_target = endpoint_arcs(graph, s_per_m, points)
     p_source = graph.source[points.edge]
     p_target = graph.target[points.edge]
     limit = limit_s + COST_TOLERANCE_S
-    rows, cols = [], []
+    rows, cols, costs = [], [], []
     by_edge: dict[int, np.ndarray] = {}
     order = np.argsort(points.edge, kind="stable")
     edges_sorted = points.edge[order]
@@ -353,9 +445,6 @@ def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints
         idx = np.arange(lo, min(lo + chunk, len(candidates)))
         node_cost = single_source_node_costs(csr, n, n + idx, limit_s)
         cost = np.minimum(node_cost[:, p_source] + to_source, node_cost[:, p_target] + to_target)
-        r, c = np.nonzero(cost <= limit)
-        rows.append(idx[r])
-        cols.append(c)
         for i in idx:  # the direct way along a shared edge
             same = by_edge.get(int(candidates.edge[i]))
             if same is None:
@@ -363,16 +452,24 @@ def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints
             e = candidates.edge[i]
             direct = (candidates.connector_m[i] + np.abs(points.frac[same] - candidates.frac[i]) * graph.length_m[e]
                       + points.connector_m[same]) * s_per_m[e]
-            hit = same[direct <= limit]
-            rows.append(np.full(len(hit), i))
-            cols.append(hit)
+            cost[i - lo, same] = np.minimum(cost[i - lo, same], direct)
+        r, c = np.nonzero(cost <= limit)
+        rows.append(idx[r])
+        cols.append(c)
+        costs.append(cost[r, c])
         if on_chunk:
             on_chunk(len(idx))
-    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    matrix = sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, col)), shape=(len(candidates), len(points)))
-    matrix.sum_duplicates()
-    return matrix
+    empty = np.zeros(0, dtype=np.int64)
+    return (np.concatenate(rows) if rows else empty, np.concatenate(cols) if cols else empty,
+            np.concatenate(costs) if costs else np.zeros(0))
+
+
+def coverage_pairs(graph: RoadGraph, s_per_m: np.ndarray, candidates: EdgePoints, points: EdgePoints,
+                   limit_s: float, *, chunk: int = 128, on_chunk=None) -> sparse.csr_matrix:
+    """Boolean matrix (candidates × points): True where a facility at the candidate would reach the point within
+    ``limit_s``."""
+    row, col, _ = pair_costs(graph, s_per_m, candidates, points, limit_s, chunk=chunk, on_chunk=on_chunk)
+    return sparse.csr_matrix((np.ones(len(row), dtype=bool), (row, col)), shape=(len(candidates), len(points)))
 
 
 @dataclass(frozen=True)

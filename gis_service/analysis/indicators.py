@@ -50,23 +50,26 @@ def indicator(id_: str, title: str, title_zh: str, value, unit: str, target: flo
             "comparison": comparison, "met": judge(value, target, comparison), "counts": counts, "method": method}
 
 
-def indicators(conn: sa.Connection, *, measure_srid: int = 4545, settings: AnalysisSettings | None = None,
-               use_cache: bool = True) -> dict:
-    """Every spatial indicator of the plan listed in DOMAIN.md, in the plan's order."""
+def indicators(conn: sa.Connection, *, county: str | None = None, measure_srid: int = 4545,
+               settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
+    """Every spatial indicator of the plan listed in DOMAIN.md, in the plan's order, for ``county`` (6-digit code)
+    or for every county in the database together."""
     settings = settings or AnalysisSettings()
+    county = net.check_county(county, conn)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
-    key = ("indicators",) + network.key("roads", "settlements", "admin_divisions", *FACILITY_LAYERS)
+    key = ("indicators", county) + network.key("roads", "settlements", "admin_divisions", *FACILITY_LAYERS)
 
     def compute() -> dict:
         started = time.perf_counter()
         items = [
-            _floor_area(conn),
-            *_centre_shares(conn),
-            _burial(conn, network, settings),
-            *_elder_care(conn),
-            _fifteen_minutes(conn, network, settings),
+            _floor_area(conn, county),
+            *_centre_shares(conn, county),
+            _burial(conn, network, settings, county),
+            *_elder_care(conn, county),
+            _fifteen_minutes(conn, network, settings, county),
         ]
-        return {"indicators": items, "computed_ms": round((time.perf_counter() - started) * 1000, 1),
+        return {"indicators": items, "county": county,
+                "computed_ms": round((time.perf_counter() - started) * 1000, 1),
                 "data_versions": dict(network.versions)}
 
     if not use_cache:
@@ -74,13 +77,20 @@ def indicators(conn: sa.Connection, *, measure_srid: int = 4545, settings: Analy
     return net.cached_result(key, compute)
 
 
-def _townships(conn: sa.Connection) -> pd.DataFrame:
+def _townships(conn: sa.Connection, county: str | None) -> pd.DataFrame:
     return features.read_frame_of_records(conn, DIVISIONS, ["code", "name"], equals={"level": "township"},
-                                          order_by=["code"])
+                                          starting={"code": county}, order_by=["code"])
 
 
-def _floor_area(conn: sa.Connection) -> dict:
-    divisions, centres, households = read_inputs(conn)
+def _in_townships_of(frame: pd.DataFrame, county: str | None) -> pd.DataFrame:
+    """The rows of ``frame`` (with ``township_code``) in ``county``; every row when None."""
+    if county is None or not len(frame):
+        return frame
+    return frame[frame["township_code"].fillna("").str.startswith(county)].reset_index(drop=True)
+
+
+def _floor_area(conn: sa.Connection, county: str | None) -> dict:
+    divisions, centres, households = read_inputs(conn, county)
     county = area_table(divisions, centres, households, level="county")
     villages = area_table(divisions, centres, households, level="village")
     row = county[0] if county else {"floor_area_m2": 0.0, "households": 0, "m2_per_100_households": None}
@@ -93,9 +103,9 @@ def _floor_area(conn: sa.Connection) -> dict:
         "county: Σ floor area of existing community service centres ÷ households × 100 (see /analysis/facility-area)")
 
 
-def _centre_shares(conn: sa.Connection) -> list[dict]:
-    centres = features.counted_with_township(conn, CENTRES)
-    townships = _townships(conn)
+def _centre_shares(conn: sa.Connection, county: str | None) -> list[dict]:
+    centres = _in_townships_of(features.counted_with_township(conn, CENTRES), county)
+    townships = _townships(conn, county)
     with_volunteers = int(centres["volunteer_point"].sum()) if len(centres) else 0
     protected = set(centres.loc[centres["minor_protection_station"].astype(bool), "township_code"]) if len(
         centres) else set()
@@ -112,20 +122,23 @@ def _centre_shares(conn: sa.Connection) -> list[dict]:
     ]
 
 
-def _burial(conn: sa.Connection, network: net.Network, settings: AnalysisSettings) -> dict:
-    cemeteries = features.counted_with_township(conn, CEMETERIES)
-    townships = _townships(conn)
+def _burial(conn: sa.Connection, network: net.Network, settings: AnalysisSettings, county: str | None) -> dict:
+    cemeteries = _in_townships_of(features.counted_with_township(conn, CEMETERIES), county)
+    townships = _townships(conn, county)
     public = cemeteries[cemeteries["kind"].isin(BURIAL_KINDS) & cemeteries["public_welfare"].astype(bool)] if len(
         cemeteries) else cemeteries
     own = set(public["township_code"]) if len(public) else set()
     travel = make_travel(settings, mode="drive", minutes=BURIAL_REACH_MINUTES)
-    joined = net.facilities(conn, network, CEMETERIES, None)
+    joined = net.facilities(conn, network, CEMETERIES, None, county)
     keep = joined.frame["id"].isin(public["id"]).to_numpy() if len(public) else np.zeros(len(joined.frame), bool)
     sites = joined.subset(keep)
-    people = net.settlements(conn, network)
-    graph = network.graph
+    people = net.settlements(conn, network, county)
+    graph, site_points, people_points = network.graph, sites.points, people.points
+    if county is not None:
+        region = net.county_region(network, county, [people, sites], travel)
+        graph, site_points, people_points = region.graph, region.local(sites.points), region.local(people.points)
     s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
-    costs = nearest_facility_costs(graph, s_per_m, sites.points, people.points, limit_s=travel.limit_s)
+    costs = nearest_facility_costs(graph, s_per_m, site_points, people_points, limit_s=travel.limit_s)
     reached = costs.cost_s <= travel.limit_s
     frame = people.frame.assign(reached=np.where(reached, people.frame["households"], 0))
     by_township = frame.groupby("township_code")[["households", "reached"]].sum() if len(frame) else None
@@ -146,9 +159,9 @@ def _burial(conn: sa.Connection, network: net.Network, settings: AnalysisSetting
         f"more than half their households within {BURIAL_REACH_MINUTES:g} minutes' drive of one (along roads)")
 
 
-def _elder_care(conn: sa.Connection) -> list[dict]:
-    homes = features.counted_with_township(conn, ELDER_CARE)
-    townships = _townships(conn)
+def _elder_care(conn: sa.Connection, county: str | None) -> list[dict]:
+    homes = _in_townships_of(features.counted_with_township(conn, ELDER_CARE), county)
+    townships = _townships(conn, county)
     institutions = homes[homes["kind"].isin(INSTITUTION_KINDS)] if len(homes) else homes
     beds = int(institutions["beds"].sum()) if len(institutions) else 0
     nursing = int(institutions["nursing_beds"].sum()) if len(institutions) else 0
@@ -175,12 +188,13 @@ def _elder_care(conn: sa.Connection) -> list[dict]:
     ]
 
 
-def _fifteen_minutes(conn: sa.Connection, network: net.Network, settings: AnalysisSettings) -> dict:
+def _fifteen_minutes(conn: sa.Connection, network: net.Network, settings: AnalysisSettings,
+                     county: str | None) -> dict:
     travel = make_travel(settings, mode="walk", minutes=15)
-    served = compute_served(conn, network, travel, layer="elder_care", kind=None, method="network")
+    served = compute_served(conn, network, travel, layer="elder_care", kind=None, method="network", county=county)
     frame = served.settlements.frame.assign(served=served.served)
-    communities = features.read_frame_of_records(conn, DIVISIONS, ["code"],
-                                                 equals={"level": "village", "kind": "社区"})
+    communities = features.read_frame_of_records(conn, DIVISIONS, ["code"], equals={"level": "village", "kind": "社区"},
+                                                 starting={"code": county})
     in_community = frame["village_code"].isin(communities["code"]) if len(frame) else pd.Series(dtype=bool)
     urban = frame[in_community]
     households = int(urban["households"].sum()) if len(urban) else 0

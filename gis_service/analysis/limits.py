@@ -70,6 +70,13 @@ def check_time() -> None:
             f"(GIS_ANALYSIS_TIMEOUT_S); ask for less at once: {deadline.advice}", budget_s=deadline.budget_s)
 
 
+def remaining_s() -> float | None:
+    """Seconds left in the current analysis's budget (at least 0), or None without a budget. For work that cannot
+    call :func:`check_time` itself, such as a solver given a time limit."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else max(0.0, deadline.at - time.monotonic())
+
+
 def resident_mb() -> float:
     """This process's resident set, MB."""
     with open("/proc/self/statm") as statm:

@@ -8,7 +8,16 @@ current ones the tables are rebuilt:
 - inside ``conn``'s transaction when it holds uncommitted road changes (a test, an import being checked).
 
 Versions come from ``data_versions`` (bumped by statement-level triggers, values from a sequence, so never
-reused), so a cached graph, point join or answer can never outlive the data it was computed from.
+reused), so a cached graph, point join or answer can never outlive the data it was computed from. Each worker
+process keeps its own caches (:data:`GRAPHS`, :data:`POINTS`, :data:`RESULTS`), all keyed by those versions, so
+that a change made through any worker, host or command is seen by every one at its next request. The graph's
+arrays themselves are shared: saved once in the data folder and memory-mapped (:mod:`.graphfiles`,
+:func:`keep_graphs_in`). Points are joined to the network in PostGIS (the GiST index of ``network_edges``), so no
+worker holds the edges' geometry.
+
+With several counties in one database (a province), an analysis for one county (``county=``) reads that county's
+settlements and facilities only and searches a region of the graph (:func:`county_region`): the nodes within the
+reach of the travel limit around them, so its cost follows the county's size, not the database's.
 """
 
 from __future__ import annotations
@@ -21,15 +30,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from gis_service.analysis.graph import EdgePoints, RoadGraph
-from gis_service.analysis.travel import AnalysisSettings
-from gis_service.errors import NoNetworkError
-from gis_service.layers.base import Layer
+from gis_service.analysis import graphfiles
+from gis_service.analysis.graph import EdgePoints, Region, RoadGraph
+from gis_service.analysis.travel import COST_TOLERANCE_S, AnalysisSettings, Travel
+from gis_service.errors import InvalidInputError, NetworkBuildingError, NoNetworkError
+from gis_service.layers.base import Layer, Population
 from gis_service.layers.registry import DEMAND_LAYER, DIVISIONS, ROADS
 from gis_service.store import features as feature_store
 
@@ -117,6 +128,8 @@ class AnswerCache:
 
 
 GRAPHS = LRU(4)
+#: Parts of the graph cut out for one county's analyses (:func:`county_region`).
+REGIONS = LRU(16)
 POINTS = LRU(32)
 RESULTS = AnswerCache(max_entries=32, max_bytes=64 * 2**20)
 
@@ -138,24 +151,40 @@ class BuildGate:
     def busy(self) -> bool:
         return self._builds > 0
 
-    @contextlib.contextmanager
-    def building(self) -> Iterator[None]:
+    def begin(self) -> None:
+        """A build starts (busy until the matching :meth:`end`)."""
         with self._lock:
             self._builds += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self._builds -= 1
+
+    @contextlib.contextmanager
+    def building(self) -> Iterator[None]:
+        self.begin()
         try:
             yield
         finally:
-            with self._lock:
-                self._builds -= 1
+            self.end()
 
 
 BUILD_GATE = BuildGate()
 _GRAPH_LOAD = threading.Lock()
+#: Where graphs are saved and memory-mapped from (``DATA_DIR/network``); None: each process reads its own copy.
+_graph_root: Path | None = None
+
+
+def keep_graphs_in(folder: Path | None) -> None:
+    """Save road graphs in ``folder`` and memory-map them from there (this process's setting; ``serve`` and its
+    workers pass ``DATA_DIR/network``), or keep them in memory only (None)."""
+    global _graph_root
+    _graph_root = Path(folder) if folder is not None else None
 
 
 def clear_caches() -> None:
     """Forget every cached graph, point join and answer (the benchmark uses it to time cold runs)."""
-    for cache in (GRAPHS, POINTS, RESULTS):
+    for cache in (GRAPHS, REGIONS, POINTS, RESULTS):
         cache.clear()
 
 
@@ -195,12 +224,15 @@ def _fresh(state: dict, roads_version: int, srid: int, speeds: dict) -> bool:
 
 
 def ensure_network(conn: sa.Connection, *, measure_srid: int, settings: AnalysisSettings) -> Network:
-    """The network for the data ``conn`` sees, rebuilding the tables if roads, SRID or speeds changed."""
+    """The network for the data ``conn`` sees, rebuilding the tables if roads, SRID or speeds changed. On a hot
+    standby, which cannot write, a network not yet rebuilt on the primary raises NetworkBuildingError (503)."""
     versions = data_versions(conn)
     speeds = settings.fingerprint()
     state = _state(conn)
     roads_version = versions["roads"]
     if not _fresh(state, roads_version, measure_srid, speeds):
+        if conn.execute(sa.text("SELECT pg_is_in_recovery()")).scalar():
+            raise NetworkBuildingError(state["build_seconds"] or 5)
         if _committed_roads_version(conn) == roads_version:
             engine = conn.engine
             with BUILD_GATE.building(), engine.begin() as own:
@@ -212,14 +244,15 @@ def ensure_network(conn: sa.Connection, *, measure_srid: int, settings: Analysis
         if not _fresh(_state(conn), roads_version, measure_srid, speeds):
             rebuild_network(conn, measure_srid=measure_srid, settings=settings)
         state = _state(conn)
-    key = (state["instance"], roads_version, measure_srid, json.dumps(speeds, sort_keys=True))
+    key = _graph_key(state, roads_version, measure_srid, speeds)
     graph = GRAPHS.get(key)
     if graph is None:
         # one thread loads it (seconds at scale 10), the others that missed wait for that one
         with BUILD_GATE.building(), _GRAPH_LOAD:
             graph = GRAPHS.get(key)
             if graph is None:
-                graph = load_graph(conn)
+                graph = load_graph(conn, graphfiles.folder_name(state["instance"], roads_version, measure_srid,
+                                                                speeds))
                 GRAPHS.put(key, graph)
     if graph.n_edges == 0:
         raise NoNetworkError("the roads layer is empty: there is no network to measure along; import roads first")
@@ -228,6 +261,19 @@ def ensure_network(conn: sa.Connection, *, measure_srid: int, settings: Analysis
                    | {"built_at": state["built_at"].isoformat() if state["built_at"] else None})
 
 
+def _graph_key(state: dict, roads_version: int, measure_srid: int, speeds: dict) -> tuple:
+    return (state["instance"], roads_version, measure_srid, json.dumps(speeds, sort_keys=True))
+
+
+def network_ready(conn: sa.Connection, *, measure_srid: int, settings: AnalysisSettings) -> tuple[bool, float]:
+    """Whether an analysis would find the network built for the committed roads and its graph loaded in this
+    process (one query), and how long the last build took (seconds)."""
+    versions = data_versions(conn)
+    speeds = settings.fingerprint()
+    state = _state(conn)
+    ready = _fresh(state, versions["roads"], measure_srid, speeds) and GRAPHS.get(
+        _graph_key(state, versions["roads"], measure_srid, speeds)) is not None
+    return ready, float(state["build_seconds"] or 0.0)
 def ensure_network_if_roads(conn: sa.Connection, *, measure_srid: int, settings: AnalysisSettings) -> None:
     """:func:`ensure_network` when there are roads to build it from (the start-up warm-up); else nothing."""
     if feature_store.has_features(conn, ROADS):
@@ -293,16 +339,12 @@ def rebuild_network(conn: sa.Connection, *, measure_srid: int, settings: Analysi
     return seconds
 
 
-def load_graph(conn: sa.Connection) -> RoadGraph:
-    """The graph as the ``network_edges`` table holds it, with the edges' geometry (measure CRS)."""
-    import shapely
-
-    rows = conn.exec_driver_sql(
-        "SELECT id, source, target, length_m, road_class, ST_AsBinary(geom) FROM network_edges ORDER BY id").fetchall()
-    if not rows:
-        return RoadGraph.from_edges([], [], [], [], [], [])
-    ids, source, target, length, road_class, wkb = zip(*rows)
-    return RoadGraph.from_edges(ids, source, target, length, road_class, shapely.from_wkb([bytes(w) for w in wkb]))
+def load_graph(conn: sa.Connection, name: str | None = None) -> RoadGraph:
+    """The graph as the ``network_edges`` table holds it: memory-mapped from the data folder (saved there first if
+    needed) when graphs are kept there and ``name`` says which it is, else read into this process."""
+    if _graph_root is not None and name is not None:
+        return graphfiles.mapped_graph(_graph_root, name, conn)
+    return graphfiles.read_graph(conn)
 
 
 # -- points joined to the network ---------------------------------------------------------------------------------
@@ -324,61 +366,158 @@ class JoinedPoints:
         return self.frame[["x", "y"]].to_numpy(dtype=float)
 
 
+#: Each feature with its coordinates and the nearest point of the nearest network edge, found in PostGIS with
+#: the GiST index of ``network_edges`` (a nearest-neighbour scan per point; 0.25 s for the 2,902 settlements of
+#: the demo county): of the 8 nearest edges, the nearest, and of equally near ones the lowest id, as
+#: :meth:`RoadGraph.join` does in memory.
 _POINTS_SQL = """
 SELECT {columns}, ST_X(p.g) AS x, ST_Y(p.g) AS y,
-       ST_X(ST_Transform(f.geom, 4326)) AS lon, ST_Y(ST_Transform(f.geom, 4326)) AS lat
+       ST_X(ST_Transform(f.geom, 4326)) AS lon, ST_Y(ST_Transform(f.geom, 4326)) AS lat,
+       near.id AS edge_id, ST_LineLocatePoint(near.geom, p.g) AS frac, near.distance AS connector_m
 FROM {table} f
 CROSS JOIN LATERAL (SELECT ST_Transform(f.geom, :srid) AS g) p
+CROSS JOIN LATERAL (
+    SELECT id, geom, distance FROM (
+        SELECT id, geom, geom <-> p.g AS distance FROM network_edges ORDER BY geom <-> p.g LIMIT 8) candidates
+    ORDER BY distance, id LIMIT 1) near
 {joins}
 {where}
 ORDER BY f.id
 """
 
 
-def _points_sql(layer: Layer) -> str:
-    """The features of ``layer`` that count, with the columns its part in the network says the analyses read
-    (every identifier from the registry): a demand layer's features with their township (the parent of their
-    village), a facility layer's with their ``kind`` (NULL where the layer has one kind)."""
+def _points_sql(layer: Layer, county: str | None) -> str:
+    """The features of ``layer`` that count (of ``county`` when given), with the columns its part in the network
+    says the analyses read (every identifier from the registry): a demand layer's features with their township
+    (the parent of their village), a facility layer's with their ``kind`` (NULL where the layer has one kind)."""
     role = layer.network
     columns = ["f.id", *(f"f.{layer.field_named(name).name}" for name in role.columns)]
     joins = ""
     if role.role == "demand":
         joins = (f"LEFT JOIN {DIVISIONS.table} v ON v.code = f.{layer.field_named(role.village).name} "
                  f"AND v.{DIVISIONS.validity[1]} IS NULL")
-        columns.append("v.parent_code AS township_code")
+        columns += ["v.parent_code AS township_code", f"v.{DIVISIONS.field_named('urban_rural').name} AS urban_rural"]
     elif role.kind is None:
         columns.insert(2, "NULL::text AS kind")
+    where = [feature_store.counted_sql(layer, "f")] if role.counts else []
+    if county is not None:
+        where.append(_in_county(role.village or feature_store.division_field_of(layer), county))
     return _POINTS_SQL.format(columns=", ".join(columns), table=layer.table, joins=joins,
-                              where=f"WHERE {feature_store.counted_sql(layer, 'f')}" if role.counts else "")
+                              where=f"WHERE {' AND '.join(where)}" if where else "")
 
 
-def _join(conn: sa.Connection, network: Network, key: tuple, sql: str) -> JoinedPoints:
-    """Read the features (coordinates in the measure CRS) and join them to the nearest point on the nearest
-    edge; kept per data versions."""
+def check_county(county: str | None, conn: sa.Connection | None = None) -> str | None:
+    """A county's 6-digit code (or its 12-digit statistical code), as 6 digits; None or empty: every county. With
+    ``conn``, the county must be in the database."""
+    if county in (None, ""):
+        return None
+    if not (county.isascii() and county.isdigit() and (len(county) == 6 or (len(county) == 12
+                                                                            and county.endswith("000000")))):
+        raise InvalidInputError(f"county must be a county's 6-digit code, e.g. 500241 (or its 12-digit code "
+                                f"500241000000); got {county[:40]!r}")
+    if conn is not None:
+        known = [row["code"][:6] for row in feature_store.read_records(conn, DIVISIONS, ["code"],
+                                                                       equals={"level": "county"}, order_by=["code"])]
+        if county[:6] not in known:
+            raise InvalidInputError(f"county {county[:6]} is not in the database; the counties are: "
+                                    f"{', '.join(known) or 'none'}")
+    return county[:6]
+
+
+def _in_county(code_column: str, county: str | None) -> str:
+    """SQL condition: the feature lies in ``county`` (by its division code, or without one by the county's
+    polygon); TRUE for every county."""
+    if county is None:
+        return "TRUE"
+    return (f"(f.{code_column} LIKE :county_prefix OR (f.{code_column} IS NULL AND ST_Intersects(f.geom, ("
+            f"SELECT c.geom FROM {DIVISIONS.table} c WHERE c.code = :county_code "
+            f"AND c.{DIVISIONS.validity[1]} IS NULL))))")
+
+
+def _join(conn: sa.Connection, network: Network, key: tuple, sql: str, county: str | None) -> JoinedPoints:
+    """Read the features (coordinates in the measure CRS) with the nearest point on the nearest edge; kept per
+    data versions."""
     cached = POINTS.get(key)
     if cached is not None:
         return cached
-    result = conn.execute(sa.text(sql), {"srid": network.srid})
+    params = {"srid": network.srid}
+    if county is not None:
+        params |= {"county_prefix": f"{county}%", "county_code": county.ljust(12, "0")}
+    result = conn.execute(sa.text(sql), params)
     frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-    joined = JoinedPoints(frame, network.graph.join(frame[["x", "y"]].to_numpy(dtype=float)))
+    points = EdgePoints(network.graph.edge_index(frame["edge_id"].to_numpy(dtype=np.int64)),
+                        np.clip(frame["frac"].to_numpy(dtype=float), 0.0, 1.0),
+                        frame["connector_m"].to_numpy(dtype=float))
+    joined = JoinedPoints(frame.drop(columns=["edge_id", "frac", "connector_m"]), points)
     POINTS.put(key, joined)
     return joined
 
 
-def settlements(conn: sa.Connection, network: Network) -> JoinedPoints:
-    """Every settlement (the demand layer's features) joined to the network, with its households, village and
-    township."""
+def settlements(conn: sa.Connection, network: Network, county: str | None = None) -> JoinedPoints:
+    """Every settlement (the demand layer's features; of ``county``, when given) joined to the network, with its
+    households, village and township."""
     layer = DEMAND_LAYER
     tables = (ROADS.table, layer.table, DIVISIONS.table)
-    return _join(conn, network, (layer.id,) + network.key(*tables), _points_sql(layer))
+    return _join(conn, network, (layer.id, county) + network.key(*tables), _points_sql(layer, county), county)
 
 
-def facilities(conn: sa.Connection, network: Network, layer: Layer, kind: str | None) -> JoinedPoints:
-    """The facilities of ``layer`` that count (the existing ones; of ``kind`` when given) joined to the network."""
-    joined = _join(conn, network, (layer.id,) + network.key(ROADS.table, layer.table), _points_sql(layer))
+def of_population(people: JoinedPoints, population: Population) -> JoinedPoints:
+    """The settlements of ``population`` (those whose village is urban or rural, as it says; all for everyone)."""
+    if population.urban_rural is None:
+        return people
+    return people.subset(people.frame["urban_rural"].to_numpy() == population.urban_rural)
+
+
+def facilities(conn: sa.Connection, network: Network, layer: Layer, kind: str | None,
+               county: str | None = None) -> JoinedPoints:
+    """The facilities of ``layer`` that count (the existing ones; of ``kind``, in ``county``, when given) joined to
+    the network."""
+    tables = (ROADS.table, layer.table, DIVISIONS.table)
+    joined = _join(conn, network, (layer.id, county) + network.key(*tables), _points_sql(layer, county), county)
     if kind is None:
         return joined
     return joined.subset(joined.frame["kind"].to_numpy() == kind)
+
+
+def places_at(conn: sa.Connection, xy: np.ndarray, measure_srid: int) -> list[dict]:
+    """For points in EPSG:``measure_srid`` (metres): lon and lat (EPSG:4326) and the current village (code, name)
+    and township code each lies in (None outside every village)."""
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    if not len(xy):
+        return []
+    rows = conn.execute(sa.text("""
+        SELECT ST_X(g.p) AS lon, ST_Y(g.p) AS lat, v.code AS village_code, v.name AS village_name,
+               v.parent_code AS township_code
+        FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS t(x, y, i)
+        CROSS JOIN LATERAL (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(t.x, t.y), :srid), 4326) AS p) g
+        LEFT JOIN LATERAL (SELECT code, name, parent_code FROM admin_divisions d
+                           WHERE d.level = 'village' AND d.valid_to IS NULL
+                             AND ST_Contains(d.geom, ST_Transform(g.p, 4490)) ORDER BY code LIMIT 1) v ON true
+        ORDER BY t.i"""), {"xs": xy[:, 0].tolist(), "ys": xy[:, 1].tolist(), "srid": measure_srid}).mappings().all()
+    return [dict(r) for r in rows]
+def reach_m(travel: Travel) -> float:
+    """The farthest, in a straight line, anything can be within ``travel``'s limit: the limit at the fastest speed
+    (a road is never shorter than the straight line between its ends), in metres."""
+    return (travel.limit_s + COST_TOLERANCE_S) * max(travel.speeds_kmh_by_road_class.values()) / 3.6 + 1.0
+
+
+def county_region(network: Network, county: str, joined: list[JoinedPoints], travel: Travel) -> Region:
+    """The part of the graph one county's analysis needs: every node within ``reach_m(travel)`` of the box around
+    the county's points (``joined``), and the edges the points lie on. Any node reachable within the limit from a
+    point inside the box lies inside it, and so does every node on the way, so costs within the limit are those
+    of the whole graph; a cost beyond it (the distance of an unserved settlement) is measured along the roads of the
+    region. Kept per data versions, county and reach."""
+    reach = reach_m(travel)
+    xy = np.concatenate([j.xy for j in joined] + [np.zeros((0, 2))])
+    lo, hi = (xy.min(axis=0) - reach, xy.max(axis=0) + reach) if len(xy) else (np.zeros(2), np.zeros(2))
+    bounds = tuple(float(v) for v in (*lo, *hi))
+    edges = np.unique(np.concatenate([j.points.edge for j in joined] + [np.zeros(0, dtype=np.int64)]))
+    key = (county, bounds, hash(edges.tobytes())) + network.key("roads")
+    region = REGIONS.get(key)
+    if region is None:
+        region = network.graph.region(bounds, with_edges=edges)
+        REGIONS.put(key, region)
+    return region
 
 
 def cached_result(key: tuple, compute: Callable[[], dict]) -> dict:

@@ -99,39 +99,44 @@ def _grown_union(parts: np.ndarray, buffer_m: float) -> shapely.Geometry:
 
 
 def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
-                  mode: str = "walk", buffer_m: float = 50.0, measure_srid: int = 4545,
+                  mode: str = "walk", buffer_m: float = 50.0, county: str | None = None, measure_srid: int = 4545,
                   settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
     """A GeoJSON FeatureCollection (EPSG:4326): one feature per existing facility of ``layer`` (and ``kind``),
     its geometry the reached roads grown by ``buffer_m`` metres, its properties the facility, the reached road
-    length in metres and the area in m² (both measured in EPSG:``measure_srid``)."""
+    length in metres and the area in m² (both measured in EPSG:``measure_srid``). ``county``: that county's
+    facilities only (6-digit code)."""
     settings = settings or AnalysisSettings()
     spec, kind = check_facilities(layer, kind)
+    county = net.check_county(county, conn)
     if not (MIN_BUFFER_M <= buffer_m <= MAX_BUFFER_M):
         raise InvalidInputError(f"buffer_m must be between {MIN_BUFFER_M:g} and {MAX_BUFFER_M:g} metres; "
                                 f"got {buffer_m}")
     travel = make_travel(settings, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
-    params = (layer, kind, travel.mode, travel.minutes, float(buffer_m),
+    params = (layer, kind, travel.mode, travel.minutes, float(buffer_m), county,
               tuple(sorted(travel.speeds_kmh_by_road_class.items())))
-    key = ("service_areas", params) + network.key("roads", layer)
+    key = ("service_areas", params) + network.key("roads", layer, "admin_divisions")
 
     def compute() -> dict:
         started = time.perf_counter()
-        sites = net.facilities(conn, network, spec, kind)
-        graph = network.graph
+        sites = net.facilities(conn, network, spec, kind, county)
+        graph, points = network.graph, sites.points
+        if county is not None:
+            region = net.county_region(network, county, [sites], travel)
+            graph, points = region.graph, region.local(points)
         s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
-        csr = road_csr(graph, s_per_m, sites.points)
+        csr = road_csr(graph, s_per_m, points)
         ids = sites.frame["id"].to_numpy(dtype=np.int64) if len(sites.frame) else np.zeros(0, dtype=np.int64)
         xy = sites.frame[["x", "y"]].to_numpy(dtype=float) if len(sites.frame) else np.zeros((0, 2))
         owner, edge, start, end, reached = [], [], [], [], {}
         drawn = 0
-        for lo in range(0, len(sites.points), SOURCES_AT_ONCE):
-            index = np.arange(lo, min(lo + SOURCES_AT_ONCE, len(sites.points)))
+        for lo in range(0, len(points), SOURCES_AT_ONCE):
+            index = np.arange(lo, min(lo + SOURCES_AT_ONCE, len(points)))
             node_costs = single_source_node_costs(csr, graph.n_nodes, graph.n_nodes + index, travel.limit_s)
             for row, i in zip(node_costs, index):
-                e, a, b = reached_pieces(graph, s_per_m, row, travel.limit_s, sites.points.take([i]))
+                e, a, b = reached_pieces(graph, s_per_m, row, travel.limit_s, points.take([i]))
                 drawn += len(e)
-                check_reach(drawn, int(i) + 1, len(sites.points))
+                check_reach(drawn, int(i) + 1, len(points))
                 owner.append(np.full(len(e), i))
                 edge.append(e)
                 start.append(a)
@@ -139,10 +144,10 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
                 reached[int(ids[i])] = (len(np.unique(e)), float(np.sum((b - a) * graph.length_m[e])))
             check_time()
         owner, edge = np.concatenate(owner or [[]]).astype(np.int64), np.concatenate(edge or [[]]).astype(np.int64)
-        pieces = substrings(graph.geoms[edge], np.concatenate(start or [[]]), np.concatenate(end or [[]]))
-        feet = shapely.line_interpolate_point(graph.geoms[sites.points.edge], sites.points.frac, normalized=True)
+        pieces = substrings(graph.lines(edge), np.concatenate(start or [[]]), np.concatenate(end or [[]]))
+        feet = shapely.line_interpolate_point(graph.lines(points.edge), points.frac, normalized=True)
         connectors = shapely.linestrings(np.stack([xy, shapely.get_coordinates(feet).reshape(-1, 2)], axis=1))
-        with_connector = sites.points.connector_m > 0
+        with_connector = points.connector_m > 0
         parts = np.concatenate([pieces, connectors[with_connector]])
         part_of = np.concatenate([owner, np.flatnonzero(with_connector)])
         order = np.argsort(part_of, kind="stable")
@@ -164,13 +169,14 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
                     "facility_id": int(row.id), "name": row.name, "kind": row.kind, "layer": layer,
                     "division_code": row.division_code, "edges_reached": edges_reached,
                     "reached_road_m": round(length_m, 1), "area_m2": round(area_m2, 1),
-                    "connector_m": round(float(sites.points.connector_m[i]), 1),
+                    "connector_m": round(float(points.connector_m[i]), 1),
                 },
             })
         return {
             "type": "FeatureCollection",
             "features": features,
             "parameters": {**travel.describe(), "layer": layer, "kind": kind, "buffer_m": float(buffer_m),
+                           "county": county,
                            "method": "network", "crs_measured": f"EPSG:{network.srid}"},
             "computed_ms": round((time.perf_counter() - started) * 1000, 1),
         }

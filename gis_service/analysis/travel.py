@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS, Layer
+from gis_service.layers.base import POPULATIONS, Population
 from gis_service.layers.registry import ROADS
 
 #: The road classes, in the registry's order.
@@ -154,3 +155,17 @@ def check_facilities(layer: str, kind: str | None) -> tuple[Layer, str | None]:
     if kind not in spec.kinds:
         raise InvalidInputError(f"kind must be one of {', '.join(spec.kinds)} for layer {layer}; got {kind!r}")
     return spec, kind
+
+
+def check_population(layer: Layer, kind: str | None, population: str | None) -> Population:
+    """The households asked for by ``population``, else those the layer declares ``kind`` is for."""
+    if population in (None, ""):
+        return layer.network.population(kind)
+    if population not in POPULATIONS:
+        raise InvalidInputError(f"population must be one of {', '.join(POPULATIONS)}; got {population!r}")
+    return POPULATIONS[population]
+
+
+def describe_population(population: Population) -> dict:
+    """What an answer says of the households it counted (``served_population``)."""
+    return {"code": population.code, "label_zh": population.label_zh, "description": population.description}

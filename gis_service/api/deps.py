@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -14,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from gis_service.analysis.limits import TRIM_AFTER_GROWTH_MB, give_memory_back, resident_mb
 from gis_service.auth import Principal, authenticate
-from gis_service.db.engine import FAST_READS, MAX_SESSIONS
-from gis_service.errors import AnalysesBusyError
+from gis_service.db.engine import FAST_READS, MAX_SESSIONS, TILE_READS
+from gis_service.db.replicas import PRIMARY_READS, ReadRouter
+from gis_service.errors import AnalysesBusyError, NetworkBuildingError, NoNetworkError
 from gis_service.settings import Settings
 
 
@@ -24,11 +29,47 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def read_engine(request: Request) -> sa.Engine:
+    """The engine of this request: the primary for writes, for the reads that must see a write
+    (:data:`~gis_service.db.replicas.PRIMARY_READS`) and for a read sent again after a standby failed it; else the
+    primary or a standby, in turn (:class:`~gis_service.db.replicas.ReadRouter`)."""
+    router: ReadRouter = request.app.state.read_router
+    state = request.scope.setdefault("state", {})
+    route = request.scope.get("route")
+    if (request.method not in ("GET", "HEAD") or state.get("primary_only") or not router.standbys
+            or (route is not None and route.path in PRIMARY_READS)):
+        return router.primary
+    engine, standby = router.engine_for_read()
+    if standby is not None:
+        state["read_from_standby"], state["read_router"] = standby, router
+    return engine
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """A session per request. Writes call ``session.commit()`` before answering; anything not committed is
-    rolled back when the request ends. (Tests bind it to their own transaction with savepoints.)"""
-    with Session(request.app.state.engine) as session:
+    """A session per request, on :func:`read_engine`'s engine. Writes call ``session.commit()`` before answering
+    (which sends this host's reads to the primary until the standbys have it); anything not committed is rolled
+    back when the request ends. (Tests bind it to their own transaction with savepoints.)"""
+    session = Session(read_engine(request))
+    session.info["read_router"] = request.app.state.read_router
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except sa.exc.DBAPIError as exc:
+            # the database went away after the answer was made (a standby killed, a restart): the connection is
+            # gone with it, and the answer must not be lost to a failed ROLLBACK (the pool replaces the connection)
+            from gis_service.api.middleware import database_away
+
+            if not database_away(exc):
+                raise
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _note_write(session: Session) -> None:
+    router = session.info.get("read_router")
+    if router is not None:
+        router.note_write()
 
 
 #: At most MAX_SESSIONS requests hold a session (and its connection) at once; the pool is sized for them
@@ -45,11 +86,41 @@ def get_connection(session: SessionDep) -> sa.Connection:
 ReadRunner = Callable[..., Awaitable[Any]]
 
 
-def _fast_read_limiter(app) -> anyio.CapacityLimiter:
-    limiter = getattr(app.state, "fast_read_limiter", None)
+def _limiter(app, name: str, limit: int) -> anyio.CapacityLimiter:
+    limiter = getattr(app.state, name, None)
     if limiter is None:  # made in the event loop, on first use
-        limiter = app.state.fast_read_limiter = anyio.CapacityLimiter(FAST_READS)
+        limiter = anyio.CapacityLimiter(limit)
+        setattr(app.state, name, limiter)
     return limiter
+
+
+def _read_runner(request: Request, limiter: anyio.CapacityLimiter) -> ReadRunner:
+    router: ReadRouter = request.app.state.read_router
+    primary_only = request.scope.get("state", {}).get("primary_only", False)
+
+    async def read(work: Callable[[sa.Connection], Any], *, transaction: bool = False) -> Any:
+        def run(engine: sa.Engine) -> Any:
+            if transaction:
+                with engine.connect() as conn, conn.begin():
+                    return work(conn)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                return work(conn)
+
+        def in_thread() -> Any:
+            engine, standby = (router.primary, None) if primary_only else router.engine_for_read()
+            try:
+                return run(engine)
+            except sa.exc.DBAPIError as exc:
+                from gis_service.api.middleware import database_away
+
+                if standby is None or not database_away(exc):
+                    raise
+                router.mark_down(standby, "it failed a read (answered again from the primary)")
+                return run(router.primary)
+
+        return await anyio.to_thread.run_sync(in_thread, limiter=limiter)
+
+    return read
 
 
 async def get_read_runner(request: Request) -> ReadRunner:
@@ -60,25 +131,19 @@ async def get_read_runner(request: Request) -> ReadRunner:
     without a transaction (no BEGIN and ROLLBACK round trips: for statements that need no ``SET LOCAL`` and no
     consistency between them), or with ``transaction=True`` one inside a transaction that is rolled back.
     Tests replace it with their own transaction."""
-    engine = request.app.state.engine
-    limiter = _fast_read_limiter(request.app)
+    return _read_runner(request, _limiter(request.app, "fast_read_limiter", FAST_READS))
 
-    async def read(work: Callable[[sa.Connection], Any], *, transaction: bool = False) -> Any:
-        def in_thread() -> Any:
-            if transaction:
-                with engine.connect() as conn, conn.begin():
-                    return work(conn)
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                return work(conn)
 
-        return await anyio.to_thread.run_sync(in_thread, limiter=limiter)
-
-    return read
+async def get_tile_runner(request: Request) -> ReadRunner:
+    """For vector tiles: the same as :func:`get_read_runner`, with TILE_READS turns of their own, so that tiles
+    being rendered do not hold up type-ahead, nor type-ahead tiles. Tests replace it with their own transaction."""
+    return _read_runner(request, _limiter(request.app, "tile_limiter", TILE_READS))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnectionDep = Annotated[sa.Connection, Depends(get_connection)]
 ReadRunnerDep = Annotated[ReadRunner, Depends(get_read_runner)]
+TileRunnerDep = Annotated[ReadRunner, Depends(get_tile_runner)]
 
 #: Documents the bearer token (the ``bearer`` security scheme) on the operations that depend on it; the token
 #: itself is checked by :func:`gis_service.auth.authenticate`, whose messages say what is wrong with it.
@@ -101,14 +166,108 @@ def staff_reader(request: Request, response: Response, conn: ConnectionDep,
 NEEDS_TOKEN = [Depends(staff_reader)]
 
 
-async def wait_for_network_build() -> None:
-    """While this process builds the road network (the start-up warm-up, or the first analysis after roads
-    changed), a request that needs it waits here, before it takes a session, so that the sessions stay free for
-    every other request. Use it in a route's ``dependencies``: FastAPI solves those before the endpoint's own."""
+#: How long a request that needs the road network waits for a build before it is answered 503 with Retry-After:
+#: a build at demo scale 1 (2 s) is waited for; one at scale 10 (30 s) or of a province is not, so that no client
+#: waits past its own time-out (30 s for many) for an answer that would come too late.
+NETWORK_WAIT_S = 10
+
+
+async def wait_for_network_build(request: Request) -> None:
+    """Before a request that needs the road network takes a session: if the roads changed since the network was
+    built, or this process has not yet mapped the graph, start building or loading it in the background (one
+    thread per process; the tables themselves are built once, by whichever process takes the database's advisory
+    lock first), and wait for it at most NETWORK_WAIT_S, without a session, so that every other request goes on
+    being answered; then 503 with Retry-After. Use it in a route's ``dependencies``: FastAPI solves those before
+    the endpoint's own."""
     from gis_service.analysis.network import BUILD_GATE
 
+    builder = _network_builder(request.app)
+    last_build_s = await builder.start_unless_ready()
+    waited = 0.0
     while BUILD_GATE.busy:
+        if waited >= NETWORK_WAIT_S:
+            raise NetworkBuildingError(max(5.0, last_build_s - waited))
         await anyio.sleep(0.1)
+        waited += 0.1
+
+
+#: A network found ready is taken as ready for this long without asking the database again (at most one query a
+#: second however many analyses arrive). A change to the roads within it is built by the analysis itself.
+READY_RECHECK_S = 1.0
+
+
+@dataclass
+class _NetworkBuilder:
+    """Builds (or loads) the road network in a background thread of this process, one build at a time."""
+
+    engine: sa.Engine
+    settings: Settings
+    thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    checking: anyio.Lock | None = None
+    ready_at: float = -math.inf
+    last_build_s: float = 0.0
+
+    async def start_unless_ready(self) -> float:
+        """Start a build unless one runs or the network is :meth:`ready` (asked by one request at a time, and
+        remembered for READY_RECHECK_S); return how long the last build took (seconds)."""
+        from gis_service.analysis.network import BUILD_GATE
+
+        if not BUILD_GATE.busy and time.monotonic() - self.ready_at < READY_RECHECK_S:
+            return self.last_build_s  # no await: under load every switch to another task costs milliseconds
+        if self.checking is None:  # made in the event loop, on first use
+            self.checking = anyio.Lock()
+        async with self.checking:
+            if BUILD_GATE.busy or time.monotonic() - self.ready_at < READY_RECHECK_S:
+                return self.last_build_s
+            ready, self.last_build_s = await anyio.to_thread.run_sync(self.ready)
+            if ready:
+                self.ready_at = time.monotonic()
+            else:
+                self.start()
+            return self.last_build_s
+
+    def _analysis_settings(self):
+        from gis_service.analysis.travel import AnalysisSettings
+
+        return AnalysisSettings()
+
+    def ready(self) -> tuple[bool, float]:
+        from gis_service.analysis.network import network_ready
+
+        with self.engine.connect() as conn:
+            return network_ready(conn, measure_srid=self.settings.measure_srid, settings=self._analysis_settings())
+
+    def start(self) -> None:
+        from gis_service.analysis.network import BUILD_GATE
+
+        with self.lock:
+            if self.thread is not None and self.thread.is_alive():
+                return
+            BUILD_GATE.begin()  # busy from now on, before the thread runs
+            self.thread = threading.Thread(target=self._build, name="network-build", daemon=True)
+            self.thread.start()
+
+    def _build(self) -> None:
+        from gis_service.analysis.network import BUILD_GATE, ensure_network
+
+        try:
+            with self.engine.connect() as conn:
+                ensure_network(conn, measure_srid=self.settings.measure_srid, settings=self._analysis_settings())
+                conn.commit()
+        except NoNetworkError:
+            pass  # the analysis itself says so (409)
+        except Exception:  # the analysis that follows meets the same failure and answers it
+            logging.getLogger(__name__).exception("building the road network failed")
+        finally:
+            BUILD_GATE.end()
+
+
+def _network_builder(app) -> _NetworkBuilder:
+    builder = getattr(app.state, "network_builder", None)
+    if builder is None:
+        builder = app.state.network_builder = _NetworkBuilder(app.state.engine, app.state.settings)
+    return builder
 
 
 #: ``dependencies=`` of the routes that measure along the roads (the analyses, the maps that show them).

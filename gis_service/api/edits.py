@@ -36,7 +36,7 @@ WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
 def principal(request: Request, conn: ConnectionDep, _: Annotated[object, Depends(bearer_token)]) -> Principal:
     """The token's holder, once the token is checked and its write counted against the rate limit."""
     who = authenticate(conn, request.headers.get("authorization"))
-    request.app.state.write_limiter.spend(who.token_id)
+    request.app.state.write_limiter.spend(conn, who.token_id)
     return who
 
 

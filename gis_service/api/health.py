@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from gis_service import __version__
 from gis_service.api.deps import ConnectionDep
@@ -16,11 +16,13 @@ router = APIRouter(tags=["service"])
 
 @router.get("/health", summary="Service and database status",
             description="Database, PostGIS and pgRouting versions, the schema revision and the number of "
-            "features in each layer.", responses=error_responses(503))
-def health(conn: ConnectionDep) -> dict:
+            "features in each layer, and the standbys reads are spread over (their lag in seconds, whether they are "
+            "used now).", responses=error_responses(503))
+def health(conn: ConnectionDep, request: Request) -> dict:
     return {
         "status": "ok",
         "service_version": __version__,
         "database": {**server_versions(conn), "schema_revision": current_revision(conn)},
         "layers": layer_counts(conn),
+        "replicas": request.app.state.read_router.describe(),
     }

@@ -26,6 +26,7 @@ from gis_service.api.middleware import _allowed_methods
 from gis_service.auth import authenticate
 from gis_service.errors import NotFoundError
 from gis_service.layers import LAYERS
+from gis_service.ogc.tilecache import accepts_gzip
 from gis_service.settings import Settings
 
 #: Answers worth compressing: text and vector tiles (PNG, XLSX and ZIP are compressed already).
@@ -36,23 +37,6 @@ MIN_SIZE = 1024
 LEVEL = 5  # zlib's 5 is within 5 % of 9's size at about half its time on GeoJSON
 
 
-def accepts_gzip(headers: Headers) -> bool:
-    """Whether Accept-Encoding allows gzip (``gzip;q=0`` refuses it)."""
-    for part in headers.get("accept-encoding", "").lower().split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip() in ("gzip", "*"):
-            q = params.strip().removeprefix("q=")
-            return not (params.strip().startswith("q=") and _zero(q))
-    return False
-
-
-def _zero(q: str) -> bool:
-    try:
-        return float(q) == 0
-    except ValueError:
-        return False
-
-
 class Compression:
     """gzip for the answers in :data:`COMPRESSIBLE` the client accepts it for (pure ASGI: streaming-safe)."""
 
@@ -61,7 +45,7 @@ class Compression:
         self.minimum_size = minimum_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not accepts_gzip(Headers(scope=scope)):
+        if scope["type"] != "http" or not accepts_gzip(Headers(scope=scope).get("accept-encoding")):
             await self.app(scope, receive, send)
             return
         start: Message | None = None
@@ -80,6 +64,7 @@ class Compression:
             if compressor is None:
                 headers = MutableHeaders(raw=start["headers"])
                 media = headers.get("content-type", "").split(";")[0].strip().lower()
+                # "content-encoding" set: compressed already (the tile cache sends its gzip copy as it is)
                 if (media not in COMPRESSIBLE or "content-encoding" in headers or start["status"] < 200
                         or (not more and len(body) < self.minimum_size)):
                     passing = True

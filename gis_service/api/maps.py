@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from gis_service.analysis.limits import time_budget
 from gis_service.analysis.sites import MAX_K
 from gis_service.analysis.travel import MAX_MINUTES, MODE_LABELS_ZH, MODES
-from gis_service.api.analysis import FACILITY_KINDS, LESS_TRAVEL, AnalysisSettingsDep
+from gis_service.api.analysis import FACILITY_KINDS, LESS_TRAVEL, AnalysisSettingsDep, CountyQuery
 from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
 from gis_service.api.openapi import error_responses
 from gis_service.api.security import MAP_REFERRER_POLICY, map_policy
@@ -74,9 +74,9 @@ def _coverage_form(href: str) -> str:
     return _COVERAGE_FORM.format(href=href, kinds=kinds, modes=modes, default_layer=escape(default_layer))
 
 
-def map_page(html: str, *, basemap: str) -> HTMLResponse:
+def map_page(html: str, *, basemap: str, tile_url: str | None = None) -> HTMLResponse:
     """A page of the maps, with the security policy its inline scripts and basemap tiles need."""
-    return HTMLResponse(html, headers={"Content-Security-Policy": map_policy(basemap),
+    return HTMLResponse(html, headers={"Content-Security-Policy": map_policy(basemap, tile_url),
                                        "Referrer-Policy": MAP_REFERRER_POLICY})
 
 
@@ -127,14 +127,19 @@ def get_map(
                                        json_schema_extra={"enum": list(FACILITY_LAYERS)})] = None,
     k: Annotated[int | None, Query(description=f"Site suggestions: number of new sites, 1 to {MAX_K} (default 5).",
                                    json_schema_extra={"minimum": 1, "maximum": MAX_K})] = None,
+    county: CountyQuery = None,
 ) -> HTMLResponse:
+    from gis_service.analysis.network import check_county
     from gis_service.maps.builders import MapParameters, build_map
 
-    params = MapParameters(layer=layer, kind=kind or None, minutes=minutes, mode=mode, k=k)
+    params = MapParameters(layer=layer, kind=kind or None, minutes=minutes, mode=mode, k=k,
+                           county=check_county(county, conn))
     params.resolved(load_recipe(name))  # 404 for a name that is not a map, 400 for a bad parameter, before any work
     with time_budget(settings.analysis_timeout_s, advice=LESS_TRAVEL):
         html = build_map(conn, name, params=params,
                          measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
                          basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served",
-                         static_url="static", service_url="..")
-    return map_page(html, basemap=settings.map_basemap)
+                         static_url="static", service_url="..", tile_url=settings.map_tile_url,
+                         tile_attribution=settings.map_tile_attribution, organisation=settings.map_organisation,
+                         search_url="../placenames/search")
+    return map_page(html, basemap=settings.map_basemap, tile_url=settings.map_tile_url)

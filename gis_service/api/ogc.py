@@ -12,12 +12,13 @@ import json
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from gis_service import __version__
-from gis_service.api.deps import ConnectionDep, SettingsDep
+from gis_service.api.deps import ConnectionDep, SettingsDep, TileRunnerDep
 from gis_service.api.openapi import error_responses
+from gis_service.api.pages import portal, prefers_html
 from gis_service.edits import make_etag
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.layers import LAYERS, get_layer
@@ -28,8 +29,8 @@ from gis_service.ogc.crs import CRS84_URI, CRS_DOC, epsg_uri, parse_crs, served_
 from gis_service.ogc.openapi import MEDIA_TYPE as OPENAPI_MEDIA_TYPE
 from gis_service.ogc.openapi import to_openapi_30
 from gis_service.ogc.params import BIGINT_MAX, FORMATS, ItemsQuery, items_parameters, parse_format, parse_items_query
-from gis_service.settings import STORAGE_SRID
-from gis_service.store import tiles as tile_store
+from gis_service.ogc.tilecache import Tile, TileCache, accepts_gzip, etag_header, not_modified
+from gis_service.settings import STORAGE_SRID, Settings
 from gis_service.store.features import LayerSummary, fetch_feature, fetch_page
 
 router = APIRouter(tags=["OGC API - Features"])
@@ -139,6 +140,8 @@ _COLLECTION = error_responses(400, 404, 503)
 @router.get("/", summary="Landing page", description="Links to the API definition, the conformance classes and "
             "the collections.", responses={**_JSON_OR_HTML, **_NO_DB})
 def landing_page(request: Request, f: FormatParam = None):
+    if f is None and prefers_html(request.headers.get("accept")):
+        return portal(request)  # a browser opening the service: the bureau's pages; clients keep JSON
     fmt = _format_only(request)
     base = _base(request)
     body = {
@@ -462,26 +465,50 @@ def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: Sum
     responses={200: {"content": {tiles.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
                      "description": "The tile."},
                204: {"description": "No feature in this tile."},
+               304: {"description": "The tile named by If-None-Match is still current."},
                **error_responses(400, 404, 503)},
 )
-def get_tile(
+async def get_tile(
     layer: LayerDep,
     request: Request,
-    conn: ConnectionDep,
+    read: TileRunnerDep,
+    settings: SettingsDep,
     z: Annotated[str, Path(description=f"Zoom level, {tiles.MIN_ZOOM} to {tiles.MAX_ZOOM}.", json_schema_extra={
         "type": "integer", "minimum": tiles.MIN_ZOOM, "maximum": tiles.MAX_ZOOM})],
     x: Annotated[str, Path(description="Column, 0 to 2^z - 1 (404 outside).", json_schema_extra={
         "type": "integer", "minimum": 0, "maximum": 2**tiles.MAX_ZOOM - 1})],
     y: Annotated[str, Path(description="Row from the top, 0 to 2^z - 1 (404 outside).", json_schema_extra={
         "type": "integer", "minimum": 0, "maximum": 2**tiles.MAX_ZOOM - 1})],
+    if_none_match: Annotated[str | None, Header(description="The ETag of the tile you hold: 304 without a body "
+                                                "while it is current.")] = None,
+    accept_encoding: Annotated[str | None, Header(description="gzip: the tile is sent compressed, as kept "
+                                                  "(Content-Encoding: gzip).")] = None,
 ):
     zi, xi, yi = tiles.check_tile(z, x, y)
     if request.query_params:
         raise InvalidInputError(f"unknown query parameter {next(iter(request.query_params))!r}; a tile takes none")
-    data = tile_store.render_tile(conn, layer, zi, xi, yi)
-    if not data:
-        return Response(status_code=204)
-    return Response(data, media_type=tiles.MEDIA_TYPE)
+    cache: TileCache = request.app.state.tile_cache
+    tile = await read(lambda conn: cache.kept(conn, layer, zi, xi, yi))
+    if tile is None:
+        tile = await read(lambda conn: cache.rendered(conn, layer, zi, xi, yi), transaction=True)
+    return tile_response(tile, if_none_match=if_none_match, accept_encoding=accept_encoding, settings=settings)
+
+
+def tile_response(tile: Tile, *, if_none_match: str | None, accept_encoding: str | None,
+                  settings: Settings) -> Response:
+    """200 with the tile (gzip-compressed when accepted), 204 when it is empty, 304 when the client holds it; each
+    with its ETag and how long it may be reused."""
+    gzipped = accepts_gzip(accept_encoding) and not tile.empty
+    scope = "private" if settings.read_requires_token else "public"
+    headers = {"ETag": etag_header(tile, gzipped=gzipped), "Vary": "Accept-Encoding",
+               "Cache-Control": f"{scope}, max-age={settings.tile_max_age_s}"}
+    if not_modified(if_none_match, tile):
+        return Response(status_code=304, headers=headers)
+    if tile.empty:
+        return Response(status_code=204, headers=headers)
+    if gzipped:
+        return Response(tile.gzipped, media_type=tiles.MEDIA_TYPE, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(tile.mvt(), media_type=tiles.MEDIA_TYPE, headers=headers)
 
 
 # -- HTML -------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from gis_service.api.deps import NEEDS_TOKEN, ConnectionDep, ReadRunnerDep, SettingsDep
 from gis_service.api.openapi import error_responses
-from gis_service.search import queries
+from gis_service.search import naming, queries
 from gis_service.search.normalize import HAN_PATTERN, MAX_QUERY_LENGTH, SEARCHABLE_PATTERN
 
 router = APIRouter(prefix="/placenames", tags=["place names"])
@@ -107,10 +107,15 @@ def reverse(
                            nearest=queries.check_limit(nearest, maximum=queries.MAX_NEAREST))
 
 
-@router.get("/check", summary="Would a new name clash",
-            description="Before naming a road or a settlement: the existing names in the county (current and "
-            "historical) that the proposed name would clash with: the same name, the same pinyin (同音), or one "
-            "character apart. `clear` is true when there are none.",
+@router.get("/check", summary="Would a new name clash, and does the regulation refuse it",
+            description="Before naming: the existing names of the county (current and historical) the proposed "
+            "name clashes with, each graded `same_name` (同名), `same_sound` (同音: the same toneless pinyin) or "
+            "`similar` (one character apart, or the same specific part, 专名), with the `scope` it was found in "
+            "(same_township, neighbouring_township, same_county), and `refused` with the `rule` (in Chinese, with "
+            "its article) when 《地名管理条例》 (2022) 第九条第一款第（八）项 forbids it: the same name or sound among "
+            "township names of the county, village names of the county, road or residential names of the same "
+            "built-up area (the county seat, or a township's seat). Everything else is a warning. `clear` is false "
+            "only when a clash is refused.",
             responses=error_responses(400, 404, 503))
 def check(
     conn: ConnectionDep,
@@ -118,11 +123,16 @@ def check(
                                            f"{MAX_QUERY_LENGTH}).",
                                json_schema_extra={"maxLength": MAX_QUERY_LENGTH, "pattern": HAN_PATTERN})],
     division: Annotated[str | None, Query(
-        description="Code (6, 9 or 12 digits) of the division the new name is for: clashes inside it are marked "
-        "same_division and listed first; 404 when no division has it.",
+        description="Code (6, 9 or 12 digits) of the division the new name is for: sets the township the scopes "
+        "are measured from and the built-up area of a road; 404 when no division has it. Without it a road or "
+        "residential name is taken to be for the county seat.",
         json_schema_extra={"pattern": queries.DIVISION_CODE_PATTERN})] = None,
+    kind: Annotated[str | None, Query(
+        description="What the name is for: township, village, road, residential or other. Default: read from "
+        "the name's generic part (镇/乡/街道: township; 村/社区: village; 路/街/巷/大道: road; 小区/家园/苑…: "
+        "residential).", json_schema_extra={"enum": ["", *naming.KINDS]})] = None,
 ) -> dict:
-    return queries.check_name(conn, name, division=division)
+    return queries.check_name(conn, name, division=division, kind=kind)
 
 
 PlaceNameId = Annotated[int, Path(description="Id of the place name (a positive whole number).",

@@ -148,12 +148,16 @@ BASEMAP_HOSTS = {"none": "", "osm": " https://tile.openstreetmap.org", "tianditu
                  "amap": " https://*.is.autonavi.com"}
 
 
-def map_policy(basemap: str) -> str:
+def map_policy(basemap: str, tile_url: str | None = None) -> str:
     """The web maps (/maps): folium writes the map as inline scripts and styles (so 'unsafe-inline': the data in
-    them is escaped when the page is built), Leaflet comes from /maps/static, tiles from the basemap's servers,
-    and the index's form opens a map of this service."""
+    them is escaped when the page is built), Leaflet comes from /maps/static, tiles from the basemap's servers
+    (and GIS_MAP_TILE_URL's host), the search box asks this service, and the index's form opens a map of it."""
+    from urllib.parse import urlsplit
+
+    tiles = urlsplit(tile_url) if tile_url else None
+    extra = f" {tiles.scheme}://{tiles.netloc}" if tiles and tiles.netloc else ""
     return ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-            f"img-src 'self' data:{BASEMAP_HOSTS[basemap]}; connect-src 'self'; object-src 'none'; "
+            f"img-src 'self' data:{BASEMAP_HOSTS[basemap]}{extra}; connect-src 'self'; object-src 'none'; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 

@@ -21,6 +21,8 @@ app = typer.Typer(help="Coverage along the road network, service areas, floor ar
 
 LayerOption = Annotated[str, typer.Option(help="elder_care, community_centres or cemeteries.")]
 KindOption = Annotated[str | None, typer.Option(help="Facility kind within the layer (default: every kind).")]
+PopulationOption = Annotated[str | None, typer.Option(help="Whose households count: everyone, urban_communities or "
+                                                           "rural_villages (default: those the kind is for).")]
 MinutesOption = Annotated[float, typer.Option(help="Travel time limit in minutes (0-120].")]
 ModeOption = Annotated[str, typer.Option(help="walk, cycle or drive.")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write the answer to FILE (.geojson, .csv, .xlsx or "
@@ -114,18 +116,20 @@ def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None,
                      mode: ModeOption = "walk",
                      group_by: Annotated[str, typer.Option(help="county, township or village.")] = "township",
                      method: Annotated[str, typer.Option(help="network or euclidean.")] = "network",
-                     out: OutOption = None, labels: LabelsOption = "en") -> None:
+                     population: PopulationOption = None, out: OutOption = None,
+                     labels: LabelsOption = "en") -> None:
     """Households served and not served per unit; .geojson writes the unserved settlements, .csv the units."""
     from gis_service.analysis.coverage import coverage
 
     _check_out(out, labels)
     answer = _run("coverage", lambda conn, s, a, bar, job: coverage(
         conn, layer=layer, kind=kind, minutes=minutes, mode=mode, group_by=group_by, method=method,
-        measure_srid=s.measure_srid, settings=a))
+        measure_srid=s.measure_srid, settings=a, population=population))
     t = answer["totals"]
     _echo(f"{answer['method']} coverage of {layer}{' / ' + kind if kind else ''} within {answer['minutes']:g} min "
           f"{answer['mode']} ({answer['speed_kmh']} km/h, {answer['limit_m']:,.0f} m): "
-          f"{t['served_households']:,} of {t['households']:,} households ({t['coverage_percent']} %), "
+          f"{t['served_households']:,} of {t['households']:,} households of "
+          f"{answer['served_population']['code']} ({t['coverage_percent']} %), "
           f"{t['unserved_settlements']:,} settlements unserved")
     if out is None:
         return
@@ -215,27 +219,46 @@ def indicators_command(out: OutOption = None, labels: LabelsOption = "en") -> No
 def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption = None,
                              minutes: MinutesOption = 15, mode: ModeOption = "walk",
                              k: Annotated[int, typer.Option(help="Number of new sites.")] = 3,
-                             max_candidates: Annotated[int, typer.Option(help="Candidate sites tried.")] = 3000,
-                             out: OutOption = None, labels: LabelsOption = "en") -> None:
-    """k new sites that together serve the most unserved households (greedy maximal covering)."""
+                             method: Annotated[str, typer.Option(help="max_cover (most households newly served, "
+                                                                      "proven optimal), p_median (least "
+                                                                      "household-weighted travel time) or "
+                                                                      "greedy.")] = "max_cover",
+                             candidates: Annotated[str, typer.Option(help="Where a site may stand, comma-separated: "
+                                                                          "settlements, facility_sites, road_nodes, "
+                                                                          "unserved_settlements.")] = (
+                                 "settlements,facility_sites"),
+                             time_limit_s: Annotated[float, typer.Option(help="Seconds the solver may take (at most "
+                                                                              "60); past it the gap is stated.")] = 10,
+                             max_candidates: Annotated[int, typer.Option(help="Most candidate sites tried.")] = 50_000,
+                             population: PopulationOption = None, out: OutOption = None,
+                             labels: LabelsOption = "en") -> None:
+    """k new sites that together serve the most unserved households (or cut weighted travel time most)."""
     from gis_service.analysis.sites import site_suggestions
 
     _check_out(out, labels)
 
     def compute(conn, s, a, bar, job):
         sub = bar.add_task("candidate sites", total=None)
-        answer = site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k,
-                                  max_candidates=max_candidates, measure_srid=s.measure_srid, settings=a,
+        answer = site_suggestions(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, k=k, method=method,
+                                  candidates=candidates, time_limit_s=time_limit_s, max_candidates=max_candidates,
+                                  measure_srid=s.measure_srid, settings=a, population=population,
                                   on_progress=lambda done, total: bar.update(sub, completed=done, total=total))
         bar.update(sub, visible=False)
         return answer
 
     answer = _run("site suggestions", compute)
     for site in answer["sites"]:
-        _echo(f"{site['rank']}. at {site['at_settlement_name']} ({site['lon']}, {site['lat']}): "
+        _echo(f"{site['rank']}. at {site['at_name']} ({site['lon']}, {site['lat']}): "
               f"+{site['newly_served_households']:,} households")
-    _echo(f"{answer['newly_served_households']:,} of {answer['unserved_households_before']:,} unserved households "
-          f"newly served; {answer['bound']['guarantee']}; upper bound {answer['bound']['upper_bound_households']:,}")
+    proof = ("proven optimal" if answer["optimal"] else
+             f"within {answer['optimality_gap'] * 100:.2f} % of the best possible ({answer['solver']['status']})")
+    _echo(f"{answer['method']}: {answer['newly_served_households']:,} of {answer['unserved_households_before']:,} "
+          f"unserved households ({answer['served_population']['code']}) newly served, {proof}; greedy: "
+          f"{answer['greedy']['newly_served_households']:,} ({answer['gain_over_greedy_households']:+,})")
+    if answer["method"] == "p_median":
+        objective = answer["objective"]
+        _echo(f"mean travel time {objective['before']['mean_minutes']} → {objective['after']['mean_minutes']} min "
+              f"(greedy: {answer['greedy']['objective']['after']['mean_minutes']} min)")
     if out is None:
         return
     if out.suffix.lower() == ".geojson":

@@ -1,5 +1,5 @@
-"""``gis-service db start|stop|status|url|upgrade|downgrade|backup|restore``: the embedded PostgreSQL cluster (or
-the server GIS_DATABASE_URL names), its schema, and backups of the whole database."""
+"""``gis-service db start|stop|status|url|upgrade|downgrade|backup|restore|replica``: the embedded PostgreSQL cluster
+(or the server GIS_DATABASE_URL names), its schema, backups of the whole database, and hot standbys to read from."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ app = typer.Typer(help="The embedded PostgreSQL cluster (or the configured serve
 
 
 def _cluster(settings: Settings):
-    from gis_service.db.cluster import EmbeddedCluster
+    from gis_service.db.cluster import embedded_cluster
     from gis_service.errors import InvalidInputError
 
     if not settings.embedded:
         raise InvalidInputError("GIS_DATABASE_URL is set: the service uses that server, not an embedded cluster")
-    return EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+    return embedded_cluster(settings)
 
 
 @app.command("start")
@@ -167,3 +167,57 @@ def _print_checksums(checksums: dict) -> None:
         out.print(f"{name:<20} {sums.rows:>9,}  {sums.geometry_md5 or '-':<32}  {sums.rows_md5}", highlight=False,
                   soft_wrap=True)
 
+
+
+# -- db replica ----------------------------------------------------------------------------------------------
+replica_app = typer.Typer(help="Hot standbys of the database (streaming replication) to spread reads over.",
+                          no_args_is_help=True)
+app.add_typer(replica_app, name="replica")
+
+
+@replica_app.command("create")
+def replica_create(
+    folder: Annotated[Path, typer.Argument(help="An empty folder for the standby (its pgdata, socket, log and "
+                                                 "password file).")],
+    source: Annotated[str | None, typer.Option("--from", help="URL of the primary as a role allowed to replicate, "
+                                               "postgresql://gis_replicator:PASSWORD@HOST:PORT/gis. Default: the "
+                                               "embedded cluster of GIS_DATA_DIR, which is prepared for it.")] = None,
+) -> None:
+    """Make a hot standby with pg_basebackup -R, ready to start (gis-service db replica start FOLDER) and to list in
+    GIS_DATABASE_READ_URLS."""
+    from gis_service.db.standby import allow_replication, create_standby, source_from_url
+
+    settings = get_settings()
+    if source is None:
+        primary = _cluster(settings)
+        with primary.running(), console.status("copying the primary (pg_basebackup)"):
+            password = allow_replication(primary)
+            standby = create_standby(folder, source=primary.conninfo(role="gis_replicator"), password=password,
+                                     password_file=primary.password_file, bin_dir=settings.pg_bin_dir)
+    else:
+        conninfo, password = source_from_url(source)
+        with console.status("copying the primary (pg_basebackup)"):
+            standby = create_standby(folder, source=conninfo, password=password, password_file=None,
+                                     bin_dir=settings.pg_bin_dir)
+        console.print(f"Copy the service's password file (DATA_DIR/pgpass on the primary's machine) to "
+                      f"{standby.password_file} (mode 0600) before the service reads from it.", highlight=False)
+    out.print(f"standby made in {standby.data_dir}; start it with: gis-service db replica start {standby.data_dir}",
+              highlight=False)
+    out.print(f"then read from it: GIS_DATABASE_READ_URLS={standby.url()}", highlight=False, soft_wrap=True)
+
+
+@replica_app.command("start")
+def replica_start(folder: Annotated[Path, typer.Argument(help="The standby's folder.")]) -> None:
+    """Start a standby (it catches up with its primary and then follows it)."""
+    from gis_service.db.cluster import EmbeddedCluster
+
+    standby = EmbeddedCluster(folder, get_settings().pg_bin_dir)
+    out.print(f"{'started' if standby.start() else 'already running'}: {standby.url()}", highlight=False)
+
+
+@replica_app.command("stop")
+def replica_stop(folder: Annotated[Path, typer.Argument(help="The standby's folder.")]) -> None:
+    """Stop a standby."""
+    from gis_service.db.cluster import EmbeddedCluster
+
+    out.print("stopped" if EmbeddedCluster(folder, get_settings().pg_bin_dir).stop() else "was not running")

@@ -90,7 +90,8 @@ def export_command(
                                      "(lon/lat or WKT in EPSG:4490); for boundaries also kml and gpx.")] = "geojson",
     out_path: Annotated[Path | None, typer.Option("--out", help="Output file (default: LAYER.FORMAT).")] = None,
     line: Annotated[str | None, typer.Option(help="boundaries: one line's code, e.g. 500241-500242.")] = None,
-    township: Annotated[str | None, typer.Option(help="boundaries: a township's code (its lines).")] = None,
+    township: Annotated[str | None, typer.Option(help="boundaries: a township's code (its township lines and "
+                                                 "the parts of county lines bounding it).")] = None,
     neighbour: Annotated[str | None, typer.Option(help="boundaries: a neighbouring county's code.")] = None,
     encoding: Annotated[str | None, typer.Option(help="shp: gbk writes the text in GBK (with a .cpg and the DBF's "
                                                  "code page) for desktop tools that read nothing else; default "
@@ -98,7 +99,8 @@ def export_command(
     labels: Annotated[str, typer.Option(help="csv, xlsx: zh writes Chinese headers (each field's title) and "
                                         "values (labels, 是/否), which import reads back unchanged; en the field "
                                         "names and codes. place_names with zh: the layer's own fields rather than "
-                                        "the national database's.")] = "en",
+                                        "the national database's. boundaries with zh: attribute values in Chinese "
+                                        "(状况 完好).")] = "en",
 ) -> None:
     """Write everything a layer holds to a file, or the boundary lines and markers of one selection."""
     from gis_service.io.layers_io import export_layer
@@ -106,10 +108,10 @@ def export_command(
     from gis_service.layers import get_layer
 
     if layer == "boundaries":
-        if encoding is not None or labels != "en":
-            raise InvalidInputError("--encoding and --labels apply to a layer's export; the boundaries' field "
-                                    "package is UTF-8 with Chinese names already")
-        _export_boundaries(fmt, out_path, line=line, township=township, neighbour=neighbour)
+        if encoding is not None:
+            raise InvalidInputError("--encoding applies to a layer's Shapefile export; the boundaries' field package "
+                                    "is UTF-8")
+        _export_boundaries(fmt, out_path, labels, line=line, township=township, neighbour=neighbour)
         return
     layer = "place_names" if layer == "placenames" else layer
     # the gazetteer, in the national database's field order (with --labels zh: its own fields, to import back)
@@ -125,13 +127,14 @@ def export_command(
     out.print(f"wrote {count:,} features to {written}")
 
 
-def _export_boundaries(fmt: str, out_path: Path | None, **selection: str | None) -> None:
+def _export_boundaries(fmt: str, out_path: Path | None, lang: str, **selection: str | None) -> None:
     from gis_service.io.boundary_export import Selection, export_boundaries
 
     chosen = Selection(**selection)
     settings = get_settings()
     with database(settings) as engine, engine.connect() as conn:
-        content, _, filename = export_boundaries(conn, chosen, fmt=fmt, measure_srid=settings.measure_srid)
+        content, _, filename = export_boundaries(conn, chosen, fmt=fmt, measure_srid=settings.measure_srid,
+                                                 lang=lang)
     path = out_path or Path(filename)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)

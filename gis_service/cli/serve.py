@@ -29,7 +29,7 @@ def serve(
     """Provision or connect to the database, migrate, load the demo data if empty, and serve the API with
     supervised workers (and, for the embedded cluster, a watchdog that starts it again if it dies)."""
     from gis_service import server
-    from gis_service.db.cluster import EmbeddedCluster
+    from gis_service.db.cluster import embedded_cluster
     from gis_service.db.watchdog import ClusterWatchdog
     from gis_service.store.features import database_is_empty, layer_counts
 
@@ -37,14 +37,15 @@ def serve(
     lock = contextlib.nullcontext()
     watchdog = contextlib.nullcontext()
     if settings.embedded:
-        cluster = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+        cluster = embedded_cluster(settings)
         lock, watchdog = cluster.serve_lock_held(), ClusterWatchdog(cluster)
     with lock, database(settings) as engine:
         with engine.connect() as conn:
             empty = database_is_empty(conn)
         if empty and demo and settings.load_demo:
             console.print("The database is empty: building and loading the Xiushan demo county.")
-            build_and_load(engine, settings, scale=settings.demo_scale, seed=settings.demo_seed, replace=False)
+            build_and_load(engine, settings, scale=settings.demo_scale, seed=settings.demo_seed, replace=False,
+                           counties=settings.demo_counties)
         with engine.connect() as conn:
             counts = layer_counts(conn)
         console.print("Layers: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()), highlight=False)
@@ -74,10 +75,12 @@ def _loopback(host: str) -> bool:
 
 
 def _prepare_network(engine: sa.Engine, settings: Settings) -> None:
-    """Build the routable network now, so that the first coverage request does not wait for it."""
-    from gis_service.analysis.network import ensure_network
+    """Build the routable network and save its graph in the data folder now, before the workers start: they map
+    the one copy, and the first coverage request does not wait for it."""
+    from gis_service.analysis.network import ensure_network, keep_graphs_in
     from gis_service.analysis.travel import AnalysisSettings
 
+    keep_graphs_in(settings.data_dir / "network")
     with console.status("building the road network (pgRouting)"), engine.connect() as conn:
         ensure_network(conn, measure_srid=settings.measure_srid, settings=AnalysisSettings())
         conn.commit()

@@ -65,10 +65,26 @@ ACCESS_CONFIG = """
 unix_socket_permissions = 0700
 password_encryption = scram-sha-256
 """
+#: Where the network settings of GIS_CLUSTER_LISTEN live (included by postgresql.conf; rewritten at each start).
+NETWORK_CONF = "gis-network.conf"
+# Appended too: the TCP addresses and networks of a primary serving other machines (GIS_CLUSTER_LISTEN).
+NETWORK_INCLUDE = f"""
+# --- gis-service: network (GIS_CLUSTER_LISTEN; written at each start) ---
+include_if_exists = '{NETWORK_CONF}'
+"""
 HBA_CONF = """# gis-service: connections over the unix socket only (nothing listens on TCP), each with its role's
 # password (SCRAM-SHA-256). The passwords are in ../pgpass, which only the service's user can read.
 local all all scram-sha-256
+# a hot standby on this machine (gis-service db replica create) streams the WAL as the replication role
+local replication gis_replicator scram-sha-256
 """
+#: The role a standby streams the WAL as (REPLICATION, nothing else), made by ``gis-service db replica create``.
+REPLICATION_ROLE = "gis_replicator"
+#: Appended to HBA_CONF for each network of GIS_CLUSTER_CLIENTS: API hosts (as the service role) and standbys.
+HBA_NETWORK_LINES = """host {database} {service} {network} scram-sha-256
+host replication {replication} {network} scram-sha-256
+"""
+
 
 
 def find_bin_dir(explicit: Path | None = None) -> Path:
@@ -130,12 +146,26 @@ def missing_extensions(bin_dir: Path) -> list[str]:
     return [name for name in REQUIRED_EXTENSIONS if not (extension_dir / f"{name}.control").exists()]
 
 
+def embedded_cluster(settings) -> EmbeddedCluster:
+    """The embedded cluster of ``settings`` (a :class:`~gis_service.settings.Settings`): its folder, binaries and
+    network access."""
+    return EmbeddedCluster(settings.data_dir, settings.pg_bin_dir, listen=settings.cluster_listen,
+                           clients=settings.cluster_clients, tcp_port=settings.cluster_port)
+
+
 @dataclass
 class EmbeddedCluster:
-    """A private PostgreSQL cluster in ``data_dir``; see the module docstring for its layout."""
+    """A private PostgreSQL cluster in ``data_dir``; see the module docstring for its layout.
+
+    ``listen``: TCP addresses to listen on as well (GIS_CLUSTER_LISTEN, e.g. ``10.0.0.5``), and ``clients``: the
+    networks allowed in over TCP (GIS_CLUSTER_CLIENTS, CIDR), as the service role and as the replication role: for a
+    primary serving API hosts and standbys on other machines. Empty: the unix socket only."""
 
     data_dir: Path
     bin_dir: Path | None = None
+    listen: tuple[str, ...] = ()
+    clients: tuple[str, ...] = ()
+    tcp_port: int = 5432
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).absolute()
@@ -181,11 +211,12 @@ class EmbeddedCluster:
     def _as_postgres(self) -> bool:
         return os.geteuid() == 0
 
-    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def _run(self, tool: str, *args: str, check: bool = True,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         command = [str(self.bin_dir / tool), *args]
         if self._as_postgres:
             command = ["runuser", "-u", SUPERUSER, "--", *command]
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip()
             raise SetupError(f"{tool} failed (exit {result.returncode}): {detail}")
@@ -231,6 +262,29 @@ class EmbeddedCluster:
     def initialised(self) -> bool:
         return (self.pgdata / "PG_VERSION").exists()
 
+    @property
+    def is_standby(self) -> bool:
+        """A hot standby (``pg_basebackup -R`` left ``standby.signal``): read-only, its roles the primary's."""
+        return (self.pgdata / "standby.signal").exists()
+
+    def hba(self) -> str:
+        """The ``pg_hba.conf`` this cluster runs with: the socket, and the networks of ``clients``."""
+        return HBA_CONF + "".join(HBA_NETWORK_LINES.format(database=DATABASE_NAME, service=SERVICE_ROLE,
+                                                           replication=REPLICATION_ROLE, network=network)
+                                  for network in self.clients)
+
+    def _write_network_config(self) -> None:
+        """TCP addresses and port from ``listen`` (none: the socket only) and this folder's socket (a standby's
+        copy of its primary's configuration names the primary's), in NETWORK_CONF, included by postgresql.conf;
+        read at the start that follows."""
+        conf_path = self.pgdata / "postgresql.conf"
+        if NETWORK_INCLUDE.strip() not in conf_path.read_text():
+            self._write_server_file(conf_path, conf_path.read_text() + NETWORK_INCLUDE)
+        addresses = ",".join(self.listen)
+        self._write_server_file(self.pgdata / NETWORK_CONF, f"listen_addresses = '{addresses}'\n"
+                                                            f"port = {self.tcp_port if self.listen else PORT}\n"
+                                                            f"unix_socket_directories = '{self.socket_dir}'\n")
+
     def initialise(self) -> None:
         """initdb (first run only), with the superuser's password from the password file."""
         self._prepare_folders()
@@ -259,9 +313,11 @@ class EmbeddedCluster:
             self.initialise()
             started = not self.is_running()
             if started:
+                self._write_network_config()
                 self._run("pg_ctl", "start", "-D", str(self.pgdata), "-l", str(self.log_file), "-w", "-t", "60")
             try:
-                self.grant_access()
+                if not self.is_standby:  # a standby takes its roles and access from its primary
+                    self.grant_access()
             except BaseException:
                 if started:
                     self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60", check=False)
@@ -286,7 +342,7 @@ class EmbeddedCluster:
         the configuration that requires them; its socket's folder is already private at that point.
         """
         passwords = self._passwords()
-        if self._read_hba() != HBA_CONF:
+        if self._read_hba() != self.hba():
             with self._admin("postgres") as admin:  # trust, or the superuser's password (initdb)
                 roles.set_password(admin, SUPERUSER, passwords[SUPERUSER])
                 if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (SERVICE_ROLE,)).fetchone():
@@ -294,7 +350,7 @@ class EmbeddedCluster:
             conf_path = self.pgdata / "postgresql.conf"
             if ACCESS_CONFIG.strip() not in conf_path.read_text():
                 self._write_server_file(conf_path, conf_path.read_text() + ACCESS_CONFIG)
-            self._write_server_file(self.pgdata / "pg_hba.conf", HBA_CONF)
+            self._write_server_file(self.pgdata / "pg_hba.conf", self.hba())
             self._run("pg_ctl", "reload", "-D", str(self.pgdata))
         with self._admin("postgres") as admin:
             roles.ensure_roles(admin, service_password=passwords[SERVICE_ROLE])
@@ -331,7 +387,7 @@ class EmbeddedCluster:
         """The superuser's and the service role's passwords, from the password file; made (random, 0600) the first
         time. Raises SetupError when the cluster already requires passwords and the file is gone."""
         if not self.password_file.exists():
-            if self._read_hba() == HBA_CONF:
+            if "local all all scram-sha-256" in self._read_hba():
                 raise SetupError(
                     f"the passwords of the cluster in {self.data_dir} are gone ({self.password_file} is missing), so "
                     f"nothing can connect to it. To set new ones: stop the cluster, write 'local all all trust' "

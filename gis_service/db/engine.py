@@ -10,7 +10,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from gis_service.db.cluster import EmbeddedCluster
+from gis_service.db.cluster import embedded_cluster
 from gis_service.db.roles import REQUIRED_EXTENSIONS
 from gis_service.errors import SetupError
 from gis_service.settings import Settings
@@ -21,6 +21,9 @@ MAX_SESSIONS = 10
 #: Searches and type-ahead at the same time (each takes a connection of its own, outside the sessions, so that a
 #: keystroke does not wait behind a slow tile or analysis; see ``get_read_runner``).
 FAST_READS = 6
+#: Vector tiles at the same time, each on a connection of its own outside the sessions: a kept tile costs one
+#: look-up of its layer's version, and rendering one must not make a keystroke wait either.
+TILE_READS = 6
 #: Reader-token checks (GIS_READ_REQUIRES_TOKEN) at the same time; each takes a connection of its own.
 READER_CHECKS = 4
 #: Connections beyond the sessions': one more per session (``ensure_network`` reads the committed roads version and
@@ -41,7 +44,7 @@ def create_db_engine(url: str, *, statement_timeout_s: float | None = None, **kw
     most ``FAST_READS`` searches a connection of their own; the pool keeps that many connections open and may add
     every extra one they and the background work may take, so a check-out never waits for another request.
     """
-    kwargs.setdefault("pool_size", MAX_SESSIONS + FAST_READS)
+    kwargs.setdefault("pool_size", MAX_SESSIONS + FAST_READS + TILE_READS)
     kwargs.setdefault("max_overflow", EXTRA_CONNECTIONS)
     # a server that does not answer (its host down) fails a request after this long (503) instead of holding it
     kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
@@ -60,7 +63,7 @@ def provisioned(settings: Settings) -> Iterator[str]:
     created where the role may.
     """
     if settings.embedded:
-        cluster = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+        cluster = embedded_cluster(settings)
         with cluster.running():
             yield cluster.url()
     else:
@@ -72,7 +75,7 @@ def admin_url(settings: Settings) -> str | None:
     """URL of the role for set-up work the service role may not do (creating, renaming and dropping databases,
     creating extensions): the embedded cluster's superuser, or GIS_ADMIN_DATABASE_URL (None when unset)."""
     if settings.embedded:
-        return EmbeddedCluster(settings.data_dir, settings.pg_bin_dir).admin_url()
+        return embedded_cluster(settings).admin_url()
     return settings.admin_database_url
 
 
@@ -83,7 +86,7 @@ def upgrade_schema(settings: Settings, url: str, revision: str = "head") -> None
 
     migrate.upgrade(url, revision)
     if settings.embedded:
-        EmbeddedCluster(settings.data_dir, settings.pg_bin_dir).seal_audit_log()
+        embedded_cluster(settings).seal_audit_log()
 
 
 def downgrade_schema(settings: Settings, url: str, revision: str) -> None:
@@ -94,7 +97,7 @@ def downgrade_schema(settings: Settings, url: str, revision: str) -> None:
     if not settings.embedded:
         migrate.downgrade(url, revision)
         return
-    cluster = EmbeddedCluster(settings.data_dir, settings.pg_bin_dir)
+    cluster = embedded_cluster(settings)
     cluster.unseal_audit_log()
     try:
         migrate.downgrade(url, revision)

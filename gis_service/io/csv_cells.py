@@ -15,6 +15,7 @@ UTF-8 Chinese garbled; every other reader (pandas, GDAL, LibreOffice, the import
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -48,6 +49,15 @@ def write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows([neutralise(value) for value in row] for row in rows)
+
+
+def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """``header`` then ``rows`` as CSV text, each text cell neutralised (for answers sent over HTTP)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows([neutralise(value) for value in row] for row in rows)
+    return buffer.getvalue()
 
 
 def write_frame(frame: pd.DataFrame, path: Path, *, encoding: str = "utf-8-sig") -> None:

@@ -18,6 +18,7 @@ from gis_service.io.labels import check_labels
 from gis_service.io.validate import validate_frame
 from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import LOCATION_PRECISIONS, Layer
+from gis_service.layers.registry import DIVISIONS
 from gis_service.resources import county_sources
 from gis_service.settings import STORAGE_SRID, Settings
 from gis_service.store import features
@@ -37,13 +38,42 @@ class WriteResult:
     problems: list[RowProblem] = field(default_factory=list)
 
 
+def county_prefix(county_code: str) -> str:
+    """The statistical-code prefix of the counties ``county_code`` stands for: a county's own six digits, or a
+    prefecture's four (``500100``) or a province's two (``500000``) for a database holding several counties."""
+    code = county_code[:6]
+    if code.endswith("0000"):
+        return code[:2]
+    if code.endswith("00"):
+        return code[:4]
+    return code
+
+
+#: County outlines grown by the tolerance, per (database and admin_divisions data version, prefix, SRID): a
+#: province's union of forty outlines takes a second to grow, and every write checks against it.
+_AREAS: dict[tuple, BaseGeometry | None] = {}
+
+
 def county_area(conn: sa.Connection, *, county_code: str, measure_srid: int) -> BaseGeometry | None:
-    """The county outline grown by COUNTY_TOLERANCE_M, in EPSG:4490: from the database, else the bundled file."""
-    outline = features.county_outline(conn, county_code=county_code, measure_srid=measure_srid,
-                                      grown_m=COUNTY_TOLERANCE_M)
-    if outline is not None:
-        return outline
-    bundled = BUNDLED_OUTLINES.get(county_code[:6])
+    """The outline grown by COUNTY_TOLERANCE_M, in EPSG:4490, of the county ``county_code`` names, or of every county
+    under a province or prefecture code (see :func:`county_prefix`): from the database, else the bundled file."""
+    prefix = county_prefix(county_code)
+    version = features.layer_version(conn, DIVISIONS)
+    key = (version, prefix, measure_srid)
+    if key in _AREAS:
+        return _AREAS[key]
+    area = features.county_outline(conn, code_prefix=prefix, measure_srid=measure_srid, grown_m=COUNTY_TOLERANCE_M)
+    if area is None:
+        area = _bundled_area(prefix, measure_srid)
+    if version is not None:  # kept only under a key that names the database and the state of its divisions
+        if len(_AREAS) > 16:
+            _AREAS.clear()
+        _AREAS[key] = area
+    return area
+
+
+def _bundled_area(prefix: str, measure_srid: int) -> BaseGeometry | None:
+    bundled = BUNDLED_OUTLINES.get(prefix)
     if bundled is None or not bundled.exists():
         return None
     outline = gpd.read_file(bundled).set_crs(STORAGE_SRID, allow_override=True)

@@ -83,6 +83,29 @@ class RowRule:
 
 
 @dataclass(frozen=True)
+class Population:
+    """Who a kind of facility is planned for (the civil-affairs plan, 民政事业发展"十四五"规划, ch. 5 §2: the
+    15-minute circle for urban communities, rural happiness homes at village level): the settlements whose
+    village-level unit has ``urban_rural`` (None: every settlement). The analyses count these households and name
+    them in every answer (``served_population``)."""
+
+    code: str
+    label_zh: str
+    description: str
+    urban_rural: str | None = None
+
+
+EVERYONE = Population("everyone", "全体居民", "every household of every settlement")
+POPULATIONS: dict[str, Population] = {p.code: p for p in (
+    EVERYONE,
+    Population("urban_communities", "城镇社区居民", "households of the settlements of urban communities (村(社区) "
+               "with urban_rural = urban)", "urban"),
+    Population("rural_villages", "农村居民", "households of the settlements of rural villages (村(社区) with "
+               "urban_rural = rural)", "rural"),
+)}
+
+
+@dataclass(frozen=True)
 class NetworkRole:
     """What a layer is to the analyses along the roads: the ``demand`` (households to serve) or a ``facility``
     layer (what serves them). ``columns``: the fields the analyses read besides id and geometry."""
@@ -95,6 +118,13 @@ class NetworkRole:
     kind: str | None = None
     #: Demand: the field naming the village, whose parent division is the feature's township.
     village: str | None = None
+    #: Facilities: (kind, population code) for the kinds planned for part of the people (see :class:`Population`);
+    #: other kinds, a layer without kinds and all kinds at once serve everyone.
+    serves: tuple[tuple[str, str], ...] = ()
+
+    def population(self, kind: str | None) -> Population:
+        """Whom facilities of ``kind`` (None: every kind of the layer) are for."""
+        return POPULATIONS[dict(self.serves).get(kind, EVERYONE.code)] if kind else EVERYONE
 
 
 @dataclass(frozen=True)
@@ -421,8 +451,9 @@ def name_field(description: str = "Standard name.", *, synonyms: tuple[str, ...]
                  synonyms=("名字", "标准名称", *synonyms))
 
 
-def facility_network_role(kind: str | None = None) -> NetworkRole:
+def facility_network_role(kind: str | None = None, serves: tuple[tuple[str, str], ...] = ()) -> NetworkRole:
     """The part of a facility layer in the analyses: its existing features (of the kind asked for, by the field
-    ``kind``) serve the settlements; the analyses read their name, kind and division."""
+    ``kind``) serve the settlements (those of the population ``serves`` names for their kind); the analyses read
+    their name, kind and division."""
     columns = ("name", kind, "division_code") if kind else ("name", "division_code")
-    return NetworkRole("facility", columns, counts=(("status", "existing"),), kind=kind)
+    return NetworkRole("facility", columns, counts=(("status", "existing"),), kind=kind, serves=serves)

@@ -142,7 +142,10 @@ elder_care = Layer(
                 "{nursing_beds} nursing beds exceed {beds} beds"),
     ),
     writers=PLANNERS,
-    network=facility_network_role("kind"),
+    # The plan: community stations make the urban communities' 15-minute circle (城市社区生活圈), rural happiness
+    # homes serve rural villages; institutions (and all kinds at once) serve everyone.
+    network=facility_network_role("kind", serves=(("community_station", "urban_communities"),
+                                                  ("rural_happiness_home", "rural_villages"))),
     map_style=MapStyle(symbol="icon", size=14, by="kind"),
 )
 

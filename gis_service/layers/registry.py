@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gis_service.errors import UnknownLayerError
-from gis_service.layers.base import ROLES, AppendFormerName, KeepFormerRecord, Layer
+from gis_service.layers.base import POPULATIONS, ROLES, AppendFormerName, KeepFormerRecord, Layer
 from gis_service.layers.boundaries import boundary_lines, boundary_markers
 from gis_service.layers.divisions import admin_divisions
 from gis_service.layers.facilities import cemeteries, community_centres, elder_care, settlements
@@ -56,6 +56,9 @@ def _check(layers: dict[str, Layer]) -> None:
             wrong += [f"network reads {name}" for name in (*layer.network.columns, *dict(layer.network.counts),
                                                            layer.network.kind, layer.network.village)
                       if name is not None and name not in names]
+        if layer.network and layer.network.serves:
+            wrong += [f"serves {kind}: {population}" for kind, population in layer.network.serves
+                      if kind not in layer.kinds or population not in POPULATIONS]
         if layer.spelling:
             wrong += [f"spelling {name}" for name in (layer.spelling.field, layer.spelling.source,
                                                       layer.spelling.manual) if name and name not in names]

@@ -7,6 +7,7 @@ are the ones of :mod:`gis_service.analysis` (same parameters, same answers as ``
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -20,7 +21,9 @@ from gis_service.analysis.sites import check_k
 from gis_service.analysis.travel import MODE_LABELS_ZH, AnalysisSettings, check_facilities, check_minutes, check_mode
 from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS
+from gis_service.layers.base import POPULATIONS
 from gis_service.maps import data
+from gis_service.maps.basemap import basemap_sources
 from gis_service.maps.recipes import MapRecipe, load_recipe, recipes_dir
 from gis_service.maps.render import MapContent, fmt, render
 from gis_service.store import inspections
@@ -38,6 +41,8 @@ class MapParameters:
     minutes: float | None = None
     mode: str | None = None
     k: int | None = None
+    #: A county's 6-digit code: that county only, in a database holding several (every map takes it).
+    county: str | None = None
 
     def resolved(self, recipe: MapRecipe) -> MapParameters:
         """Missing values from the recipe's defaults, every value checked (InvalidInputError naming it); the layer
@@ -57,12 +62,12 @@ class MapParameters:
         minutes = check_minutes(float(defaults.get("minutes", 15) if self.minutes is None else self.minutes))
         mode = check_mode(defaults.get("mode", "walk") if self.mode is None else self.mode)
         k = check_k(int(defaults.get("k", 5) if self.k is None else self.k))
-        return MapParameters(layer=layer, kind=kind, minutes=minutes, mode=mode, k=k)
+        return MapParameters(layer=layer, kind=kind, minutes=minutes, mode=mode, k=k, county=self.county)
 
 
-def _common(conn: sa.Connection, measure_srid: int) -> dict[str, list[dict]]:
-    return {"county": data.divisions(conn, level="county", measure_srid=measure_srid),
-            "townships": data.divisions(conn, level="township", measure_srid=measure_srid)}
+def _common(conn: sa.Connection, measure_srid: int, county: str | None) -> dict[str, list[dict]]:
+    return {"county": data.divisions(conn, level="county", measure_srid=measure_srid, county=county),
+            "townships": data.divisions(conn, level="township", measure_srid=measure_srid, county=county)}
 
 
 def _pct(value: float | None) -> str:
@@ -73,6 +78,21 @@ def _kind_zh(layer_id: str, kind: str | None) -> str:
     """The Chinese name of a facility kind, or of the layer when it has one kind (or none is asked for)."""
     layer = FACILITY_LAYERS[layer_id]
     return layer.field_named(layer.network.kind).label_of(kind) if kind and layer.network.kind else layer.title_zh
+
+
+def _title_zh(params: MapParameters, title: str) -> str:
+    """A parametrised map's title with the minutes, mode and kind asked for, e.g. 骑行24分钟生活圈覆盖（农村幸福院）."""
+    what = _kind_zh(params.layer, params.kind) if params.kind else FACILITY_LAYERS[params.layer].title_zh
+    return f"{MODE_LABELS_ZH[params.mode]}{fmt(params.minutes)}分钟{title}（{what}）"
+
+
+def _existing_facilities(conn: sa.Connection, p: MapParameters) -> list[dict]:
+    """The existing facilities of the asked layer and kind, with their kind's Chinese name."""
+    found = [f for f in data.facilities(conn, p.layer, p.county) if f["properties"].get("status") == "existing"
+             and (p.kind is None or f["properties"].get("kind") == p.kind)]
+    for feature in found:
+        feature["properties"]["kind_zh"] = _kind_zh(p.layer, feature["properties"].get("kind"))
+    return found
 
 
 def _travel_zh(params: MapParameters, answer: dict) -> str:
@@ -87,10 +107,11 @@ def _travel_zh(params: MapParameters, answer: dict) -> str:
 
 def overview(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
              analysis_settings: AnalysisSettings) -> MapContent:
-    sources = _common(conn, measure_srid)
-    sources.update(villages=data.divisions(conn, level="village", measure_srid=measure_srid),
-                   roads=data.roads(conn, measure_srid=measure_srid),
-                   **{layer_id: data.facilities(conn, layer_id) for layer_id in FACILITY_LAYERS})
+    county = params.county
+    sources = _common(conn, measure_srid, county)
+    sources.update(villages=data.divisions(conn, level="village", measure_srid=measure_srid, county=county),
+                   roads=data.roads(conn, measure_srid=measure_srid, county=county),
+                   **{layer_id: data.facilities(conn, layer_id, county) for layer_id in FACILITY_LAYERS})
     county = sources["county"][0]["properties"] if sources["county"] else {}
     notes = {"townships": [f"{len(sources['townships'])} 个乡镇（街道），{len(sources['villages'])} 个村（社区）；"
                            f"全县 {fmt(county.get('households'))} 户，{fmt(county.get('population'))} 人"]}
@@ -103,19 +124,22 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
     from gis_service.analysis.service_areas import service_areas
 
     p = params.resolved(recipe)
-    common = dict(layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, measure_srid=measure_srid,
-                  settings=analysis_settings)
+    common = dict(layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, county=p.county,
+                  measure_srid=measure_srid, settings=analysis_settings)
     areas = service_areas(conn, **common)
     by_township = coverage(conn, group_by="township", **common)
     unserved = {row["id"]: row for row in by_township["unserved"]}
-    sources = _common(conn, measure_srid)
+    sources = _common(conn, measure_srid, p.county)
     rates = {row["code"]: row for row in by_township["units"]}
     for feature in sources["townships"]:
         row = rates.get(feature["properties"]["code"], {})
         feature["properties"].update(
             coverage_percent=row.get("coverage_percent"), served_households=row.get("served_households"),
             unserved_households=row.get("unserved_households"), settlement_households=row.get("households"))
-    settlements = data.settlements(conn)
+    population = by_township["served_population"]
+    counted = POPULATIONS[population["code"]].urban_rural
+    settlements = [f for f in data.settlements(conn, p.county)
+                   if counted is None or f["properties"]["urban_rural"] == counted]
     for feature in settlements:
         props = feature["properties"]
         miss = unserved.get(props["id"])
@@ -129,18 +153,15 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
           "properties": {k: v for k, v in f["properties"].items() if isinstance(v, (str, int, float, type(None)))}}
          for i, f in enumerate(areas["features"]) if f.get("geometry")],
         tolerance_m=SERVICE_AREA_TOLERANCE_M, measure_srid=measure_srid, preserve_topology=False)
-    sources["facilities"] = [f for f in data.facilities(conn, p.layer)
-                             if f["properties"].get("status") == "existing"
-                             and (p.kind is None or f["properties"].get("kind") == p.kind)]
-    for feature in sources["facilities"]:
-        props = feature["properties"]
-        props["kind_zh"] = _kind_zh(p.layer, props.get("kind"))
+    sources["facilities"] = _existing_facilities(conn, p)
     totals = by_township["totals"]
     notes = {
         "settlements": [f"已覆盖 {fmt(totals['served_households'])} 户，"
                         f"未覆盖 {fmt(totals['unserved_households'])} 户；"
                         f"户数覆盖率 {_pct(totals['coverage_percent'])}",
-                        "圆点大小表示户数；距离沿道路计算（含接入道路的连接段），不是直线距离"],
+                        f"计入：{population['label_zh']}（该类设施的服务对象）",
+                        "圆点大小表示户数；未覆盖的为橙色黑边圆点；放大到第 12 级起显示居民点",
+                        "距离沿道路计算（含接入道路的连接段），不是直线距离"],
         "service_areas": [f"{fmt(len(sources['service_areas']))} 处设施沿道路 {fmt(p.minutes)} 分钟可达的道路，"
                           f"两侧各 {fmt(areas['parameters']['buffer_m'])} 米；河流无桥处不跨越"],
     }
@@ -152,25 +173,26 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
     rows.append(["全县", fmt(totals["households"]), fmt(totals["served_households"]),
                  _pct(totals["coverage_percent"])])
     return MapContent(sources=sources, legend_notes=notes, tables=[("各乡镇覆盖情况（覆盖率由低到高）", rows)],
-                      subtitle_zh=_travel_zh(p, by_township))
+                      subtitle_zh=_travel_zh(p, by_township), title_zh=_title_zh(p, "生活圈覆盖"))
 
 
 def facility_area_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
                       analysis_settings: AnalysisSettings) -> MapContent:
     from gis_service.analysis.facility_area import facility_area
 
-    answer = facility_area(conn, level="village")
+    county = params.county
+    answer = facility_area(conn, level="village", county=county)
     target = answer["target_m2_per_100_households"]
     by_code = {row["code"]: row for row in answer["units"]}
-    sources = _common(conn, measure_srid)
-    villages = data.divisions(conn, level="village", measure_srid=measure_srid)
+    sources = _common(conn, measure_srid, county)
+    villages = data.divisions(conn, level="village", measure_srid=measure_srid, county=county)
     for feature in villages:
         row = by_code.get(feature["properties"]["code"], {})
         feature["properties"].update({k: row.get(k) for k in ("floor_area_m2", "m2_per_100_households",
                                                               "shortfall_m2", "meets_target", "centres")})
         feature["properties"]["households"] = row.get("households", feature["properties"].get("households"))
     sources["villages"] = villages
-    sources["community_centres"] = [f for f in data.facilities(conn, "community_centres")
+    sources["community_centres"] = [f for f in data.facilities(conn, "community_centres", county)
                                     if f["properties"].get("status") == "existing"]
     totals = answer["totals"]
     notes = {"villages": [f"目标：每百户不少于 {fmt(target)} 平方米（“十四五”规划专栏1）",
@@ -186,8 +208,8 @@ def facility_area_map(conn: sa.Connection, recipe: MapRecipe, params: MapParamet
 
 def boundaries_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
                    analysis_settings: AnalysisSettings, service_url: str = "") -> MapContent:
-    sources = _common(conn, measure_srid)
-    lines = data.boundary_lines(conn, measure_srid=measure_srid)
+    sources = _common(conn, measure_srid, params.county)
+    lines = data.boundary_lines(conn, measure_srid=measure_srid, county=params.county)
     base = service_url.rstrip("/")
 
     def export_links(line_code: str) -> str:
@@ -203,7 +225,7 @@ def boundaries_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters
         props["sides"] = f"{props['left_name']} — {props['right_name']}"
     sources["county_lines"] = [f for f in lines if f["properties"]["level"] == "county"]
     sources["township_lines"] = [f for f in lines if f["properties"]["level"] == "township"]
-    markers = data.boundary_markers(conn)
+    markers = data.boundary_markers(conn, params.county)
     for feature in markers:
         feature["properties"]["export_links"] = export_links(feature["properties"]["line_code"])
     sources["boundary_markers"] = markers
@@ -223,9 +245,9 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
 
     p = params.resolved(recipe)
     answer = site_suggestions(conn, layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, k=p.k,
-                              measure_srid=measure_srid, settings=analysis_settings)
+                              county=p.county, measure_srid=measure_srid, settings=analysis_settings)
     newly = {sid: site["rank"] for site in answer["sites"] for sid in site["newly_served_settlement_ids"]}
-    sources = _common(conn, measure_srid)
+    sources = _common(conn, measure_srid, p.county)
     sites = []
     for site in answer["sites"]:
         sites.append({"type": "Feature", "id": site["rank"],
@@ -235,27 +257,31 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
     from gis_service.analysis.coverage import coverage
 
     before = coverage(conn, layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, group_by="county",
-                      measure_srid=measure_srid, settings=analysis_settings)
+                      county=p.county, measure_srid=measure_srid, settings=analysis_settings)
     unserved_ids = {row["id"] for row in before["unserved"]}
     settlements, still_unserved = [], []
-    for feature in data.settlements(conn):
+    for feature in data.settlements(conn, p.county):
         sid = feature["properties"]["id"]
         if sid in newly:
             feature["properties"].update(rank=newly[sid], rank_key=str(newly[sid]))
             settlements.append(feature)
         elif sid in unserved_ids:
             still_unserved.append(feature)
-    sources.update(sites=sites, newly_served=settlements, still_unserved=still_unserved)
-    notes = {"sites": [f"{p.k} 处建议新址（贪心最大覆盖选址）共可新覆盖 {fmt(answer['newly_served_households'])} 户；"
+    sources.update(sites=sites, newly_served=settlements, still_unserved=still_unserved,
+                   facilities=_existing_facilities(conn, p))
+    proof = ("已证明为最优解" if answer["optimal"] else
+             f"与最优解相差至多 {answer['optimality_gap'] * 100:.2f}%（上界 "
+             f"{fmt(answer['bound']['upper_bound_households'])} 户）")
+    notes = {"sites": [f"{p.k} 处建议新址（最大覆盖选址）共可新覆盖 {fmt(answer['newly_served_households'])} 户；"
                        f"未覆盖户数由 {fmt(answer['unserved_households_before'])} 降至 "
                        f"{fmt(answer['unserved_households_after'])}",
-                       f"不低于最优解的 {answer['bound']['share_of_upper_bound'] * 100:.1f}%"
-                       f"（上界 {fmt(answer['bound']['upper_bound_households'])} 户）"]}
+                       f"{proof}；贪心算法可新覆盖 {fmt(answer['greedy']['newly_served_households'])} 户"]}
     rows = [["序号", "建议位置", "新覆盖户", "新覆盖居民点", "累计户"]]
-    rows += [[str(s["rank"]), s["at_settlement_name"], fmt(s["newly_served_households"]),
+    rows += [[str(s["rank"]), s["at_name"], fmt(s["newly_served_households"]),
               fmt(s["newly_served_settlements"]), fmt(s["cumulative_households"])] for s in answer["sites"]]
     return MapContent(sources=sources, legend_notes=notes, tables=[("建议新址", rows)],
-                      subtitle_zh=_travel_zh(p, answer), bounds_sources=("sites", "newly_served"))
+                      subtitle_zh=_travel_zh(p, answer), bounds_sources=("sites", "newly_served"),
+                      title_zh=_title_zh(p, "生活圈新建设施选址建议"))
 
 
 BUILDERS: dict[str, Callable[..., MapContent]] = {
@@ -281,24 +307,31 @@ def _data_state(conn: sa.Connection) -> tuple:
 def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = None, measure_srid: int = 4545,
               analysis_settings: AnalysisSettings | None = None, basemap: str = "none",
               tianditu_key: str | None = None, assets: str = "served", static_url: str = "/maps/static",
-              service_url: str = "", use_cache: bool = True) -> str:
+              service_url: str = "", use_cache: bool = True, tile_url: str | None = None,
+              tile_attribution: str = "", organisation: str = "", search_url: str = "") -> str:
     """Map ``name`` as one HTML page (str). ``assets="inline"`` makes it self-contained (for a file);
-    ``service_url`` prefixes the export links of the boundaries map (empty: relative to the page's server)."""
+    ``service_url`` prefixes the export links of the boundaries map (empty: relative to the page's server);
+    ``search_url``: the place-name search the search box asks (empty: the names written on the map)."""
     recipe = load_recipe(name)
     params = params or MapParameters()
     analysis_settings = analysis_settings or AnalysisSettings()
     key = None
     if use_cache:
-        resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else None
+        resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else params.county
         key = (name, resolved, measure_srid, analysis_settings.model_dump_json(), basemap, tianditu_key, assets,
-               static_url, service_url, (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
+               static_url, service_url, tile_url, tile_attribution, organisation, search_url,
+               datetime.date.today(),  # the print layout's date
+               (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
         page = PAGES.get(key)
         if page is not None:
             return page
     extra = {"service_url": service_url} if name == "boundaries" else {}
     content = BUILDERS[name](conn, recipe, params, measure_srid=measure_srid, analysis_settings=analysis_settings,
                              **extra)
-    page = render(recipe, content, basemap=basemap, tianditu_key=tianditu_key, assets=assets, static_url=static_url)
+    content.basemap = basemap_sources(conn, content.sources, measure_srid=measure_srid)
+    page = render(recipe, content, basemap=basemap, tianditu_key=tianditu_key, assets=assets, static_url=static_url,
+                  tile_url=tile_url, tile_attribution=tile_attribution, organisation=organisation,
+                  search_url=search_url)
     if key is not None:
         PAGES.put(key, page)
     return page

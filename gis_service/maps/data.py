@@ -39,48 +39,59 @@ def label_zh(group: str, value: object) -> str:
     return spec.label_of(value) if spec is not None else str(value)
 
 
-def divisions(conn: sa.Connection, *, level: str, measure_srid: int) -> list[dict]:
-    """Current divisions of ``level`` (county, township or village), simplified for display."""
+def divisions(conn: sa.Connection, *, level: str, measure_srid: int, county: str | None = None) -> list[dict]:
+    """Current divisions of ``level`` (county, township or village; of ``county`` when given), simplified for
+    display."""
     tolerance = {"county": COUNTY_TOLERANCE_M, "township": TOWNSHIP_TOLERANCE_M,
                  "village": VILLAGE_TOLERANCE_M}[level]
     return features.display_features(
         conn, DIVISIONS, ("code", "name", "kind", "parent_code", "households", "population", "urban_rural"),
         equals={"level": level}, order_by=("code",), key="code", simplify_m=tolerance, measure_srid=measure_srid,
-        decimals=DECIMALS)
+        decimals=DECIMALS, county=county, county_by="code")
 
 
-def roads(conn: sa.Connection, *, measure_srid: int) -> list[dict]:
+def roads(conn: sa.Connection, *, measure_srid: int, county: str | None = None) -> list[dict]:
     """Roads merged per (standard name, class): one feature per named road, lengths in metres. Paths (小路) are
     merged per class into one feature: thousands of short named tracks would make the page slow to draw."""
     return features.merged_display_lines(conn, ROADS, simplify_m=ROAD_TOLERANCE_M, measure_srid=measure_srid,
-                                         decimals=DECIMALS)
+                                         decimals=DECIMALS, county=county)
+
+
+def natural_names(conn: sa.Connection) -> list[dict]:
+    """Current place names of natural features (rivers, mountains): points the basemap writes the names at."""
+    return features.display_features(conn, get_layer("place_names"), ("name",),
+                                     equals={"category": "natural", "status": "current"}, decimals=DECIMALS)
 
 
 def _division_names(conn: sa.Connection) -> dict[str, dict]:
-    """Name and parent code of every current division, by code."""
-    return {row["code"]: row for row in features.read_records(conn, DIVISIONS, ("code", "name", "parent_code"))}
+    """Name, parent code and urban or rural of every current division, by code."""
+    return {row["code"]: row for row in features.read_records(conn, DIVISIONS, ("code", "name", "parent_code",
+                                                                                  "urban_rural"))}
 
 
-def settlements(conn: sa.Connection) -> list[dict]:
-    """Every settlement: name, households, population, village and township codes."""
+def settlements(conn: sa.Connection, county: str | None = None) -> list[dict]:
+    """Every settlement (of ``county``): name, households, population, village and township codes, and whether its
+    village is urban or rural."""
     layer = DEMAND_LAYER
     village = layer.network.village
     found = features.display_features(conn, layer, ("id", "name", "households", "population", village),
-                                      decimals=DECIMALS)
+                                      decimals=DECIMALS, county=county, county_by=village)
     names = _division_names(conn)
     for feature in found:
         props = feature["properties"]
         unit = names.get(props[village], {})
-        props.update(village_name=unit.get("name"), township_code=unit.get("parent_code"))
+        props.update(village_name=unit.get("name"), township_code=unit.get("parent_code"),
+                     urban_rural=unit.get("urban_rural"))
     return found
 
 
-def facilities(conn: sa.Connection, layer: Layer | str) -> list[dict]:
-    """The facilities of ``layer`` a map shows (all but closed ones): their fields, and the name of the division
+def facilities(conn: sa.Connection, layer: Layer | str, county: str | None = None) -> list[dict]:
+    """The facilities of ``layer`` a map shows (all but closed ones; of ``county``, by place): their fields, and
+    the name of the division
     each serves (``<field>_name`` beside a field naming a division, e.g. ``division_name``)."""
     layer = get_layer(layer) if isinstance(layer, str) else layer
     shown = ["id", *(f.name for f in layer.fields if f.name != "data_source")]
-    found = features.display_features(conn, layer, shown, excluding=NOT_SHOWN, decimals=DECIMALS)
+    found = features.display_features(conn, layer, shown, excluding=NOT_SHOWN, decimals=DECIMALS, county=county)
     named = [f.name for f in layer.fields if f.references is not None and f.references.layer == DIVISIONS.id]
     if named:
         names = _division_names(conn)
@@ -91,13 +102,13 @@ def facilities(conn: sa.Connection, layer: Layer | str) -> list[dict]:
     return found
 
 
-def boundary_lines(conn: sa.Connection, *, measure_srid: int) -> list[dict]:
-    """Boundary lines with their marker counts, lengths in whole metres."""
+def boundary_lines(conn: sa.Connection, *, measure_srid: int, county: str | None = None) -> list[dict]:
+    """Boundary lines (of ``county``, by place) with their marker counts, lengths in whole metres."""
     lines = get_layer("boundary_lines")
     found = features.display_features(
         conn, lines, ("code", "name", "level", "left_name", "right_name", "length_m", "status", "last_inspected"),
         order_by=("level", "code"), key="code", simplify_m=LINE_TOLERANCE_M, measure_srid=measure_srid,
-        decimals=DECIMALS)
+        decimals=DECIMALS, county=county)
     markers = features.counts_by(conn, get_layer("boundary_markers"), "line_code")
     for feature in found:
         props = feature["properties"]
@@ -106,14 +117,14 @@ def boundary_lines(conn: sa.Connection, *, measure_srid: int) -> list[dict]:
     return found
 
 
-def boundary_markers(conn: sa.Connection) -> list[dict]:
+def boundary_markers(conn: sa.Connection, county: str | None = None) -> list[dict]:
     """Boundary markers with their condition and their last inspection (date, notes). Not the inspector: the
     maps are open to anyone (and their files are passed around), and staff names are read with a token
     (GET .../inspections)."""
     found = features.display_features(
         conn, get_layer("boundary_markers"),
         ("number", "marker_type", "line_code", "material", "set_on", "condition", "last_inspected"),
-        order_by=("number",), decimals=6)
+        order_by=("number",), decimals=6, county=county)
     latest = inspections.latest_per_marker(conn)
     for feature in found:
         props = feature["properties"]

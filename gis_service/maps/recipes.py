@@ -57,6 +57,8 @@ class LayerRecipe:
     legend_unit_zh: str = ""
     #: the measure word of the legend's counts: 个, 条 (lines), 处 (sites).
     count_unit_zh: str = "个"
+    #: drawn only from this zoom on (0: always), e.g. settlements from where they separate.
+    min_zoom: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class MapRecipe:
     layers: tuple[LayerRecipe, ...]
     parameters: dict = field(default_factory=dict)
     note_zh: str = ""
+    #: the data source printed under the map.
+    source_zh: str = "本系统空间数据库"
 
 
 def _layer(raw: dict, path: Path) -> LayerRecipe:
@@ -128,4 +132,5 @@ def load_recipe(name: str, folder: Path | None = None) -> MapRecipe:
         raise RecipeError(f"{path}: {exc}") from None
     return MapRecipe(name=name, title_zh=raw["title_zh"], description_zh=raw.get("description_zh", ""),
                      layers=tuple(_layer(layer, path) for layer in raw.get("layers", ())),
-                     parameters=raw.get("parameters", {}), note_zh=raw.get("note_zh", ""))
+                     parameters=raw.get("parameters", {}), note_zh=raw.get("note_zh", ""),
+                     source_zh=raw.get("source_zh", MapRecipe.source_zh))

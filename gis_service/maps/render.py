@@ -20,6 +20,9 @@ from html import escape
 from pathlib import Path
 
 from gis_service.errors import InvalidInputError
+from gis_service.layers.registry import ROADS
+from gis_service.maps import furniture
+from gis_service.maps.basemap import labels_script, road_style
 from gis_service.maps.data import label_zh
 from gis_service.maps.recipes import LayerRecipe, MapRecipe
 
@@ -45,6 +48,10 @@ class MapContent:
     subtitle_zh: str = ""
     #: the sources the map opens on (their bounds).
     bounds_sources: tuple[str, ...] = ("county",)
+    #: the title when the parameters change it (e.g. the minutes asked for); empty: the recipe's.
+    title_zh: str = ""
+    #: the basemap drawn from the service's data: {"roads": [...], "labels": [[name, lat, lon, kind], ...]}.
+    basemap: dict = field(default_factory=dict)
 
 
 # -- formatting -------------------------------------------------------------------------------------------------
@@ -58,7 +65,8 @@ def fmt(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+        whole = value.is_integer() or abs(value) >= 100
+        return f"{value:,.0f}" if whole else f"{value:,.1f}"
     return str(value)
 
 
@@ -67,6 +75,8 @@ def _value(layer: LayerRecipe, props: dict, name: str) -> str:
     group = layer.value_labels.get(name)
     if group and value is not None:
         return label_zh(group, value)
+    if value is not None and name == layer.color_by.get("field") and "labels" in layer.color_by:
+        return _category_label(layer, _category_color(layer, props)[1])
     return fmt(value)
 
 
@@ -200,6 +210,9 @@ def _overlay(folium, layer: LayerRecipe, title: str, features: list[dict], *, sc
                 style["fillColor" if layer.geometry != "line" else "color"] = color
                 if layer.geometry == "point":
                     style.setdefault("color", "#ffffff")
+            style.update(layer.color_by.get("styles", {}).get(_category_color(layer, props)[1], {}))
+            if layer.layer == ROADS.id:
+                style.update(road_style(props.get("road_class")))
             if layer.geometry == "point":
                 style["radius"] = _radius(layer, props, scale_max)
                 style["fill"] = True  # folium's circle markers default to no fill
@@ -248,8 +261,9 @@ def _swatch(layer: LayerRecipe, color: str | None, key: str = "") -> str:
         return shape_svg(shape, color or style.get("fillColor", "#1565c0"), 14)
     if layer.geometry == "point":
         fill = color or style.get("fillColor", "#1565c0")
+        cue = {**style, **layer.color_by.get("styles", {}).get(key, {})} if layer.color_by else style
         return (f'<svg width="14" height="14"><circle cx="7" cy="7" r="5" fill="{fill}" '
-                f'stroke="{style.get("color", "#fff")}" stroke-width="1"/></svg>')
+                f'stroke="{cue.get("color", "#fff")}" stroke-width="{min(cue.get("weight", 1), 2.5)}"/></svg>')
     if layer.geometry == "line":
         dash = f' stroke-dasharray="{style["dashArray"]}"' if style.get("dashArray") else ""
         return (f'<svg width="22" height="10"><line x1="1" y1="5" x2="21" y2="5" '
@@ -332,6 +346,7 @@ table.gis-props th { text-align: left; padding: 1px 8px 1px 0; color: #555; font
 table.gis-props td { padding: 1px 0; }
 .gis-icon { background: none; border: none; }
 .leaflet-control-layers { font-family: %(font)s; font-size: 12px; max-height: 60vh; overflow: auto; }
+.gis-title { left: 250px; }
 """
 
 
@@ -394,6 +409,17 @@ def to_gcj02(sources: dict[str, list[dict]]) -> dict[str, list[dict]]:
             for name, features in sources.items()}
 
 
+def _basemap_to_gcj02(own: dict) -> dict:
+    """The service's basemap (roads, label points) in GCJ-02, for drawing over AMap tiles."""
+    from gis_service.geo.gcj02 import wgs84_to_gcj02
+
+    labels = []
+    for name, lat, lon, kind in own.get("labels", []):
+        x, y = wgs84_to_gcj02(lon, lat)
+        labels.append([name, round(float(y), 5), round(float(x), 5), kind])
+    return {"roads": to_gcj02({"roads": own.get("roads", [])})["roads"], "labels": labels}
+
+
 def _bounds(features: list[dict]) -> list[list[float]] | None:
     xs: list[float] = []
     ys: list[float] = []
@@ -451,40 +477,107 @@ def _fit_bounds(fmap, bounds: list[list[float]]) -> None:
 
 # -- the page ---------------------------------------------------------------------------------------------------
 
+def _script(fmap, code: str) -> None:
+    """A script run once the map exists; ``__MAP__`` in ``code`` names the map's variable."""
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    class Script(MacroElement):
+        _template = Template("{% macro script(this, kwargs) %}{{ this.code }}{% endmacro %}")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.code = ""
+
+        def render(self, **kwargs) -> None:
+            self.code = code.replace("__MAP__", self._parent.get_name())
+            super().render(**kwargs)
+
+    Script().add_to(fmap)
+
+
+_ROADS_JS = """(function () {
+  var map = __MAP__, pane = map.createPane("gisRoads");
+  pane.style.zIndex = 450; pane.style.pointerEvents = "none";
+  var STYLES = %(styles)s;
+  L.geoJSON(%(roads)s, {pane: "gisRoads", interactive: false, style: function (f) { return STYLES[f.properties.c]; }
+  }).addTo(map);
+})();"""
+
+_MIN_ZOOM_JS = """(function () {
+  var map = __MAP__, layer = %(layer)s, shown = true;
+  function gate() {
+    var wanted = map.getZoom() >= %(zoom)d;
+    if (wanted !== shown) { shown = wanted; if (wanted) { map.addLayer(layer); } else { map.removeLayer(layer); } }
+  }
+  map.on("zoomend", gate); map.whenReady(gate);
+})();"""
+
+
+def _basemap_roads(fmap, roads: list[dict]) -> None:
+    """The roads under a map that does not draw them as a layer of its own: one style per class, no tooltips."""
+    classes = sorted({f["properties"].get("road_class") or "" for f in roads})
+    lines = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": f["geometry"], "properties": {"c": f["properties"].get("road_class") or ""}}
+        for f in sorted(roads, key=lambda f: -(road_style(f["properties"].get("road_class"))["weight"]))]}
+    _script(fmap, _ROADS_JS % {"styles": json.dumps({c: {**road_style(c), "opacity": 0.75} for c in classes}),
+                               "roads": json.dumps(lines, separators=(",", ":"))})
+
+
 def render(recipe: MapRecipe, content: MapContent, *, basemap: str = "none", tianditu_key: str | None = None,
-           assets: str = "served", static_url: str = "/maps/static") -> str:
-    """The map as one HTML page (str). ``assets``: served (Leaflet from ``static_url``) or inline."""
+           tile_url: str | None = None, tile_attribution: str = "", organisation: str = "",
+           assets: str = "served", static_url: str = "/maps/static", search_url: str = "") -> str:
+    """The map as one HTML page (str). ``assets``: served (Leaflet from ``static_url``) or inline. ``tile_url``: an
+    intranet XYZ/WMTS template drawn under the service's own basemap; ``search_url``: the place-name search."""
+    import datetime
+
     import folium
 
     check_basemap(basemap, tianditu_key)
     sources = to_gcj02(content.sources) if basemap == "amap" else content.sources
+    own = _basemap_to_gcj02(content.basemap) if basemap == "amap" and content.basemap else content.basemap
     fmap = folium.Map(location=[28.45, 108.99], zoom_start=10, tiles=None, control_scale=False,
-                      max_zoom=18, min_zoom=7)
+                      max_zoom=18, min_zoom=7, zoomSnap=0.25)
     _MetricScale().add_to(fmap)
     fmap.default_js = []
     fmap.default_css = []
     figure = fmap.get_root()
     figure.header.add_child(folium.Element(_ASSETS_MARK), name="gis_assets", index=0)
-    figure.title = recipe.title_zh
+    title_zh = content.title_zh or recipe.title_zh
+    figure.title = title_zh
     add_basemap(folium, fmap, basemap, tianditu_key)
+    if tile_url:
+        folium.TileLayer(tile_url, name="底图", attr=tile_attribution or "底图", max_zoom=18,
+                         control=False).add_to(fmap)
+    if own and not any(layer.source == "roads" for layer in recipe.layers):
+        _basemap_roads(fmap, own.get("roads", []))
     for layer in recipe.layers:
         features = sources.get(layer.source, [])
         scale_max = max((float(f["properties"].get(layer.radius_by["field"]) or 0) for f in features),
                         default=0.0) if layer.radius_by else 0.0
         for title, _, group in _groups(layer, features):
-            _overlay(folium, layer, f"{title}（{len(group)}）", group, scale_max=scale_max).add_to(fmap)
+            overlay = _overlay(folium, layer, f"{title}（{len(group)}）", group, scale_max=scale_max)
+            overlay.add_to(fmap)
+            if layer.min_zoom:
+                _script(fmap, _MIN_ZOOM_JS % {"layer": overlay.get_name(), "zoom": layer.min_zoom})
+    if own:
+        _script(fmap, labels_script(own.get("labels", [])))
     folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
     bounds = _bounds([f for name in content.bounds_sources for f in sources.get(name, [])])
     if bounds:
         _fit_bounds(fmap, bounds)
+    _script(fmap, furniture.CONTROLS_JS % {"search_url": json.dumps(search_url), "bounds": json.dumps(bounds)})
     figure.html.add_child(folium.Element(_PANELS_MARK))
     html = figure.render()
-    background = "#eef1f4" if basemap == "none" else "#dfe6ea"
-    css = _CSS % {"background": background, "font": FONT_STACK}
-    title = (f'<div class="gis-overlay gis-title"><h1>{escape(recipe.title_zh)}</h1>'
+    background = "#eef1f4" if basemap == "none" and not tile_url else "#dfe6ea"
+    css = _CSS % {"background": background, "font": FONT_STACK} + furniture.css()
+    title = (f'<div class="gis-overlay gis-title"><h1>{escape(title_zh)}</h1>'
              f'<p>{escape(content.subtitle_zh or recipe.description_zh)}</p></div>')
+    county = next((f["properties"].get("name") for f in sources.get("county", [])), "") or ""
+    footer = furniture.print_footer(organisation=organisation, county=county, data_source=recipe.source_zh,
+                                    note=recipe.note_zh, made_on=datetime.date.today().isoformat())
     panels = (f"{title}<div class=\"gis-overlay gis-bottom-right\">{_legend(recipe, content)}</div>"
-              f"<div class=\"gis-overlay gis-bottom-left\">{_tables(content)}</div>")
+              f"<div class=\"gis-overlay gis-bottom-left\">{_tables(content)}</div>{footer}")
     html = html.replace(_ASSETS_MARK, f"{asset_tags(assets, static_url)}\n<style>{css}</style>", 1)
     html = html.replace(_PANELS_MARK, panels, 1)
     # no favicon request either: the page asks nothing of any server but for Leaflet (or nothing at all, inline)

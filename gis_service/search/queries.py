@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.layers.registry import DIVISIONS, GAZETTEER
+from gis_service.search import naming
 from gis_service.search.keys import FUZZY_SOUNDS, fuzzy_pinyin, levenshtein, pinyin_key, short_name
 from gis_service.search.normalize import HAN_PATTERN, SearchQuery, normalize_query
 from gis_service.search.ranking import Candidate, Ranked, level_rank, rank
@@ -31,6 +32,8 @@ MAX_LIMIT = 100
 MAX_AUTOCOMPLETE = 20
 MAX_NEAREST = 50
 MAX_RADIUS_M = 200_000
+#: Most existing names a naming check looks at (a specific part shared by hundreds of names says enough).
+MAX_CHECK_ROWS = 500
 #: What ``near`` accepts, as the API document's pattern: lon,lat in decimal degrees within ±180 and ±90.
 _LON = r"-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[0-9]{1,2})(?:\.[0-9]+)?)"
 _LAT = r"-?(?:90(?:\.0+)?|[0-8]?[0-9](?:\.[0-9]+)?)"
@@ -567,50 +570,126 @@ def reverse(conn: sa.Connection, lon: float, lat: float, *, measure_srid: int, n
     }
 
 
-# -- duplicate check -----------------------------------------------------------------------------------
+# -- naming check -----------------------------------------------------------------------------------------
 
-def check_name(conn: sa.Connection, name: str, *, division: str | None = None) -> dict:
-    """Existing names (current or historical) in the county that a proposed ``name`` would clash with:
-    the same name, the same pinyin (同音), or one character apart. ``division`` (a division code) marks the
-    clashes inside that division, which are listed first."""
+_CHECK_SQL = f"""
+SELECT {_KEY_COLUMNS}, levenshtein(p.name, :name) AS distance,
+       CASE WHEN right(p.division_code, 6) <> '000000' THEN left(p.division_code, 9)
+            ELSE (SELECT left(t.code, 9) FROM admin_divisions t WHERE t.level = 'township' AND t.valid_to IS NULL
+                  AND ST_Contains(t.geom, p.geom) ORDER BY t.code LIMIT 1) END AS township
+FROM place_names p
+WHERE p.status <> 'cancelled' AND (p.name = :name OR p.py_key = ANY(:keys) OR p.py_alt_key = ANY(:keys)
+      OR p.typo_keys && CAST(:variants AS text[]) OR p.name = ANY(CAST(:deletes AS text[]))
+      OR (:specific_prefix <> '' AND p.name LIKE :specific_prefix ESCAPE '\\'))
+ORDER BY p.id
+LIMIT {MAX_CHECK_ROWS}
+"""
+
+
+def _townships(conn: sa.Connection) -> dict[str, dict]:
+    """Current townships by 9-digit code: name, urban (a 街道 of the county seat) and the codes of the townships
+    sharing a border with it."""
+    rows = conn.execute(sa.text("""
+        SELECT left(t.code, 9) AS code9, t.name, t.urban_rural = 'urban' AS urban,
+               coalesce(array_agg(left(n.code, 9) ORDER BY n.code) FILTER (WHERE n.code IS NOT NULL), '{}') AS near
+        FROM admin_divisions t
+        LEFT JOIN admin_divisions n ON n.level = 'township' AND n.valid_to IS NULL AND n.code <> t.code
+             AND ST_Intersects(n.geom, t.geom)
+        WHERE t.level = 'township' AND t.valid_to IS NULL
+        GROUP BY t.code, t.name, t.urban_rural""")).mappings().all()
+    return {r["code9"]: {"name": r["name"], "urban": bool(r["urban"]), "near": set(r["near"])} for r in rows}
+
+
+def _built_up_area(township: str | None, townships: dict[str, dict]) -> str | None:
+    """The built-up area (建成区) a name in ``township`` belongs to: ``county_seat`` for the 街道 of the county
+    seat, else the township's own seat (its code)."""
+    if township is None or township not in townships:
+        return None
+    return "county_seat" if townships[township]["urban"] else township
+
+
+def check_name(conn: sa.Connection, name: str, *, division: str | None = None, kind: str | None = None) -> dict:
+    """Would the proposed ``name`` clash with an existing name (current or historical) of the county? Each clash is
+    graded ``same_name``, ``same_sound`` or ``similar``, with the scope it was found in (same township,
+    neighbouring township, same county), and ruled refused or a warning by 《地名管理条例》 (2022) 第九条
+    (:mod:`gis_service.search.naming`). ``clear`` is false only when a clash is refused. ``division`` (a 6-, 9- or
+    12-digit code) places the new name; ``kind`` (township, village, road, residential, other) says what it names,
+    by default read from its generic part (梅江路: road)."""
     query = normalize_query(name, argument="name")
     if not re.search(HAN_PATTERN, name):
         raise InvalidInputError("name must be the proposed standard name in Chinese characters, e.g. 梅江路")
+    if kind not in (None, "") and kind not in naming.KINDS:
+        raise InvalidInputError(f"kind must be one of {', '.join(naming.KINDS)}; got {kind!r}")
     prefix = division_prefix(conn, division)
     proposed = query.text
+    inferred, generic = naming.kind_of(proposed)
+    kind_from = "given" if kind else (f"the generic part {generic}" if generic else "no generic part recognised")
+    kind = kind or inferred
+    specific = naming.specific_part(proposed)
+    townships = _townships(conn)
+    township = prefix[:9] if prefix and len(prefix) >= 9 else None
+    assumptions = []
+    built_up = _built_up_area(township, townships)
+    if built_up is None and kind in ("road", "residential"):
+        built_up = "county_seat"
+        assumptions.append("no township given (division): the name is taken to be for the county seat's built-up "
+                           "area (中和、乌杨、平凯、官庄、清溪场街道)")
     keys = list(query.pinyin_keys)
-    rows = conn.execute(sa.text(
-        f"SELECT {_KEY_COLUMNS}, levenshtein(p.name, :name) AS distance FROM place_names p "
-        "WHERE p.status <> 'cancelled' AND (p.name = :name OR p.py_key = ANY(:keys) OR p.py_alt_key = ANY(:keys) "
-        "OR p.typo_keys && CAST(:variants AS text[]) OR p.name = ANY(CAST(:deletes AS text[])))"),
-        {"name": proposed, "keys": keys, "variants": list(query.typo_variants),
-         "deletes": list(query.typo_deletes)}).all()
-    clashes: list[tuple[tuple, int, list[str], bool]] = []
+    like = (specific.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            if len(specific) >= 2 and specific != proposed else "")
+    rows = conn.execute(sa.text(_CHECK_SQL), {
+        "name": proposed, "keys": keys, "variants": list(query.typo_variants), "deletes": list(query.typo_deletes),
+        "specific_prefix": like}).all()
+    clashes = []
     for row in rows:
-        reasons = []
-        if row.name == proposed:
-            reasons.append("same_name")
-        if set(keys) & {row.py_key, row.py_alt_key}:
-            reasons.append("same_pinyin")
-        if row.name != proposed and min(row.distance, levenshtein(proposed, row.name)) <= 1:
-            reasons.append("one_character_apart")
-        if not reasons:
+        grade = _grade(row, proposed, keys, specific)
+        if grade is None:
             continue
-        inside = bool(prefix and row.division_code and row.division_code.startswith(prefix))
-        order = (0 if "same_name" in reasons else 1 if "same_pinyin" in reasons else 2, not inside,
-                 row.status != "current", row.id)
-        clashes.append((order, row.id, reasons, inside))
-    clashes.sort()
+        their_kind = naming.existing_kind(row.category, row.division_code)
+        scope = ("same_county" if township is None or row.township is None else "same_township"
+                 if row.township == township else "neighbouring_township"
+                 if row.township in townships.get(township, {}).get("near", ()) else "same_county")
+        same_area = built_up is not None and _built_up_area(row.township, townships) == built_up
+        ruling = naming.rule_on(grade=grade, proposed_kind=kind, existing_kind=their_kind, scope=scope,
+                                same_built_up_area=same_area, existing_current=row.status == "current")
+        order = (not ruling.refused, naming.GRADES.index(grade), naming.SCOPES.index(scope), row.status != "current",
+                 row.id)
+        clashes.append((order, row.id, {"grade": grade, "scope": scope, "existing_kind": their_kind,
+                                        "same_built_up_area": same_area, "refused": ruling.refused,
+                                        "ruling": ruling.why, "rule": ruling.rule,
+                                        "same_division": bool(prefix and row.division_code
+                                                              and row.division_code.startswith(prefix))}))
+    clashes.sort(key=lambda c: c[0])
     feature_by_id = feature_rows(conn, [c[1] for c in clashes])
+    refused = [props for _, _, props in clashes if props["refused"]]
     return {
         "name": proposed,
         "pinyin_key": pinyin_key(proposed),
         "short_name": short_name(proposed),
-        "division": division,
-        "clear": not clashes,
+        "specific": specific, "generic": generic,
+        "kind": kind, "kind_from": kind_from,
+        "division": division, "township": township,
+        "township_name": townships.get(township, {}).get("name") if township else None,
+        "built_up_area": built_up, "assumptions": assumptions,
+        "clear": not refused,
+        "refused": len(refused), "warnings": len(clashes) - len(refused),
+        "rule": naming.RULES.get(kind, naming.WARNINGS["no_rule"]),
         "clashes": {"type": "FeatureCollection", "features": [
-            feature(feature_by_id[i], clash=reasons, same_division=inside) for _, i, reasons, inside in clashes]},
+            feature(feature_by_id[i], **props) for _, i, props in clashes]},
     }
+
+
+def _grade(row, proposed: str, keys: list[str], specific: str) -> str | None:
+    """same_name, same_sound, similar or None (no clash)."""
+    if row.name == proposed:
+        return "same_name"
+    if set(keys) & {row.py_key, row.py_alt_key}:
+        return "same_sound"
+    if min(row.distance, levenshtein(proposed, row.name)) <= 1:
+        return "similar"
+    if len(specific) >= 2 and specific != proposed and naming.specific_part(row.name) == specific:
+        return "similar"
+    return None
 
 
 # -- one record ----------------------------------------------------------------------------------------

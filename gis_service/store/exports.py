@@ -7,50 +7,68 @@ from __future__ import annotations
 import geopandas as gpd
 import sqlalchemy as sa
 
-from gis_service.layers import get_layer
 from gis_service.layers.registry import DIVISIONS, GAZETTEER
 from gis_service.settings import STORAGE_SRID
-from gis_service.store.tables import layer_table, marker_inspections
+from gis_service.store.boundary_parts import LINES, MARKERS, marker_townships_sql, parts_cte, parts_params
+from gis_service.store.tables import marker_inspections
 
-LINES, MARKERS = layer_table(get_layer("boundary_lines")), layer_table(get_layer("boundary_markers"))
 
-
-def _lines_condition(*, line: str | None, township: str | None, neighbour: str | None) -> tuple[str, dict]:
-    """SQL condition on boundary lines (alias l) for exactly one of a line code, a township code or a neighbouring
-    county's code, and its parameters. A county line belongs to a township when they share more than
-    ``:min_m`` metres of border."""
+def _lines_condition(*, line: str | None, neighbour: str | None) -> tuple[str, dict]:
+    """SQL condition on boundary lines (alias l) for a line code or a neighbouring county's code, and its
+    parameters."""
     if line:
         return "l.code = :code", {"code": line}
-    if neighbour:
-        return "l.level = 'county' AND (l.right_code = :code OR l.left_code = :code)", {"code": neighbour}
-    code12 = township.ljust(12, "0")
-    return (
-        "((l.level = 'township' AND (l.left_code = :code9 OR l.right_code = :code9)) OR "
-        f" (l.level = 'county' AND EXISTS (SELECT 1 FROM {DIVISIONS.table} t WHERE t.code = :code12 "
-        f"   AND t.{DIVISIONS.validity[1]} IS NULL AND t.geom && l.geom AND ST_Length(ST_Transform(ST_Intersection("
-        "   ST_Boundary(t.geom), ST_Buffer(l.geom, 0.00001)), :measure_srid)) > :min_m)))",
-        {"code9": code12[:9], "code12": code12},
-    )
+    return "l.level = 'county' AND (l.right_code = :code OR l.left_code = :code)", {"code": neighbour}
 
 
-def selected_lines(conn: sa.Connection, *, line: str | None, township: str | None, neighbour: str | None,
-                   measure_srid: int, township_border_min_m: float) -> gpd.GeoDataFrame:
-    """The boundary lines of a selection (see :func:`_lines_condition`), lengths to 0.1 m, in EPSG:4490."""
-    condition, params = _lines_condition(line=line, township=township, neighbour=neighbour)
+_LINE_COLUMNS = ("l.code, l.name, l.level, l.left_code, l.left_name, l.right_code, l.right_name, "
+                 "round(l.length_m::numeric, 1)::float AS length_m, l.status, l.last_inspected")
+_LAST_NOTES = (f"(SELECT i.notes FROM {marker_inspections.name} i WHERE i.marker_id = m.id "
+               "ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1) AS last_notes")
+
+
+def selected_lines(conn: sa.Connection, *, line: str | None, neighbour: str | None) -> gpd.GeoDataFrame:
+    """One line (by code) or the county lines shared with a neighbouring county, whole, lengths to 0.1 m, in
+    EPSG:4490."""
+    condition, params = _lines_condition(line=line, neighbour=neighbour)
     return gpd.read_postgis(sa.text(
-        "SELECT l.code, l.name, l.level, l.left_code, l.left_name, l.right_code, l.right_name, "
-        "round(l.length_m::numeric, 1)::float AS length_m, l.status, l.last_inspected, l.geom "
-        f"FROM {LINES.name} l WHERE {condition} ORDER BY l.code"), conn, geom_col="geom",
-        params={**params, "measure_srid": measure_srid, "min_m": township_border_min_m}, crs=STORAGE_SRID)
+        f"SELECT {_LINE_COLUMNS}, l.geom FROM {LINES.name} l WHERE {condition} ORDER BY l.code"), conn,
+        geom_col="geom", params=params, crs=STORAGE_SRID)
+
+
+def township_lines(conn: sa.Connection, code9: str, *, measure_srid: int) -> gpd.GeoDataFrame:
+    """A township's lines (EPSG:4490): its township lines whole, and the parts of the county lines that bound it
+    (:mod:`.boundary_parts`; ``part_of`` names the county line, the name says the township's 段)."""
+    return gpd.read_postgis(sa.text(f"""
+        WITH {parts_cte()}
+        SELECT {_LINE_COLUMNS}, NULL::text AS part_of, l.geom
+        FROM {LINES.name} l WHERE l.level = 'township' AND (l.left_code = :code9 OR l.right_code = :code9)
+        UNION ALL
+        SELECT p.code, l.name || '（' || p.township_name || '段）', l.level, l.left_code, l.left_name, l.right_code,
+               l.right_name, round(p.length_m::numeric, 1)::float, l.status, l.last_inspected, l.code,
+               ST_Transform(p.geom_m, {STORAGE_SRID})
+        FROM county_line_parts p JOIN {LINES.name} l ON l.code = p.line_code WHERE p.township_code = :code9
+        ORDER BY 1"""), conn, geom_col="geom", params={**parts_params(measure_srid), "code9": code9},
+        crs=STORAGE_SRID)
+
+
+def township_markers(conn: sa.Connection, code9: str, *, measure_srid: int) -> gpd.GeoDataFrame:
+    """The markers patrolled from a township (on its township lines and its parts of county lines), each with
+    the ``part_code`` of the county-line part it stands on, and its latest inspection's notes, in EPSG:4490."""
+    return gpd.read_postgis(sa.text(f"""
+        WITH {parts_cte()}, {marker_townships_sql()}
+        SELECT m.number, m.marker_type, m.line_code, t.part_code, m.material, m.set_on, m.condition,
+               m.last_inspected, {_LAST_NOTES}, m.geom
+        FROM {MARKERS.name} m JOIN marker_townships t ON t.marker_id = m.id AND t.township_code = :code9
+        ORDER BY m.number"""), conn, geom_col="geom", params={**parts_params(measure_srid), "code9": code9},
+        crs=STORAGE_SRID)
 
 
 def markers_of_lines(conn: sa.Connection, codes: list[str]) -> gpd.GeoDataFrame:
     """The markers of the lines ``codes``, with the notes of each one's latest inspection, in EPSG:4490."""
     return gpd.read_postgis(sa.text(
         "SELECT m.number, m.marker_type, m.line_code, m.material, m.set_on, m.condition, m.last_inspected, "
-        f"(SELECT i.notes FROM {marker_inspections.name} i WHERE i.marker_id = m.id "
-        " ORDER BY i.inspected_on DESC, i.id DESC LIMIT 1) AS last_notes, m.geom "
-        f"FROM {MARKERS.name} m WHERE m.line_code = ANY(:codes) ORDER BY m.number"),
+        f"{_LAST_NOTES}, m.geom FROM {MARKERS.name} m WHERE m.line_code = ANY(:codes) ORDER BY m.number"),
         conn, geom_col="geom", params={"codes": codes}, crs=STORAGE_SRID)
 
 

@@ -38,7 +38,7 @@ from gis_service.ogc.filters import FilterTranslator, to_storage
 from gis_service.ogc.params import ItemsQuery
 from gis_service.settings import STORAGE_SRID
 from gis_service.store.tables import data_versions as data_versions_table
-from gis_service.store.tables import layer_table, metadata
+from gis_service.store.tables import layer_table, metadata, network_state
 
 #: Called with the number of rows just written, for progress bars.
 RowCallback = Callable[[int], None]
@@ -318,6 +318,15 @@ def data_versions(conn: sa.Connection, tables: Iterable[str] | None = None) -> d
     return dict(conn.execute(statement).all())
 
 
+def layer_version(conn: sa.Connection, layer: Layer) -> tuple[str, int] | None:
+    """The database's instance id and the data version of ``layer``'s table as ``conn`` sees them (one statement):
+    together a key no other database or state of the layer shares. None before the instance id is set."""
+    row = conn.execute(sa.text(f"SELECT (SELECT instance_id::text FROM {network_state.name}), version "
+                               f"FROM {data_versions_table.name} WHERE table_name = :table"),
+                       {"table": layer_table(layer).name}).one_or_none()
+    return None if row is None or row[0] is None else (row[0], row[1])
+
+
 def layer_counts(conn: sa.Connection) -> dict[str, int]:
     """Features per layer, counting current features only where a layer keeps versions."""
     return {layer.id: conn.execute(sa.select(sa.func.count()).select_from(layer_table(layer))
@@ -339,11 +348,13 @@ def counts_by(conn: sa.Connection, layer: Layer, field: str) -> dict[object, int
     return dict(conn.execute(sa.select(column, sa.func.count()).where(*_where(current(layer))).group_by(column)).all())
 
 
-def sums_by(conn: sa.Connection, layer: Layer, by: str, field: str) -> dict[object, float]:
-    """The sum of ``field`` over the current features of ``layer`` per value of ``by`` (e.g. households per
-    village)."""
+def sums_by(conn: sa.Connection, layer: Layer, by: str, field: str, *,
+            starting: Mapping[str, str | None] | None = None) -> dict[object, float]:
+    """The sum of ``field`` over the current features of ``layer`` (those ``starting`` selects) per value of ``by``
+    (e.g. households per village)."""
     columns = layer_table(layer).c
-    return dict(conn.execute(sa.select(columns[by], sa.func.sum(columns[field])).where(*_where(current(layer)))
+    return dict(conn.execute(sa.select(columns[by], sa.func.sum(columns[field]))
+                             .where(*_where(current(layer), *_starting(columns, starting)))
                              .group_by(columns[by])).all())
 
 
@@ -370,11 +381,20 @@ def read_frame(conn: sa.Connection, layer: Layer, *, current_only: bool = False)
     return gpd.read_postgis(statement, conn, geom_col="geom", crs=STORAGE_SRID)
 
 
+def _starting(columns, starting: Mapping[str, str | None] | None) -> list[sa.ColumnElement[bool]]:
+    """Rows whose field starts with the prefix (a county's features by their statistical codes); a None prefix
+    selects every row."""
+    return [columns[name].startswith(prefix, autoescape=True) for name, prefix in (starting or {}).items()
+            if prefix is not None]
+
+
 def read_records(conn: sa.Connection, layer: Layer, fields: Iterable[str], *,
-                 equals: Mapping[str, object] | None = None, order_by: Iterable[str] = ()) -> list[dict]:
-    """``fields`` of the current features of ``layer`` (those with ``equals``' values), without geometry."""
+                 equals: Mapping[str, object] | None = None, starting: Mapping[str, str | None] | None = None,
+                 order_by: Iterable[str] = ()) -> list[dict]:
+    """``fields`` of the current features of ``layer`` (those with ``equals``' values and whose ``starting``
+    fields start with its prefixes), without geometry."""
     columns = layer_table(layer).c
-    conditions = [columns[name] == value for name, value in (equals or {}).items()]
+    conditions = [columns[name] == value for name, value in (equals or {}).items()] + _starting(columns, starting)
     statement = (sa.select(*(columns[name] for name in fields)).where(*_where(current(layer), *conditions))
                  .order_by(*(columns[name] for name in order_by)))
     return [dict(row) for row in conn.execute(statement).mappings()]
@@ -385,11 +405,16 @@ def read_frame_of_records(conn: sa.Connection, layer: Layer, fields: list[str], 
     return pd.DataFrame(read_records(conn, layer, fields, **options), columns=fields)
 
 
+def division_field_of(layer: Layer) -> str:
+    """The name of the first field of ``layer`` naming an administrative division (its code)."""
+    return next(f.name for f in layer.fields if f.references is not None and f.references.layer == DIVISIONS.id)
+
+
 def counted_with_township(conn: sa.Connection, layer: Layer) -> pd.DataFrame:
     """Every column of the features of ``layer`` that count (``layer.network.counts``), and ``township_code``: the
     township its division field names (the division itself, or a village's parent), or else the township polygon
     that holds it."""
-    division = next(f.name for f in layer.fields if f.references is not None and f.references.layer == DIVISIONS.id)
+    division = division_field_of(layer)
     sql = f"""
         SELECT f.*, coalesce(
             CASE d.level WHEN 'township' THEN d.code WHEN 'village' THEN d.parent_code END,
@@ -402,14 +427,31 @@ def counted_with_township(conn: sa.Connection, layer: Layer) -> pd.DataFrame:
     return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
 
+def in_county(columns, county: str | None, *, by: str | None = None) -> list[sa.ColumnElement[bool]]:
+    """Conditions selecting what lies in ``county`` (6 digits): by the statistical code in the field ``by`` (the
+    county's six digits first), or without one by lying in the county's bounding box (the GiST index serves it: what
+    a map of the county shows); none for every county."""
+    if county is None:
+        return []
+    if by is not None:
+        return [sa.func.left(columns[by], 6) == county]
+    divisions = layer_table(DIVISIONS)
+    outline = (sa.select(divisions.c.geom).where(divisions.c.code == county + "000000",
+                                                 divisions.c.level == "county", *_where(current(DIVISIONS)))
+               .scalar_subquery())
+    return [columns.geom.op("&&")(outline)]
+
+
 def display_features(conn: sa.Connection, layer: Layer, properties: Iterable[str], *,
                      equals: Mapping[str, object] | None = None, excluding: Mapping[str, Iterable] | None = None,
                      order_by: Iterable[str] = ("id",), key: str = "id", simplify_m: float | None = None,
-                     measure_srid: int | None = None, decimals: int = 5) -> list[dict]:
+                     measure_srid: int | None = None, decimals: int = 5, county: str | None = None,
+                     county_by: str | None = None) -> list[dict]:
     """What a map draws of ``layer``: GeoJSON features in EPSG:4326 (lon, lat) of its current features (with
-    ``equals``' values, without ``excluding``'s), properties as stored. Lines and polygons are simplified by
-    ``simplify_m`` metres in EPSG:``measure_srid`` (ST_SimplifyPreserveTopology, never in degrees); coordinates
-    keep ``decimals`` decimals (5: about 1 m). ``key``: the field that is the feature's id."""
+    ``equals``' values, without ``excluding``'s; of ``county``, by the code in ``county_by`` or else by place, when
+    given), properties as stored. Lines and polygons are simplified by ``simplify_m`` metres in
+    EPSG:``measure_srid`` (ST_SimplifyPreserveTopology, never in degrees); coordinates keep ``decimals`` decimals
+    (5: about 1 m). ``key``: the field that is the feature's id."""
     columns = layer_table(layer).c
     geom = columns.geom
     if simplify_m is not None:
@@ -419,6 +461,7 @@ def display_features(conn: sa.Connection, layer: Layer, properties: Iterable[str
         geom = sa.func.ST_Transform(geom, _literal(4326))
     conditions = [columns[name] == value for name, value in (equals or {}).items()]
     conditions += [columns[name].not_in(list(values)) for name, values in (excluding or {}).items()]
+    conditions += in_county(columns, county, by=county_by)
     statement = (sa.select(columns[key].label("fid"), *(columns[name] for name in properties),
                            sa.func.ST_AsGeoJSON(geom, _literal(decimals)).label("geojson"))
                  .where(*_where(current(layer), *conditions)).order_by(*(columns[name] for name in order_by)))
@@ -426,10 +469,11 @@ def display_features(conn: sa.Connection, layer: Layer, properties: Iterable[str
 
 
 def merged_display_lines(conn: sa.Connection, layer: Layer, *, simplify_m: float, measure_srid: int,
-                         decimals: int = 5) -> list[dict]:
+                         decimals: int = 5, county: str | None = None) -> list[dict]:
     """A line layer as a map draws it: one feature per value of ``layer.map_style.merged_by`` (roads: one per
     standard name and class, so a page holds a few thousand lines, not every segment), with the summed length
-    (metres) and the segments merged; features with ``unnamed_when``'s value are merged without their name."""
+    (metres) and the segments merged; features with ``unnamed_when``'s value are merged without their name. With
+    ``county``, the lines in its bounding box only."""
     style = layer.map_style
     columns = layer_table(layer).c
     label = columns[layer.label_field]
@@ -441,6 +485,7 @@ def merged_display_lines(conn: sa.Connection, layer: Layer, *, simplify_m: float
     merged = (sa.select(*keys, sa.func.sum(columns.length_m).label("length_m"),
                         sa.func.count().label("segments"),
                         sa.func.ST_LineMerge(sa.func.ST_Collect(columns.geom)).label("geom"))
+              .where(*in_county(columns, county))
               .group_by(*(sa.literal_column(str(i + 1)) for i in range(len(keys)))).subquery("merged"))
     order = [merged.c[name] for name in reversed(style.merged_by)]
     geom = sa.func.ST_Transform(sa.func.ST_SimplifyPreserveTopology(
@@ -548,15 +593,17 @@ def check_constraints_now(conn: sa.Connection) -> None:
 
 # -- what a validation reads ---------------------------------------------------------------------------------------
 
-def county_outline(conn: sa.Connection, *, county_code: str, measure_srid: int, grown_m: float
+def county_outline(conn: sa.Connection, *, code_prefix: str, measure_srid: int, grown_m: float
                    ) -> BaseGeometry | None:
-    """The current county division ``county_code`` grown by ``grown_m`` metres (in EPSG:``measure_srid``), in
-    EPSG:4490; None when the database has no such county."""
+    """The union of the current county divisions whose codes start with ``code_prefix`` (a county's six digits, a
+    prefecture's four, a province's two) grown by ``grown_m`` metres (in EPSG:``measure_srid``), in EPSG:4490; None
+    when the database has no such county."""
     columns = layer_table(DIVISIONS).c
-    grown = sa.func.ST_Transform(sa.func.ST_Buffer(sa.func.ST_Transform(columns.geom, _literal(measure_srid)),
-                                                   grown_m), _literal(STORAGE_SRID))
+    grown = sa.func.ST_Transform(sa.func.ST_Buffer(sa.func.ST_Transform(sa.func.ST_Union(columns.geom),
+                                                                        _literal(measure_srid)), grown_m),
+                                 _literal(STORAGE_SRID))
     wkb = conn.execute(sa.select(sa.func.ST_AsBinary(grown)).where(
-        columns.level == "county", current(DIVISIONS), columns.code == county_code.ljust(12, "0"))).scalar()
+        columns.level == "county", current(DIVISIONS), columns.code.startswith(code_prefix, autoescape=True))).scalar()
     return None if wkb is None else shapely.from_wkb(bytes(wkb))
 
 

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
 from gis_service.layers.base import Layer
+from gis_service.layers.registry import DIVISIONS
+from gis_service.store.boundary_parts import LINES, MARKERS, marker_townships_sql, parts_cte, parts_params
 from gis_service.store.features import copy_into, restart_ids_after
 from gis_service.store.tables import layer_table, marker_inspections
 
@@ -65,3 +67,28 @@ def copy_inspections(conn: sa.Connection, inspections: pd.DataFrame) -> int:
     copy_into(conn, marker_inspections, data, len(inspections))
     restart_ids_after(conn, marker_inspections)
     return len(inspections)
+
+
+def markers_by_township(conn: sa.Connection, *, measure_srid: int) -> list[sa.RowMapping]:
+    """Every boundary marker with its line (name, level), condition, dates, lon/lat (EPSG:4326), the county-line
+    part it stands on (``part_code``) and the 9-digit codes of the townships it is patrolled from (``townships``;
+    see :mod:`gis_service.store.boundary_parts`), by number."""
+    return conn.execute(sa.text(f"""
+        WITH {parts_cte()}, {marker_townships_sql()}
+        SELECT m.id, m.number, m.line_code, l.name AS line_name, l.level AS line_level, m.condition, m.set_on,
+               m.last_inspected, ST_X(ST_Transform(m.geom, 4326)) AS lon, ST_Y(ST_Transform(m.geom, 4326)) AS lat,
+               max(t.part_code) AS part_code,
+               array_agg(t.township_code ORDER BY t.township_code) FILTER (WHERE t.township_code IS NOT NULL)
+                   AS townships
+        FROM {MARKERS.name} m
+        JOIN {LINES.name} l ON l.code = m.line_code
+        LEFT JOIN marker_townships t ON t.marker_id = m.id
+        GROUP BY m.id, l.name, l.level
+        ORDER BY m.number"""), parts_params(measure_srid)).mappings().all()
+
+
+def township_names(conn: sa.Connection) -> dict[str, str]:
+    """The current townships' names by 9-digit code."""
+    return dict(conn.execute(sa.text(
+        f"SELECT left(code, 9), name FROM {DIVISIONS.table} WHERE level = 'township' "
+        f"AND {DIVISIONS.current_condition}")).all())

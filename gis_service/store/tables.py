@@ -221,6 +221,15 @@ api_tokens = sa.Table(
     sa.Column("if_match_required", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
+#: Each token's write allowance (a token bucket, see gis_service/api/ratelimit.py), shared by every worker and host.
+write_allowance = sa.Table(
+    "write_allowance", metadata,
+    sa.Column("token_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("writes_left", pg.DOUBLE_PRECISION, nullable=False),
+    sa.Column("counted_at", sa.TIMESTAMP(timezone=True), nullable=False),
+    sa.Column("allowed", sa.Boolean, nullable=False),
+)
+
 audit_log = sa.Table(
     "audit_log", metadata,
     sa.Column("id", sa.BigInteger, primary_key=True),

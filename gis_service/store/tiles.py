@@ -34,6 +34,12 @@ def _property_sql(field: Field, column: sa.Column) -> str:
     return column.name
 
 
+#: The tile's envelope with its margin, cut at the edge of the world: at zoom 0-2 the margin crosses the
+#: antimeridian, and transformed to degrees such an envelope wrapped round to the other side (tile 1/1/0, the
+#: eastern hemisphere, selected the western one and came out empty).
+WORLD_CLIPPED_ENVELOPE = "ST_Intersection(ST_TileEnvelope(:z, :x, :y, margin => :margin), ST_TileEnvelope(0, 0, 0))"
+
+
 def tile_sql(layer: Layer, *, simplify: bool, z: int = DETAIL_ZOOM) -> str:
     """The statement of a tile of ``layer`` at zoom ``z`` (its fields depend only on whether ``z`` is below
     DETAIL_ZOOM), made once per layer and kind of zoom."""
@@ -48,12 +54,11 @@ def _tile_sql(layer_id: str, simplify: bool, detail: bool) -> str:
     geom = "geom"
     if simplify and layer.geometry_type != "Point":
         geom = "ST_Simplify(geom, :tolerance, true)"
-    condition = current(layer, table)
-    where = f"AND {condition.compile(compile_kwargs={'include_table': False})}" if condition is not None else ""
+    where = _where_current(layer, table)
     props = "".join(", " + _property_sql(f, table.c[f.name]) for f in tile_fields(layer, z))
     return (
         "WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env, "
-        "ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4490) AS env_storage) "
+        f"ST_Transform({WORLD_CLIPPED_ENVELOPE}, 4490) AS env_storage) "
         f"SELECT ST_AsMVT(mvt, :layer_name, {EXTENT}, 'mvt_geom', 'id') FROM ("
         f"SELECT id{props}, ST_AsMVTGeom(ST_Transform({geom}, 3857), bounds.env, {EXTENT}, {BUFFER}, true) "
         f"AS mvt_geom FROM {table.name}, bounds WHERE geom && bounds.env_storage {where} OFFSET 0"
@@ -68,3 +73,31 @@ def render_tile(conn: sa.Connection, layer: Layer, z: int, x: int, y: int) -> by
     conn.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))  # see the module docstring
     data = conn.execute(sa.text(tile_sql(layer, simplify=True, z=z)), params).scalar()
     return bytes(data) if data else b""
+
+
+def _where_current(layer: Layer, table: sa.Table) -> str:
+    condition = current(layer, table)
+    return f"AND {condition.compile(compile_kwargs={'include_table': False})}" if condition is not None else ""
+
+
+def layer_extent(conn: sa.Connection, layer: Layer) -> tuple[float, float, float, float] | None:
+    """The extent of the layer's current features in EPSG:4326, or None when it has none."""
+    table = layer_table(layer)
+    box = conn.execute(sa.text(f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM ("
+                               f"SELECT ST_Extent(ST_Transform(geom, 4326)) AS e FROM {table.name} "
+                               f"WHERE true {_where_current(layer, table)}) b")).one()
+    return None if box[0] is None else tuple(box)
+
+
+def tiles_with_features(conn: sa.Connection, layer: Layer, z: int, candidates: list[tuple[int, int]]
+                        ) -> list[tuple[int, int]]:
+    """Of the tiles (x, y) at zoom ``z``, those whose envelope with the tiles' margin holds a current feature of
+    the layer: the very condition :func:`tile_sql` selects by, asked for all of them in one statement."""
+    table = layer_table(layer)
+    envelope = WORLD_CLIPPED_ENVELOPE.replace(":x", "t.x").replace(":y", "t.y")
+    rows = conn.execute(sa.text(
+        f"SELECT t.x, t.y FROM unnest(CAST(:xs AS integer[]), CAST(:ys AS integer[])) AS t(x, y) "
+        f"WHERE EXISTS (SELECT 1 FROM {table.name} WHERE geom && ST_Transform({envelope}, 4490) "
+        f"{_where_current(layer, table)})"),
+        {"xs": [x for x, _ in candidates], "ys": [y for _, y in candidates], "z": z, "margin": BUFFER / EXTENT})
+    return [tuple(row) for row in rows]

@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from gis_service.store.tables import api_tokens
+from gis_service.store.tables import api_tokens, write_allowance
 
 c = api_tokens.c
 
@@ -47,3 +47,24 @@ def find_by_hash(conn: sa.Connection, token_hash: str) -> sa.Row | None:
 
 def mark_used(conn: sa.Connection, token_id: int) -> None:
     conn.execute(sa.update(api_tokens).where(c.id == token_id).values(last_used_at=sa.func.now()))
+
+
+#: Refill since the last count, capped at a full bucket (``:burst``); ``b`` is the row as it was.
+_REFILLED = "LEAST(:burst, b.writes_left + extract(epoch FROM clock_timestamp() - b.counted_at) * :per_s)"
+_SPEND = sa.text(f"""
+    INSERT INTO {write_allowance.name} AS b (token_id, writes_left, counted_at, allowed)
+    VALUES (:token, :burst - 1, clock_timestamp(), true)
+    ON CONFLICT (token_id) DO UPDATE SET
+        writes_left = CASE WHEN {_REFILLED} >= 1 THEN {_REFILLED} - 1 ELSE {_REFILLED} END,
+        counted_at = clock_timestamp(),
+        allowed = {_REFILLED} >= 1
+    RETURNING allowed, writes_left
+""")
+
+
+def spend_write(conn: sa.Connection, token_id: int, *, burst: float, per_s: float) -> tuple[bool, float]:
+    """Take one write from ``token_id``'s bucket (refilled by ``per_s`` writes a second since it was last counted,
+    up to ``burst``) in ``conn``'s transaction, if a whole one is left: whether it was, and what is left. One
+    upsert: the row's lock orders concurrent writes of one token; the clock is the database's."""
+    allowed, left = conn.execute(_SPEND, {"token": token_id, "burst": burst, "per_s": per_s}).one()
+    return bool(allowed), float(left)

@@ -14,22 +14,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gis_service.errors import SetupError
+from gis_service.maps.printing import find_chromium, start_chromium, stop_chromium
 
-#: Where Debian puts the browser (``apt-get install chromium``; scripts/setup.sh does it).
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--disable-features=Translate,MediaRouter",
-         "--hide-scrollbars", "--mute-audio", "--remote-debugging-port=0")
+# The browser, its flags and how it is found are the map printer's (gis_service/maps/printing.py).
 
 #: JavaScript: resolves, two animation frames after the load event, with ms since navigation start.
 DRAWN_JS = """new Promise(function (resolve) {
@@ -37,16 +28,6 @@ DRAWN_JS = """new Promise(function (resolve) {
     resolve(performance.now()); }); }); }
   if (document.readyState === "complete") { frames(); } else { window.addEventListener("load", frames); }
 })"""
-
-
-def find_chromium() -> str:
-    """The Chromium executable; a :class:`SetupError` that says to run scripts/setup.sh when there is none."""
-    explicit = os.environ.get("GIS_CHROMIUM")
-    for candidate in ((explicit,) if explicit else ()) + CHROMIUM_CANDIDATES:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    raise SetupError("headless Chromium is missing: run scripts/setup.sh (it installs Debian's chromium and "
-                     "fonts-wqy-microhei), or set GIS_CHROMIUM to the browser's path")
 
 
 @dataclass
@@ -118,20 +99,9 @@ class Chromium:
     def __enter__(self) -> Chromium:
         from websockets.sync.client import connect
 
-        self.profile = Path(tempfile.mkdtemp(prefix="gis-chromium-"))
-        self.process = subprocess.Popen(
-            [self.executable, *FLAGS, f"--user-data-dir={self.profile}",
-             f"--window-size={self.width},{self.height}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = self.profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and len(port_file.read_text().splitlines()) >= 2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self._cleanup()
-                raise SetupError(f"Chromium ({self.executable}) did not start; run scripts/setup.sh")
-            time.sleep(0.05)
-        port, path = port_file.read_text().splitlines()[:2]
-        self._connection = connect(f"ws://127.0.0.1:{port}{path}", max_size=None, open_timeout=30)
+        self.process, self.profile, address = start_chromium(f"--window-size={self.width},{self.height}",
+                                                             prefix="gis-chromium-", executable=self.executable)
+        self._connection = connect(address, max_size=None, open_timeout=30)
         self.ws = self._connection.__enter__()
         return self
 
@@ -142,14 +112,7 @@ class Chromium:
             self._cleanup()
 
     def _cleanup(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        shutil.rmtree(self.profile, ignore_errors=True)
+        stop_chromium(self.process, self.profile)
 
     def send(self, method: str, params: dict | None = None, *, session: str | None = None,
              timeout_s: float = 60) -> dict:

@@ -54,28 +54,52 @@ def uvicorn_server(app: str = "gis_service.app:create_app", *, env: dict[str, st
 @contextlib.contextmanager
 def uvicorn_process(app: str = "gis_service.app:create_app", *, env: dict[str, str] | None = None,
                     ready_path: str = "/conformance", python: Path | str = sys.executable,
-                    factory: bool = True, timeout_s: float = 60) -> Iterator[RunningServer]:
-    """As :func:`uvicorn_server`, yielding the URL and the process id."""
+                    factory: bool = True, timeout_s: float = 60, workers: int = 1) -> Iterator[RunningServer]:
+    """As :func:`uvicorn_server`, yielding the URL and the process id; ``workers`` processes under uvicorn's
+    supervisor, as ``serve`` runs them."""
     port = free_port()
     command = [str(python), "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", "--no-proxy-headers"]  # as `serve`: GIS_TRUSTED_PROXIES decides
     if factory:
         command.append("--factory")
-    # cwd: a neutral folder, so that no stray .env file is read
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})}, cwd=tempfile.gettempdir())
-    url = f"http://127.0.0.1:{port}"
+    if workers > 1:
+        command += ["--workers", str(workers)]
+    with _data_folder({**os.environ, **(env or {})}) as environment:
+        # cwd: a neutral folder, so that no stray .env file is read
+        process = subprocess.Popen(command, env=environment, cwd=tempfile.gettempdir())
+        with _stopped_afterwards(process):
+            yield _ready(RunningServer(f"http://127.0.0.1:{port}", process), ready_path, timeout_s)
+
+
+@contextlib.contextmanager
+def _data_folder(environment: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``environment`` with a GIS_DATA_DIR of its own (a temporary folder, removed afterwards) unless it names one:
+    the server keeps its road graph and tiles there, never in the user's data folder."""
+    if environment.get("GIS_DATA_DIR"):
+        yield environment
+        return
+    with tempfile.TemporaryDirectory(prefix="gis-server-data-") as folder:
+        yield {**environment, "GIS_DATA_DIR": folder}
+
+
+def _ready(server: RunningServer, ready_path: str, timeout_s: float) -> RunningServer:
+    """``server`` once ``ready_path`` answers 200; RuntimeError when it exits or does not within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{server.url}{ready_path}", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start (exit code {server.process.poll()})")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _stopped_afterwards(process: subprocess.Popen) -> Iterator[None]:
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if httpx.get(f"{url}{ready_path}", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start (exit code {process.poll()})")
-            time.sleep(0.2)
-        yield RunningServer(url, process)
+        yield
     finally:
         process.terminate()
         try:

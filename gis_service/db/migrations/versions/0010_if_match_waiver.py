@@ -1,7 +1,7 @@
 """Tokens that may change features without If-Match, and the audit trail saying which changes did.
 
-Revision ID: 0009_if_match_waiver
-Revises: 0008_location_precision
+Revision ID: 0010_if_match_waiver
+Revises: 0009_write_allowance
 Create Date: 2026-12-04
 
 QGIS and other clients send no If-Match: an administrator may create a token with ``--no-if-match`` for them (the
@@ -10,8 +10,8 @@ last write wins). Every change made that way is marked in ``audit_log.last_write
 
 from alembic import op
 
-revision = "0009_if_match_waiver"
-down_revision = "0008_location_precision"
+revision = "0010_if_match_waiver"
+down_revision = "0009_write_allowance"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,7 @@
+// One place name's map: a marker where it is.
+(function () {
+  var box = document.getElementById("map");
+  var at = [parseFloat(box.dataset.lat), parseFloat(box.dataset.lon)];
+  var map = L.map(box).setView(at, 14);
+  L.circleMarker(at, {radius: 8, color: "#1f4e79"}).addTo(map).bindTooltip(box.dataset.name).openTooltip();
+})();

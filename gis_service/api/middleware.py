@@ -245,12 +245,14 @@ def install_error_handlers(app: FastAPI, *, statement_timeout_s: float) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
+        given = exc.headers or {}
+        only_options = exc.status_code == 405 and (given.get("Allow") or given.get("allow", "")) == "OPTIONS"
+        if exc.status_code == 404 or (only_options and not _allowed_methods(request, fallback="")):
+            # a path only the catch-all OPTIONS route (api/interop.py) matches is a path with nothing at it
             return error_response(request, NotFoundError(
                 f"there is nothing at {request.url.path}; the API is described at /api (and /docs), the "
                 "collections are listed at /collections"))
         if exc.status_code == 405:
-            given = exc.headers or {}
             allowed = _allowed_methods(request, fallback=given.get("Allow") or given.get("allow", ""))
             refused = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"
                                        + (f"; use {allowed}" if allowed else ""))

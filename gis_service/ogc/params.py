@@ -133,7 +133,7 @@ def items_parameters() -> list[dict]:
         query("crs", "CRS of the returned geometries (the `Content-Crs` header says which): " + CRS_DOC, {}),
         query("limit", f"Features per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}); a larger limit is served "
               f"as {MAX_LIMIT}.",
-              {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+              {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}),  # no maximum: a larger one is capped
         query("offset", "Features to skip (the `next` link sets it).",
               {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
         query("datetime", "A date or RFC 3339 date-time, or an interval `start/end` with `..` (or nothing) for an "

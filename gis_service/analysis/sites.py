@@ -120,8 +120,6 @@ class Candidates:
 
 def _road_nodes(graph: RoadGraph) -> Candidates:
     """Every junction and end of the network, at the end of one of its edges (no connector)."""
-    import shapely
-
     edge = np.full(graph.n_nodes, -1, dtype=np.int64)
     frac = np.zeros(graph.n_nodes)
     edge[graph.target[::-1]] = np.arange(graph.n_edges)[::-1]
@@ -130,8 +128,8 @@ def _road_nodes(graph: RoadGraph) -> Candidates:
     from_source[graph.source[::-1]] = np.arange(graph.n_edges)[::-1]
     use_source = from_source >= 0
     edge[use_source], frac[use_source] = from_source[use_source], 0.0
-    ends = shapely.get_point(graph.geoms[edge], np.where(frac == 0.0, 0, -1))
-    xy = shapely.get_coordinates(ends)
+    # the first vertex of the edge a node starts, else the last of the edge it ends
+    xy = graph.coords[np.where(frac == 0.0, graph.coord_start[edge], graph.coord_start[edge + 1] - 1)]
     frame = pd.DataFrame({"source": "road_node", "source_id": np.arange(graph.n_nodes), "name": None,
                           "households": 0.0, "x": xy[:, 0], "y": xy[:, 1], "edge": edge})
     return Candidates(EdgePoints(edge, frac, np.zeros(graph.n_nodes)), frame)

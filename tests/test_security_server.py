@@ -265,7 +265,9 @@ def test_slow_clients_do_not_keep_a_client_from_health_and_are_closed_after_thei
         started = time.monotonic()
         answer = httpx.get(f"{served.url}/health", timeout=5)
         assert answer.status_code == 200 and answer.json()["layers"]["admin_divisions"] == DIVISIONS
-        assert time.monotonic() - started < 1
+        # answered at once (a blocked server answers only when a slow client's timeout frees a slot, or never):
+        # 5-150 ms on a quiet machine, 1.1-1.3 s seen with the two cores saturated by other work
+        assert time.monotonic() - started < 2.5
 
         endings = [_closed_by_server(sock, timeout_s=max(0.1, opened_at + timeout_s + 3 - time.monotonic()))
                    for sock in slow]

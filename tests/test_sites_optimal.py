@@ -257,3 +257,20 @@ def test_scenario_bodies_obey_the_body_limits(client_with) -> None:
     assert small.post("/analysis/scenario", json={"facilities": facilities}).status_code == 413
     assert small.post("/analysis/scenario", content=b"lon=108.99",
                       headers={"Content-Type": "text/plain"}).status_code == 415
+
+
+def test_road_junctions_as_candidates_stand_where_the_graph_puts_its_nodes(conn: sa.Connection) -> None:
+    from gis_service.analysis import network as net
+    from gis_service.analysis.sites import _road_nodes
+
+    graph = net.ensure_network(conn, measure_srid=4545, settings=AnalysisSettings()).graph
+    candidates = _road_nodes(graph)
+    assert len(candidates.frame) == graph.n_nodes
+    assert np.allclose(candidates.frame[["x", "y"]].to_numpy(), graph.node_xy, atol=0.01)
+    ends = np.where(candidates.points.frac == 0.0, graph.source[candidates.points.edge],
+                    graph.target[candidates.points.edge])
+    assert (ends == np.arange(graph.n_nodes)).all()  # each candidate at the end of an edge that is its node
+    answer = site_suggestions(conn, kind="community_station", k=2, minutes=10, candidates="road_nodes",
+                              time_limit_s=10, use_cache=False)
+    assert [s["site_source"] for s in answer["sites"]] == ["road_node", "road_node"]
+    assert all(108.3 < s["lon"] < 109.3 and 28.1 < s["lat"] < 28.9 for s in answer["sites"])

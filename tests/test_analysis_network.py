@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from gis_service.analysis.network import BUILD_GATE, AnswerCache
 
+from .helpers import wait_for
+
 
 def service_area_answer(facilities: int) -> dict:
     """An answer shaped like /analysis/service-areas: one polygon of 500 points per facility."""
@@ -81,7 +83,7 @@ def test_while_the_network_is_being_built_tiles_are_answered_and_coverage_waits_
         started = time.perf_counter()
         tile = client.get("/collections/roads/tiles/WebMercatorQuad/12/3288/1710")
         assert tile.status_code == 200 and time.perf_counter() - started < 5
-        time.sleep(0.5)
+        wait_for(lambda: BUILD_GATE.waiting == 1, timeout_s=10, what="the coverage request waits at the build gate")
         assert "coverage" not in answers  # still waiting for the build
     finally:
         release.set()

@@ -146,6 +146,8 @@ class BuildGate:
     def __init__(self) -> None:
         self._builds = 0
         self._lock = threading.Lock()
+        #: Requests waiting for the build to end (counted in the event loop by ``wait_for_network_build``).
+        self.waiting = 0
 
     @property
     def busy(self) -> bool:

@@ -184,11 +184,15 @@ async def wait_for_network_build(request: Request) -> None:
     builder = _network_builder(request.app)
     last_build_s = await builder.start_unless_ready()
     waited = 0.0
-    while BUILD_GATE.busy:
-        if waited >= NETWORK_WAIT_S:
-            raise NetworkBuildingError(max(5.0, last_build_s - waited))
-        await anyio.sleep(0.1)
-        waited += 0.1
+    BUILD_GATE.waiting += 1
+    try:
+        while BUILD_GATE.busy:
+            if waited >= NETWORK_WAIT_S:
+                raise NetworkBuildingError(max(5.0, last_build_s - waited))
+            await anyio.sleep(0.1)
+            waited += 0.1
+    finally:
+        BUILD_GATE.waiting -= 1
 
 
 #: A network found ready is taken as ready for this long without asking the database again (at most one query a

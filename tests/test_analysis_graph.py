@@ -11,8 +11,11 @@ from gis_service.analysis.graph import (
     EdgePoints,
     RoadGraph,
     coverage_pairs,
+    covered_length_m,
     greedy_max_cover,
     nearest_facility_costs,
+    nearest_node_costs,
+    reached_by_any,
     reached_pieces,
     road_csr,
     single_source_node_costs,
@@ -98,6 +101,44 @@ def test_reached_pieces_from_both_ends_of_an_edge() -> None:
     edge, start, end = reached_pieces(graph, s_per_m, node_cost, 1100, points([0], [0.0], [0]))
     pieces = sorted(zip(edge.tolist(), np.round(start, 6).tolist(), np.round(end, 6).tolist()))
     assert pieces == [(0, 0.0, 1.0), (1, 0.0, 0.1), (2, 0.0, 1.0)]
+
+
+def covered_metres_by_edge(graph: RoadGraph, edge, start, end) -> dict[int, float]:
+    """Metres reached on each edge, overlaps once: by hand, on a 1 mm grid."""
+    reached: dict[int, set[int]] = {}
+    for e, a, b in zip(edge.tolist(), start.tolist(), end.tolist()):
+        length = graph.length_m[e]
+        reached.setdefault(e, set()).update(range(round(a * length * 1000), round(b * length * 1000)))
+    return {e: len(mm) / 1000 for e, mm in reached.items()}
+
+
+@pytest.mark.parametrize("limit_s", [300, 1100, 1900])
+def test_reached_by_any_facility_is_the_union_of_each_ones_reach(limit_s: float) -> None:
+    # two facilities on a line of four roads, one beside its road, one in the middle of another: their reaches
+    # overlap on the roads between them at the larger limits
+    graph = line_graph([1000, 800, 1200, 1000])
+    s_per_m = unit(graph)
+    facilities = points([0, 2], [0.3, 0.5], [40, 0])
+    each = []
+    for i in range(2):
+        own = points(facilities.edge[[i]], facilities.frac[[i]], facilities.connector_m[[i]])
+        node_cost = single_source_node_costs(road_csr(graph, s_per_m, own), graph.n_nodes,
+                                             np.array([graph.n_nodes]), limit_s)[0]
+        each.append(reached_pieces(graph, s_per_m, node_cost, limit_s, own))
+    union = [np.concatenate(parts) for parts in zip(*each)]
+    node_cost, nearest = nearest_node_costs(road_csr(graph, s_per_m, facilities), graph.n_nodes, 2, limit_s=limit_s)
+    edge, start, end = reached_by_any(graph, s_per_m, node_cost, limit_s, facilities)
+    assert covered_metres_by_edge(graph, edge, start, end) == pytest.approx(covered_metres_by_edge(graph, *union))
+    assert covered_length_m(graph, edge, start, end) == pytest.approx(
+        sum(covered_metres_by_edge(graph, *union).values()), abs=0.01)
+    assert set(nearest[np.isfinite(node_cost)].tolist()) <= {0, 1}
+
+
+def test_covered_length_counts_overlaps_once() -> None:
+    graph = line_graph([1000, 500])
+    edge, start, end = np.array([0, 0, 0, 1]), np.array([0.0, 0.2, 0.9, 0.5]), np.array([0.3, 0.5, 1.0, 0.6])
+    assert covered_length_m(graph, edge, start, end) == pytest.approx(500 + 100 + 50)
+    assert covered_length_m(graph, edge[:0], start[:0], end[:0]) == 0
 
 
 def test_greedy_cover_states_a_bound_that_holds() -> None:

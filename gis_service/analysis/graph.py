@@ -287,19 +287,25 @@ def nearest_facility_costs(graph: RoadGraph, s_per_m: np.ndarray, facilities: Ed
     m = len(points)
     if len(facilities) == 0 or m == 0:
         return Costs(np.full(m, np.inf), np.full(m, -1, dtype=np.int64))
-    n = graph.n_nodes
     csr = road_csr(graph, s_per_m, facilities) if csr is None else csr
     limit = limit_s + COST_TOLERANCE_S if np.isfinite(limit_s) else np.inf
-    dist, _, origin = dijkstra(csr, directed=True, indices=n + np.arange(len(facilities)), min_only=True,
-                               return_predecessors=True, limit=limit)
-    node_cost = dist[:n]
-    node_facility = np.where(origin[:n] >= n, origin[:n] - n, -1)
+    node_cost, node_facility = nearest_node_costs(csr, graph.n_nodes, len(facilities), limit_s=limit_s)
     costs = point_costs(graph, s_per_m, node_cost, node_facility, facilities, points)
     if np.isfinite(limit):
         beyond = costs.cost_s > limit
         costs.cost_s[beyond] = np.inf
         costs.facility[beyond] = -1
     return costs
+
+
+def nearest_node_costs(csr: sparse.csr_matrix, n_nodes: int, n_sources: int, *,
+                       limit_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """One multi-source search over :func:`road_csr` (graph, s_per_m, sources): every road node's cost in seconds
+    from its nearest source (inf beyond ``limit_s``) and that source's position (-1 when none)."""
+    limit = limit_s + COST_TOLERANCE_S if np.isfinite(limit_s) else np.inf
+    dist, _, origin = dijkstra(csr, directed=True, indices=n_nodes + np.arange(n_sources), min_only=True,
+                               return_predecessors=True, limit=limit)
+    return dist[:n_nodes], np.where(origin[:n_nodes] >= n_nodes, origin[:n_nodes] - n_nodes, -1)
 
 
 def point_costs(graph: RoadGraph, s_per_m: np.ndarray, node_cost: np.ndarray, node_facility: np.ndarray,
@@ -342,11 +348,10 @@ def euclidean_nearest(facility_xy: np.ndarray, point_xy: np.ndarray) -> tuple[np
 
 # -- service areas -----------------------------------------------------------------------------------------------
 
-def reached_pieces(graph: RoadGraph, s_per_m: np.ndarray, node_cost: np.ndarray, limit_s: float,
-                   own: EdgePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The parts of edges reachable within ``limit_s`` from one facility, as (edge position, start fraction, end
-    fraction) arrays: whole edges, the reached stretch at either end of a partially reached edge, and the stretch
-    of the facility's own edge around its point (``own``: one point). Pieces may overlap."""
+def _reached_from_nodes(graph: RoadGraph, s_per_m: np.ndarray, node_cost: np.ndarray,
+                        limit_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The parts of edges reachable within ``limit_s`` through their end nodes, costs ``node_cost``: whole edges and
+    the reached stretch at either end of a partially reached edge, as (edge position, start, end fraction)."""
     limit = limit_s + COST_TOLERANCE_S
     k = s_per_m
     length = graph.length_m
@@ -361,16 +366,33 @@ def reached_pieces(graph: RoadGraph, s_per_m: np.ndarray, node_cost: np.ndarray,
     edges = [np.flatnonzero(full), np.flatnonzero(from_a), np.flatnonzero(from_b)]
     starts = [np.zeros(len(edges[0])), np.zeros(len(edges[1])), 1.0 - b[from_b] / length[from_b]]
     ends = [np.ones(len(edges[0])), a[from_a] / length[from_a], np.ones(len(edges[2]))]
-    edge = np.concatenate(edges).astype(np.int64)
-    start = np.concatenate(starts)
-    end = np.concatenate(ends)
-    e = int(own.edge[0])
-    reach_m = (limit_s - own.connector_m[0] * k[e]) / k[e]
-    if reach_m > 0:  # the facility's own edge: around its point, merged with what arrives from the ends
-        t = float(own.frac[0])
+    return np.concatenate(edges).astype(np.int64), np.concatenate(starts), np.concatenate(ends)
+
+
+def _own_stretches(graph: RoadGraph, s_per_m: np.ndarray, limit_s: float,
+                   own: EdgePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each facility in ``own``, the stretch of its own edge around its point reachable within ``limit_s``
+    (after its connector), as (edge position, start, end fraction); facilities whose connector alone takes longer
+    have none."""
+    k = s_per_m[own.edge]
+    length = graph.length_m[own.edge]
+    reach = (limit_s - own.connector_m * k) / k / length  # a fraction of the edge, either way
+    has = reach > 0
+    return (own.edge[has].astype(np.int64), np.maximum(0.0, own.frac[has] - reach[has]),
+            np.minimum(1.0, own.frac[has] + reach[has]))
+
+
+def reached_pieces(graph: RoadGraph, s_per_m: np.ndarray, node_cost: np.ndarray, limit_s: float,
+                   own: EdgePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The parts of edges reachable within ``limit_s`` from one facility, as (edge position, start fraction, end
+    fraction) arrays: whole edges, the reached stretch at either end of a partially reached edge, and the stretch
+    of the facility's own edge around its point (``own``: one point). Pieces may overlap."""
+    edge, start, end = _reached_from_nodes(graph, s_per_m, node_cost, limit_s)
+    own_edge, own_start, own_end = _own_stretches(graph, s_per_m, limit_s, own)
+    if len(own_edge):  # the facility's own edge: around its point, merged with what arrives from the ends
+        e = int(own_edge[0])
         on_own = edge == e
-        intervals = sorted([(max(0.0, t - reach_m / length[e]), min(1.0, t + reach_m / length[e]))]
-                           + list(zip(start[on_own], end[on_own])))
+        intervals = sorted([(float(own_start[0]), float(own_end[0]))] + list(zip(start[on_own], end[on_own])))
         merged = [list(intervals[0])]
         for lo, hi in intervals[1:]:
             if lo <= merged[-1][1] + 1e-12:
@@ -382,6 +404,34 @@ def reached_pieces(graph: RoadGraph, s_per_m: np.ndarray, node_cost: np.ndarray,
         end = np.concatenate([end[~on_own], [m[1] for m in merged]])
     keep = end - start > 1e-12
     return edge[keep], start[keep], end[keep]
+
+
+def reached_by_any(graph: RoadGraph, s_per_m: np.ndarray, node_cost: np.ndarray, limit_s: float,
+                   facilities: EdgePoints) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The parts of edges reachable within ``limit_s`` from any of ``facilities``, ``node_cost`` being every node's
+    cost from its nearest facility (:func:`nearest_node_costs`): the union of each facility's
+    :func:`reached_pieces`, since the stretch reached from an edge's end is the longest when that end's cost is the
+    least. At most one piece per edge end plus one per facility, however many facilities reach an edge; pieces may
+    overlap."""
+    edge, start, end = _reached_from_nodes(graph, s_per_m, node_cost, limit_s)
+    own_edge, own_start, own_end = _own_stretches(graph, s_per_m, limit_s, facilities)
+    edge, start, end = (np.concatenate([edge, own_edge]), np.concatenate([start, own_start]),
+                        np.concatenate([end, own_end]))
+    keep = end - start > 1e-12
+    return edge[keep], start[keep], end[keep]
+
+
+def covered_length_m(graph: RoadGraph, edge: np.ndarray, start: np.ndarray, end: np.ndarray) -> float:
+    """Metres of road covered by the pieces (edge position, start, end fraction), overlaps counted once."""
+    if len(edge) == 0:
+        return 0.0
+    # each edge's fractions moved to [2e, 2e + 1]: one sort and one running maximum merge every edge's intervals
+    lo, hi = 2.0 * edge + start, 2.0 * edge + end
+    order = np.argsort(lo, kind="stable")
+    lo, hi, edge = lo[order], hi[order], edge[order]
+    reach_before = np.concatenate([[-np.inf], np.maximum.accumulate(hi)[:-1]])
+    covered = np.clip(hi - np.maximum(lo, reach_before), 0.0, None)
+    return float(np.sum(covered * graph.length_m[edge]))
 
 
 def substrings(geoms: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     map_tile_attribution: str = Field(default="", description="The attribution written under GIS_MAP_TILE_URL's "
                                       "tiles, e.g. © 天地图·重庆.")
     map_organisation: str = Field(default="", description="制图单位 printed under every map, e.g. 秀山县民政局.")
+    map_wait_s: float = Field(default=3, ge=0, le=60, description="How long a map page waits for a map not yet "
+                              "computed before it answers 正在计算… (a page saying what is being computed, which asks "
+                              "again until the map is ready).")
     public_url: str | None = Field(
         default=None,
         description="The address people reach the service at (https://gis.example.gov.cn, or with a path behind a "

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from gis_service.api.deps import get_read_runner, get_session, get_tile_runner
+from gis_service.api.deps import get_analysis_runner, get_read_runner, get_session, get_tile_runner
 from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db import migrate
@@ -155,6 +155,7 @@ def client_with(settings: Settings, engine: sa.Engine, conn: sa.Connection) -> I
         app.dependency_overrides[get_session] = session_in_test_transaction
         app.dependency_overrides[get_read_runner] = lambda: (lambda work, **_: run_in_threadpool(work, conn))
         app.dependency_overrides[get_tile_runner] = app.dependency_overrides[get_read_runner]
+        app.dependency_overrides[get_analysis_runner] = app.dependency_overrides[get_read_runner]
         test_client = TestClient(app)
         test_client.__enter__()
         started.append(test_client)

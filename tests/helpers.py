@@ -206,3 +206,16 @@ def health_status(url: str, timeout_s: float = 2) -> int | None:
         return httpx.get(f"{url}/health", timeout=timeout_s).status_code
     except httpx.TransportError:
         return None
+
+
+def open_map(client, path: str, params: dict | None = None, *, timeout_s: float = 300) -> httpx.Response:
+    """A map page as a browser ends up with it: while the map is computed the service answers 202 正在计算… (a page
+    that asks again), and each request waits a few seconds for the map; so ask again until the map or an error
+    comes. ``client``: a TestClient or an httpx.Client with a base_url."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = client.get(path, params=params)
+        if answer.status_code != 202:
+            return answer
+        assert time.monotonic() < deadline, f"{path} {params}: still computing after {timeout_s} s"
+        time.sleep(0.1)

@@ -18,6 +18,8 @@ from gis_service.maps.builders import MapParameters, build_map
 from gis_service.maps.recipes import MAP_NAMES, UnknownMapError, load_recipe
 from gis_service.maps.render import LEAFLET_DIR
 
+from .helpers import open_map
+
 #: attributes that make a browser fetch something: none of them may name another host
 FETCHING = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url\(\s*["']?([^"')]+)""", re.I)
 
@@ -77,7 +79,7 @@ def test_static_assets_are_served_and_confined(client) -> None:
 
 @pytest.mark.parametrize("name", MAP_NAMES)
 def test_served_page_fetches_only_from_the_service(client, name: str) -> None:
-    page = client.get(f"/maps/{name}")
+    page = open_map(client, f"/maps/{name}")
     assert page.status_code == 200, page.text
     html = page.text
     urls = fetched_urls(html)
@@ -101,7 +103,7 @@ def test_overview_popups_and_tooltips_say_what_a_planner_asks(conn: sa.Connectio
 
 
 def test_coverage_parameters_come_from_the_query_string(client, conn: sa.Connection) -> None:
-    page = client.get("/maps/coverage", params={"kind": "rural_happiness_home", "minutes": 20, "mode": "cycle"})
+    page = open_map(client, "/maps/coverage", {"kind": "rural_happiness_home", "minutes": 20, "mode": "cycle"})
     assert page.status_code == 200, page.text
     assert "农村幸福院" in page.text and "骑行 20 分钟" in page.text
     from gis_service.analysis.coverage import coverage
@@ -111,9 +113,9 @@ def test_coverage_parameters_come_from_the_query_string(client, conn: sa.Connect
     totals = answer["totals"]
     assert f"户数覆盖率 {totals['coverage_percent']:.1f}%" in page.text
     assert f"已覆盖 {totals['served_households']:,} 户" in page.text
-    cemeteries = client.get("/maps/coverage", params={"kind": "public_welfare_cemetery", "mode": "drive"})
+    cemeteries = open_map(client, "/maps/coverage", {"kind": "public_welfare_cemetery", "mode": "drive"})
     assert cemeteries.status_code == 200 and "殡葬设施·公益性公墓；驾车 15 分钟" in cemeteries.text
-    centres = client.get("/maps/coverage", params={"layer": "community_centres"})
+    centres = open_map(client, "/maps/coverage", {"layer": "community_centres"})
     assert centres.status_code == 200 and "城乡社区综合服务设施；步行" in centres.text
     assert client.get("/maps/coverage", params={"minutes": 500}).status_code == 400
     assert client.get("/maps/coverage", params={"kind": "spaceship"}).status_code == 400
@@ -130,7 +132,7 @@ def test_floor_area_map_states_the_target_and_shortfall(conn: sa.Connection) -> 
 
 
 def test_boundary_popups_link_to_the_export_of_their_line(client, conn: sa.Connection) -> None:
-    html = client.get("/maps/boundaries").text
+    html = open_map(client, "/maps/boundaries").text
     code = conn.execute(sa.text("SELECT code FROM boundary_lines ORDER BY code LIMIT 1")).scalar_one()
     assert in_page(f'href="../exports/boundaries?line={code}&amp;format=gpx"') in html
     exported = client.get(f"/exports/boundaries?line={code}&format=geojson")
@@ -194,3 +196,32 @@ def test_cli_builds_a_self_contained_file(engine, database_url: str, tmp_path: P
     assert in_page('href="http://10.0.0.5:8000/exports/boundaries?line=') in html
     bad = CliRunner().invoke(app, ["map", "build", "boundaries", "--out", str(tmp_path / "x.svg")])
     assert bad.exit_code != 0
+
+
+def test_a_map_not_ready_at_once_says_what_is_computed_and_opens_when_ready(client_with) -> None:
+    client = client_with(map_wait_s=0)  # no wait: the first answer is the page saying what is computed
+    params = {"mode": "cycle", "minutes": 24}
+    first = client.get("/maps/coverage", params=params)
+    assert first.status_code == 202 and first.headers["Retry-After"] == "1"
+    assert first.headers["Cache-Control"] == "no-store"
+    assert '<meta http-equiv="refresh" content="1">' in first.text and "正在计算…" in first.text
+    for words in ("骑行24分钟生活圈覆盖（养老服务设施）", "<dt>方式</dt><dd>骑行</dd>", "<dt>时间</dt><dd>24 分钟</dd>",
+                  "<dt>设施</dt><dd>养老服务设施</dd>", "当前步骤："):
+        assert words in first.text
+    assert '<html lang="zh-CN">' in first.text and fetched_urls(first.text) == ["data:,"]  # nothing to fetch
+    again = client.get("/maps/coverage", params=params)  # asked again while it computes: the same computation
+    assert again.status_code in (200, 202) and len(client.app.state.map_jobs) <= 1
+    page = open_map(client, "/maps/coverage", params)
+    assert page.status_code == 200, page.text
+    assert "<title>骑行24分钟生活圈覆盖（养老服务设施）</title>" in page.text and "处设施可达的范围" in page.text
+    assert len(client.app.state.map_jobs) == 0
+    assert client.get("/maps/coverage", params=params).status_code == 200  # kept: no wait at all
+
+
+def test_a_map_waits_for_its_turn_among_the_analyses(client_with) -> None:
+    client = client_with(analysis_queue=0)  # no analysis may wait for a turn
+    answer = client.get("/maps/coverage", params={"mode": "cycle", "minutes": 23})
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+    assert "等候其他计算完成" in answer.text and "骑行23分钟生活圈覆盖" in answer.text
+    assert '<meta http-equiv="refresh" content="5">' in answer.text
+    assert client.app.state.analysis_turns.idle and len(client.app.state.map_jobs) == 0

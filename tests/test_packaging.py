@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from .harness.devserver import free_port
-from .helpers import REPO
+from .helpers import REPO, open_map
 
 PACKAGE = REPO / "gis_service"
 #: Modules that are not imported but run: alembic executes env.py, and ``python -m`` runs a __main__.
@@ -334,7 +334,8 @@ def test_a_wheel_in_a_fresh_virtualenv_builds_and_serves_the_demo_county_from_an
         villages = httpx.get(f"{base}/collections/admin_divisions/items", params={"level": "village", "limit": 1},
                              timeout=60).json()
         assert villages["numberMatched"] == 268
-        overview = httpx.get(f"{base}/maps/overview", timeout=300)
+        with httpx.Client(base_url=base, timeout=300) as client:
+            overview = open_map(client, "/maps/overview")
         assert overview.status_code == 200 and "秀山县民政设施总览" in overview.text  # maps/overview.toml's title
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=90) == 0

@@ -22,7 +22,7 @@ from gis_service.demo.province import build_province, county_code, offset_deg
 from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
 
-from .helpers import bearer, station
+from .helpers import bearer, open_map, station
 
 pytestmark = pytest.mark.slow
 COUNTIES = 3
@@ -120,7 +120,7 @@ def test_analyses_and_maps_take_a_county_through_the_api(province_client: TestCl
     assert unknown.status_code == 400
     assert unknown.json()["description"] == ("county 509099 is not in the database; the counties are: "
                                              "500241, 509001, 509002")
-    page = province_client.get("/maps/facility_area", params={"county": "509001"})
+    page = open_map(province_client, "/maps/facility_area", {"county": "509001"})
     assert page.status_code == 200
     [(south, west, north, east)] = [tuple(map(float, m)) for m in re.findall(
         r"fitBounds\(\[\[([\d.]+), ([\d.]+)\], \[([\d.]+), ([\d.]+)\]\]", page.text)]

@@ -34,7 +34,7 @@ from gis_service.errors import GisServiceError
 from gis_service.layers import LAYERS
 from gis_service.search import records
 
-from .helpers import bearer, fingerprint, station
+from .helpers import bearer, fingerprint, open_map, station
 
 ACCESS_LOG = "gis_service.access"
 
@@ -109,7 +109,7 @@ def test_open_reads_and_maps_name_no_staff(client: TestClient, conn: sa.Connecti
     assert detail.status_code == 200 and detail.json()["properties"]["name"] == "凤鸣大道"
     assert "张三" not in detail.text and "changes" not in detail.json()["properties"]
     inspectors = set(conn.execute(sa.text("SELECT DISTINCT inspector FROM marker_inspections")).scalars())
-    page = client.get("/maps/boundaries")
+    page = open_map(client, "/maps/boundaries")
     assert page.status_code == 200 and "界桩编号" in page.text  # the markers' popups are there
     assert "检查人" not in page.text and not [name for name in inspectors if name in page.text]
 

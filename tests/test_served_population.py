@@ -20,6 +20,8 @@ from gis_service.layers import FACILITY_LAYERS, LAYERS
 from gis_service.layers.registry import _check
 from tests.harness.networkx_baseline import networkx_costs
 
+from .helpers import open_map
+
 SETTINGS = AnalysisSettings(_env_file=None)
 
 
@@ -124,7 +126,7 @@ def test_the_command_line_says_and_takes_the_population(engine: sa.Engine, datab
 
 
 def test_the_coverage_map_shows_and_counts_only_the_kinds_people(client: TestClient, conn: sa.Connection) -> None:
-    page = client.get("/maps/coverage", params={"kind": "rural_happiness_home"})
+    page = open_map(client, "/maps/coverage", {"kind": "rural_happiness_home"})
     assert page.status_code == 200, page.text
     assert "计入：农村居民（该类设施的服务对象）" in page.text
     names = {kind: conn.execute(sa.text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -140,10 +141,19 @@ async def get_tile_runner(request: Request) -> ReadRunner:
     return _read_runner(request, _limiter(request.app, "tile_limiter", TILE_READS))
 
 
+async def get_analysis_runner(request: Request) -> ReadRunner:
+    """For analyses computed in the background (a map being computed outlives the request that asked for it, so it
+    cannot use the request's session): the same as :func:`get_read_runner`, with ANALYSES turns of their own (the
+    connections come from the pool's overflow, as many as analyses compute at once). Tests replace it with their
+    own transaction."""
+    return _read_runner(request, _limiter(request.app, "analysis_limiter", ANALYSES))
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ConnectionDep = Annotated[sa.Connection, Depends(get_connection)]
 ReadRunnerDep = Annotated[ReadRunner, Depends(get_read_runner)]
 TileRunnerDep = Annotated[ReadRunner, Depends(get_tile_runner)]
+AnalysisRunnerDep = Annotated[ReadRunner, Depends(get_analysis_runner)]
 
 #: Documents the bearer token (the ``bearer`` security scheme) on the operations that depend on it; the token
 #: itself is checked by :func:`gis_service.auth.authenticate`, whose messages say what is wrong with it.
@@ -179,14 +189,22 @@ async def wait_for_network_build(request: Request) -> None:
     lock first), and wait for it at most NETWORK_WAIT_S, without a session, so that every other request goes on
     being answered; then 503 with Retry-After. Use it in a route's ``dependencies``: FastAPI solves those before
     the endpoint's own."""
+    await wait_for_network(request.app)
+
+
+async def wait_for_network(app, *, while_building: Callable[[], None] | None = None) -> None:
+    """What :func:`wait_for_network_build` does, for work not tied to one request (a map computed in the
+    background); ``while_building`` is called when there is a build to wait for."""
     from gis_service.analysis.network import BUILD_GATE
 
-    builder = _network_builder(request.app)
+    builder = _network_builder(app)
     last_build_s = await builder.start_unless_ready()
     waited = 0.0
     BUILD_GATE.waiting += 1
     try:
         while BUILD_GATE.busy:
+            if while_building is not None:
+                while_building()
             if waited >= NETWORK_WAIT_S:
                 raise NetworkBuildingError(max(5.0, last_build_s - waited))
             await anyio.sleep(0.1)
@@ -310,8 +328,16 @@ def _analysis_turns(app) -> _AnalysisTurns:
 async def take_analysis_turn(request: Request) -> AsyncIterator[None]:
     """Wait (at most GIS_ANALYSIS_TIMEOUT_S, behind at most GIS_ANALYSIS_QUEUE others) until fewer than ANALYSES
     analyses run, and hold the turn until the endpoint returns; 503 with Retry-After otherwise."""
-    turns = _analysis_turns(request.app)
-    settings = request.app.state.settings
+    async with analysis_turn(request.app):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def analysis_turn(app) -> AsyncIterator[None]:
+    """One of the ANALYSES turns, held for the block (see :func:`take_analysis_turn`); AnalysesBusyError (503)
+    when the queue is full or the wait was longer than GIS_ANALYSIS_TIMEOUT_S."""
+    turns = _analysis_turns(app)
+    settings = app.state.settings
     wait_s, queue = settings.analysis_timeout_s, settings.analysis_queue
     busy = (f"the service is computing as many analyses as it can ({ANALYSES} at once, {queue} more "
             "waiting their turn); try again in a few seconds. Answers already computed come back at once")
@@ -337,13 +363,18 @@ async def give_memory_back_afterwards(request: Request) -> AsyncIterator[None]:
     thread: a large heap takes milliseconds to walk). Only the last analysis out trims: memory that analyses still
     running hold cannot be returned, and a trim after each one left what the last ones freed (+114 MB after twenty
     at once). While analyses keep coming, the heap they free is reused by the next ones."""
-    turns = _analysis_turns(request.app)
     try:
         yield
     finally:  # also after an analysis stopped by its budget: its work is freed too
-        if turns.idle and resident_mb() - turns.trimmed_at_mb > TRIM_AFTER_GROWTH_MB:
-            await anyio.to_thread.run_sync(give_memory_back)
-            turns.trimmed_at_mb = resident_mb()
+        await give_memory_back_if_idle(request.app)
+
+
+async def give_memory_back_if_idle(app) -> None:
+    """What :func:`give_memory_back_afterwards` does once an analysis has ended."""
+    turns = _analysis_turns(app)
+    if turns.idle and resident_mb() - turns.trimmed_at_mb > TRIM_AFTER_GROWTH_MB:
+        await anyio.to_thread.run_sync(give_memory_back)
+        turns.trimmed_at_mb = resident_mb()
 
 
 #: ``dependencies=`` of the routes that compute an analysis along the roads, and of the map pages (the coverage and

@@ -7,23 +7,35 @@ loaded from the internet. Building a page is :func:`gis_service.maps.builders.bu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import mimetypes
-from html import escape
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from gis_service.analysis.limits import time_budget
 from gis_service.analysis.sites import MAX_K
 from gis_service.analysis.travel import MAX_MINUTES, MODE_LABELS_ZH, MODES
 from gis_service.api.analysis import FACILITY_KINDS, LESS_TRAVEL, AnalysisSettingsDep, CountyQuery
-from gis_service.api.deps import RUNS_ANALYSIS, ConnectionDep, SettingsDep
+from gis_service.api.deps import (
+    ANALYSES,
+    AnalysisRunnerDep,
+    ReadRunner,
+    SettingsDep,
+    analysis_turn,
+    give_memory_back_if_idle,
+    wait_for_network,
+)
 from gis_service.api.openapi import error_responses
 from gis_service.api.security import MAP_REFERRER_POLICY, map_policy
-from gis_service.errors import NotFoundError
+from gis_service.errors import Busy, NetworkBuildingError, NotFoundError
 from gis_service.layers import FACILITY_LAYERS
+from gis_service.maps import markup
+from gis_service.maps.jobs import NETWORK_ZH, QUEUED_ZH, READING_ZH, MapJob, MapJobs, reporting_to
 from gis_service.maps.recipes import MAP_NAMES, load_recipe
 from gis_service.maps.render import STATIC_DIR
 
@@ -41,39 +53,6 @@ def _media_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-_INDEX = """<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>专题地图</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font-family: "Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif;
-  margin: 2em auto; max-width: 760px; color: #222; padding: 0 1em; }}
-li {{ margin: .8em 0; }} a {{ font-size: 1.1em; }} p.d {{ margin: .2em 0; color: #555; }}
-form {{ margin-top: .4em; font-size: .9em; }} label {{ margin-right: .8em; }}
-</style></head><body>
-<h1>专题地图</h1>
-<p>各图均由本服务提供，不访问互联网；也可用 <code>gis-service map build 名称 --out 文件.html</code> 导出为单个文件。</p>
-<ul>{items}</ul>
-</body></html>"""
-
-_COVERAGE_FORM = """<form action="{href}" method="get">
-<label>设施类型 <select name="kind"><option value="">全部{default_layer}</option>
-{kinds}</select></label>
-<label>分钟 <input name="minutes" type="number" min="1" max="120" value="15" style="width:4em"></label>
-<label>方式 <select name="mode">{modes}</select></label><button type="submit">打开</button></form>"""
-
-
-def _coverage_form(href: str) -> str:
-    """The coverage map's form: every facility kind (by layer) and travel mode, with their Chinese names."""
-    kinds = "".join(
-        f'<optgroup label="{escape(layer.title_zh)}">' + "".join(
-            f'<option value="{escape(code)}">{escape(layer.field_named(layer.network.kind).label_of(code))}</option>'
-            for code in layer.kinds) + "</optgroup>"
-        for layer in FACILITY_LAYERS.values() if layer.kinds)
-    modes = "".join(f'<option value="{mode}">{escape(label)}</option>' for mode, label in MODE_LABELS_ZH.items())
-    default_layer = FACILITY_LAYERS[load_recipe("coverage").parameters.get("layer", "elder_care")].title_zh
-    return _COVERAGE_FORM.format(href=href, kinds=kinds, modes=modes, default_layer=escape(default_layer))
-
-
 def map_page(html: str, *, basemap: str, tile_url: str | None = None) -> HTMLResponse:
     """A page of the maps, with the security policy its inline scripts and basemap tiles need."""
     return HTMLResponse(html, headers={"Content-Security-Policy": map_policy(basemap, tile_url),
@@ -82,14 +61,15 @@ def map_page(html: str, *, basemap: str, tile_url: str | None = None) -> HTMLRes
 
 @router.get("", response_class=HTMLResponse, summary="Index of the web maps")
 def maps_index(settings: SettingsDep) -> HTMLResponse:
-    items = []
-    for name in MAP_NAMES:
-        recipe = load_recipe(name)
-        href = f"maps/{name}"
-        form = _coverage_form(href) if name == "coverage" else ""
-        items.append(f'<li><a href="{href}">{escape(recipe.title_zh)}</a><p class="d">'
-                     f"{escape(recipe.description_zh)}</p>{form}</li>")
-    return map_page(_INDEX.format(items="".join(items)), basemap=settings.map_basemap)
+    maps = [{"href": f"maps/{name}", "title": load_recipe(name).title_zh,
+             "description": load_recipe(name).description_zh, "form": name == "coverage"} for name in MAP_NAMES]
+    kinds = [{"title": layer.title_zh,
+              "options": [(code, layer.field_named(layer.network.kind).label_of(code)) for code in layer.kinds]}
+             for layer in FACILITY_LAYERS.values() if layer.kinds]
+    default_layer = FACILITY_LAYERS[load_recipe("coverage").parameters.get("layer", "elder_care")].title_zh
+    html = markup.render("index.html", maps=maps, kinds=kinds, modes=list(MODE_LABELS_ZH.items()),
+                         default_layer=default_layer, max_minutes=MAX_MINUTES)
+    return map_page(html, basemap=settings.map_basemap)
 
 
 @router.get("/static/{asset_path:path}", summary="Scripts, style sheets and images the maps use",
@@ -107,13 +87,21 @@ def maps_static(asset_path: Annotated[str, Path(description="A file the map page
                         headers={"Cache-Control": "public, max-age=86400"})
 
 
+#: The answer while a map is computed (GIS_MAP_WAIT_S passed): 正在计算…, asking again after this many seconds.
+COMPUTING_REFRESH_S = 1
+
+
 @router.get("/{name}", response_class=HTMLResponse, summary="One web map",
             description="overview, coverage, facility_area, boundaries or site_suggestions. The coverage and "
-            "site-suggestion maps take the analysis parameters; the others check and ignore them.",
-            responses=error_responses(400, 404, 409, 503), dependencies=RUNS_ANALYSIS)
-def get_map(
+            "site-suggestion maps take the analysis parameters; the others check and ignore them. A map not ready "
+            "within GIS_MAP_WAIT_S seconds (parameters no one asked before) is answered 202 with a page saying what "
+            "is being computed, which asks again until the map is ready.",
+            responses={202: {"description": "正在计算…: the map is being computed; the page says what and refreshes "
+                                            "itself (Retry-After).", "content": {"text/html": {}}},
+                       **error_responses(400, 404, 409, 503)})
+async def get_map(
     name: Annotated[str, Path(description="The map.", json_schema_extra={"enum": list(MAP_NAMES)})],
-    conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
+    request: Request, settings: SettingsDep, analysis_settings: AnalysisSettingsDep, run: AnalysisRunnerDep,
     kind: Annotated[str | None, Query(description="Facility kind, e.g. rural_happiness_home; the layer follows "
                                                   "from it (given both, the kind must be one of the layer's). "
                                                   "Empty: every kind.",
@@ -130,16 +118,71 @@ def get_map(
     county: CountyQuery = None,
 ) -> HTMLResponse:
     from gis_service.analysis.network import check_county
-    from gis_service.maps.builders import MapParameters, build_map
+    from gis_service.maps.builders import MapParameters, asked, build_map, describe_zh
 
     params = MapParameters(layer=layer, kind=kind or None, minutes=minutes, mode=mode, k=k,
-                           county=check_county(county, conn))
-    params.resolved(load_recipe(name))  # 404 for a name that is not a map, 400 for a bad parameter, before any work
-    with time_budget(settings.analysis_timeout_s, advice=LESS_TRAVEL):
-        html = build_map(conn, name, params=params,
-                         measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
-                         basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served",
-                         static_url="static", service_url="..", tile_url=settings.map_tile_url,
-                         tile_attribution=settings.map_tile_attribution, organisation=settings.map_organisation,
-                         search_url="../placenames/search")
-    return map_page(html, basemap=settings.map_basemap, tile_url=settings.map_tile_url)
+                           county=check_county(county))
+    key = asked(name, params)  # 404 for a name that is not a map, 400 for a bad parameter, before any work
+    title_zh, asked_zh = describe_zh(name, params)
+    build = functools.partial(
+        build_map, name=name, measure_srid=settings.measure_srid, analysis_settings=analysis_settings,
+        basemap=settings.map_basemap, tianditu_key=settings.tianditu_key, assets="served", static_url="static",
+        service_url="..", tile_url=settings.map_tile_url, tile_attribution=settings.map_tile_attribution,
+        organisation=settings.map_organisation, search_url="../placenames/search")
+
+    def in_database(conn: sa.Connection) -> MapParameters:
+        """The parameters, the county checked to be in the database (400 otherwise)."""
+        return dataclasses.replace(params, county=check_county(params.county, conn))
+
+    kept = await run(lambda conn: build(conn, params=in_database(conn), cached_only=True), transaction=True)
+    if kept is not None:
+        return map_page(kept, basemap=settings.map_basemap, tile_url=settings.map_tile_url)
+
+    def computed(conn: sa.Connection) -> str:
+        with time_budget(settings.analysis_timeout_s, advice=LESS_TRAVEL):
+            return build(conn, params=in_database(conn))
+
+    job = MapJob(key=key, title_zh=title_zh, asked_zh=asked_zh)
+    try:
+        found = await _map_jobs(request.app).page(job, functools.partial(_compute_map, request.app, run, computed),
+                                                  wait_s=settings.map_wait_s)
+    except Busy as busy:  # the network still building, too many analyses: the page goes on asking
+        retry_s = int(busy.headers["Retry-After"])
+        step_zh = f"{NETWORK_ZH}（仍在进行）" if isinstance(busy, NetworkBuildingError) else "等候其他计算完成"
+        return _computing(job, step_zh, retry_s, settings, status_code=503)
+    if isinstance(found, MapJob):
+        return _computing(found, found.step_zh, COMPUTING_REFRESH_S, settings, status_code=202)
+    return map_page(found, basemap=settings.map_basemap, tile_url=settings.map_tile_url)
+
+
+def _computing(job: MapJob, step_zh: str, refresh_s: int, settings, *, status_code: int) -> HTMLResponse:
+    """正在计算…: what ``job`` computes and its step, refreshed after ``refresh_s`` (also sent as Retry-After)."""
+    note = "服务正忙，稍后自动重试。" if status_code == 503 else ""
+    html = markup.render("computing.html", title=job.title_zh, asked=job.asked_zh, step=step_zh,
+                         elapsed_s=f"{job.elapsed_s:.0f}", refresh_s=refresh_s, note=note)
+    response = map_page(html, basemap=settings.map_basemap, tile_url=settings.map_tile_url)
+    response.status_code = status_code
+    response.headers["Retry-After"] = str(refresh_s)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _map_jobs(app) -> MapJobs:
+    """This process's maps being computed: at most as many as analyses may compute and wait at once."""
+    jobs = getattr(app.state, "map_jobs", None)
+    if jobs is None:
+        jobs = app.state.map_jobs = MapJobs(max_jobs=ANALYSES + app.state.settings.analysis_queue)
+    return jobs
+
+
+async def _compute_map(app, run: ReadRunner, computed: Callable[[sa.Connection], str], job: MapJob) -> str:
+    """A map's page computed under the analyses' limits (the network build waited for, an analysis turn, the time
+    budget in ``computed``), its steps reported to ``job``."""
+    await wait_for_network(app, while_building=lambda: job.at(NETWORK_ZH))
+    job.at(QUEUED_ZH)
+    try:
+        async with analysis_turn(app):
+            job.at(READING_ZH)
+            return await run(reporting_to(job, computed), transaction=True)
+    finally:
+        await give_memory_back_if_idle(app)

@@ -3,7 +3,8 @@
 Names are permanent labels (Leaflet div icons in a pane of their own, never hover tooltips): township names from
 county zoom, major road names and village names from zoom 12, the other road names from zoom 14. In the page a
 collision pass places them in order of rank and leaves out any label that would overlap one already placed, again
-after every zoom and pan (``LABELS_JS``). An intranet tile service (``GIS_MAP_TILE_URL``) can be drawn under it.
+after every zoom and pan (``templates/labels.js``). An intranet tile service (``GIS_MAP_TILE_URL``) can be drawn
+under it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from html import escape
 import sqlalchemy as sa
 
 from gis_service.layers.registry import ROADS
-from gis_service.maps import data
+from gis_service.maps import data, markup
 
 #: Line width (pixels) of each road class: wider for the higher classes (their colours are the Values' colours).
 ROAD_WEIGHTS = {"urban_arterial": 4.0, "county": 4.0, "urban_secondary": 3.0, "township": 2.6,
@@ -78,43 +79,8 @@ def basemap_sources(conn: sa.Connection, sources: dict[str, list[dict]], *, meas
 
 
 def labels_script(found: list[list]) -> str:
-    """The page's collision pass over ``found`` (names HTML-escaped here, so the data cannot become markup)."""
+    """The page's collision pass over ``found`` (templates/labels.js; names HTML-escaped here, so the data cannot
+    become markup)."""
     rows = [[escape(name).replace("{", "&#123;").replace("}", "&#125;"), lat, lon, kind]
             for name, lat, lon, kind in found]
-    payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
-    return LABELS_JS % {"labels": payload, "zooms": json.dumps(LABEL_ZOOMS)}
-
-
-LABELS_JS = """(function () {
-  var map = __MAP__, LABELS = %(labels)s, ZOOMS = %(zooms)s;
-  var SIZE = {township: 15, natural: 13, major_road: 12, village: 12, road: 11};
-  var pane = map.createPane("gisLabels");
-  pane.style.zIndex = 640; pane.style.pointerEvents = "none";
-  var group = L.layerGroup().addTo(map);
-  function draw() {
-    group.clearLayers();
-    var zoom = map.getZoom(), view = map.getBounds().pad(0.05), placed = [];
-    LABELS.forEach(function (label) {
-      var kind = label[3];
-      if (zoom < ZOOMS[kind]) { return; }
-      var at = L.latLng(label[1], label[2]);
-      if (!view.contains(at)) { return; }
-      var p = map.latLngToContainerPoint(at), size = SIZE[kind];
-      var w = label[0].length * size + 4, h = size + 3;
-      // where it stands, else just above or below (the name still reads as the place's)
-      var dy = [0, -h, h].find(function (dy) {
-        var box = [p.x - w / 2, p.y + dy - h / 2, p.x + w / 2, p.y + dy + h / 2];
-        return !placed.some(function (o) {
-          return box[0] < o[2] && o[0] < box[2] && box[1] < o[3] && o[1] < box[3]; });
-      });
-      if (dy === undefined) { return; }
-      placed.push([p.x - w / 2, p.y + dy - h / 2, p.x + w / 2, p.y + dy + h / 2]);
-      group.addLayer(L.marker(at, {pane: "gisLabels", interactive: false, keyboard: false, icon: L.divIcon({
-        className: "gis-label gis-label-" + kind, html: label[0], iconSize: [w, h],
-        iconAnchor: [w / 2, h / 2 - dy]})}));
-    });
-  }
-  window.gisDrawLabels = draw; window.GIS_LABELS = LABELS;
-  map.on("zoomend moveend resize", draw);
-  map.whenReady(draw);
-})();"""
+    return markup.render("labels.js", labels=markup.json_for_script(rows), zooms=json.dumps(LABEL_ZOOMS))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
-from html import escape
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
@@ -22,8 +21,9 @@ from gis_service.analysis.travel import MODE_LABELS_ZH, AnalysisSettings, check_
 from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS
 from gis_service.layers.base import POPULATIONS
-from gis_service.maps import data
+from gis_service.maps import data, markup
 from gis_service.maps.basemap import basemap_sources
+from gis_service.maps.jobs import DRAWING_ZH, step
 from gis_service.maps.recipes import MapRecipe, load_recipe, recipes_dir
 from gis_service.maps.render import MapContent, fmt, render
 from gis_service.store import inspections
@@ -80,10 +80,34 @@ def _kind_zh(layer_id: str, kind: str | None) -> str:
     return layer.field_named(layer.network.kind).label_of(kind) if kind and layer.network.kind else layer.title_zh
 
 
+#: The maps that take the analysis parameters, and the end of their titles (which start with the mode and minutes).
+PARAMETRISED = {"coverage": "生活圈覆盖", "site_suggestions": "生活圈新建设施选址建议"}
+
+
 def _title_zh(params: MapParameters, title: str) -> str:
     """A parametrised map's title with the minutes, mode and kind asked for, e.g. 骑行24分钟生活圈覆盖（农村幸福院）."""
     what = _kind_zh(params.layer, params.kind) if params.kind else FACILITY_LAYERS[params.layer].title_zh
     return f"{MODE_LABELS_ZH[params.mode]}{fmt(params.minutes)}分钟{title}（{what}）"
+
+
+def asked(name: str, params: MapParameters) -> tuple:
+    """What identifies the page of map ``name`` asked with ``params`` (checked: InvalidInputError, UnknownMapError):
+    the resolved parameters for the maps that take them, the county for the others."""
+    recipe = load_recipe(name)
+    return (name, params.resolved(recipe) if name in PARAMETRISED else params.county)
+
+
+def describe_zh(name: str, params: MapParameters) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The title of map ``name`` asked with ``params`` and what was asked, in words: (label, value) pairs."""
+    recipe = load_recipe(name)
+    if name not in PARAMETRISED:
+        return recipe.title_zh, ()
+    p = params.resolved(recipe)
+    facilities = _kind_zh(p.layer, p.kind) if p.kind else FACILITY_LAYERS[p.layer].title_zh
+    pairs = [("方式", MODE_LABELS_ZH[p.mode]), ("时间", f"{fmt(p.minutes)} 分钟"), ("设施", facilities)]
+    if name == "site_suggestions":
+        pairs.append(("新址", f"{p.k} 处"))
+    return _title_zh(p, PARAMETRISED[name]), tuple(pairs)
 
 
 def _existing_facilities(conn: sa.Connection, p: MapParameters) -> list[dict]:
@@ -121,12 +145,12 @@ def overview(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, m
 def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
                  analysis_settings: AnalysisSettings) -> MapContent:
     from gis_service.analysis.coverage import coverage
-    from gis_service.analysis.service_areas import service_areas
+    from gis_service.analysis.service_areas import served_area
 
     p = params.resolved(recipe)
     common = dict(layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, county=p.county,
                   measure_srid=measure_srid, settings=analysis_settings)
-    areas = service_areas(conn, **common)
+    step("计算生活圈覆盖（各乡镇户数覆盖率）")
     by_township = coverage(conn, group_by="township", **common)
     unserved = {row["id"]: row for row in by_township["unserved"]}
     sources = _common(conn, measure_srid, p.county)
@@ -148,10 +172,14 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
             props["distance_m"] = miss["distance_m"]
             props["travel_minutes"] = miss["travel_minutes"]
     sources["settlements"] = settlements
+    step("计算服务范围（沿道路可达的道路）")
+    # one area, the union of every facility's: drawn per facility, 24 minutes by bicycle was 10 MB and 19 s
+    area = served_area(conn, **common)
+    reached = area["properties"]
     sources["service_areas"] = data.simplify_lonlat(
-        [{"type": "Feature", "id": i, "geometry": f["geometry"],
-          "properties": {k: v for k, v in f["properties"].items() if isinstance(v, (str, int, float, type(None)))}}
-         for i, f in enumerate(areas["features"]) if f.get("geometry")],
+        [{"type": "Feature", "id": 1, "geometry": area["geometry"],
+          "properties": {"facilities": reached["facilities"], "reached_road_km": reached["reached_road_m"] / 1000,
+                         "area_km2": reached["area_m2"] / 1e6}}] if area["geometry"] else [],
         tolerance_m=SERVICE_AREA_TOLERANCE_M, measure_srid=measure_srid, preserve_topology=False)
     sources["facilities"] = _existing_facilities(conn, p)
     totals = by_township["totals"]
@@ -162,8 +190,9 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
                         f"计入：{population['label_zh']}（该类设施的服务对象）",
                         "圆点大小表示户数；未覆盖的为橙色黑边圆点；放大到第 12 级起显示居民点",
                         "距离沿道路计算（含接入道路的连接段），不是直线距离"],
-        "service_areas": [f"{fmt(len(sources['service_areas']))} 处设施沿道路 {fmt(p.minutes)} 分钟可达的道路，"
-                          f"两侧各 {fmt(areas['parameters']['buffer_m'])} 米；河流无桥处不跨越"],
+        "service_areas": [f"{fmt(reached['facilities'])} 处设施沿道路{MODE_LABELS_ZH[p.mode]} {fmt(p.minutes)} "
+                          f"分钟可达的道路（共 {fmt(reached['reached_road_m'] / 1000)} 千米），"
+                          f"两侧各 {fmt(area['parameters']['buffer_m'])} 米；河流无桥处不跨越"],
     }
     rows = [["乡镇（街道）", "户数", "已覆盖户", "覆盖率"]]
     for row in sorted(by_township["units"], key=lambda r: (r["coverage_percent"] is None,
@@ -173,7 +202,7 @@ def coverage_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, 
     rows.append(["全县", fmt(totals["households"]), fmt(totals["served_households"]),
                  _pct(totals["coverage_percent"])])
     return MapContent(sources=sources, legend_notes=notes, tables=[("各乡镇覆盖情况（覆盖率由低到高）", rows)],
-                      subtitle_zh=_travel_zh(p, by_township), title_zh=_title_zh(p, "生活圈覆盖"))
+                      subtitle_zh=_travel_zh(p, by_township), title_zh=_title_zh(p, PARAMETRISED["coverage"]))
 
 
 def facility_area_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters, *, measure_srid: int,
@@ -214,10 +243,9 @@ def boundaries_map(conn: sa.Connection, recipe: MapRecipe, params: MapParameters
 
     def export_links(line_code: str) -> str:
         """Links to the inspectors' export of one line (its markers included), escaped."""
-        return " · ".join(
-            f'<a href="{escape(base)}/exports/boundaries?{escape(urlencode({"line": line_code, "format": f}))}" '
-            f'target="_blank" rel="noopener">{label}</a>'
-            for f, label in (("geojson", "GeoJSON"), ("kml", "KML"), ("gpx", "GPX")))
+        return markup.render("export_links.html", links=[
+            (f"{base}/exports/boundaries?{urlencode({'line': line_code, 'format': f})}", label)
+            for f, label in (("geojson", "GeoJSON"), ("kml", "KML"), ("gpx", "GPX"))])
 
     for feature in lines:
         props = feature["properties"]
@@ -244,6 +272,7 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
     from gis_service.analysis.sites import site_suggestions
 
     p = params.resolved(recipe)
+    step("计算新建设施选址")
     answer = site_suggestions(conn, layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, k=p.k,
                               county=p.county, measure_srid=measure_srid, settings=analysis_settings)
     newly = {sid: site["rank"] for site in answer["sites"] for sid in site["newly_served_settlement_ids"]}
@@ -256,6 +285,7 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
                                      "rank_key": str(site["rank"]), "_label": str(site["rank"]), "_size": 24}})
     from gis_service.analysis.coverage import coverage
 
+    step("计算生活圈覆盖（各乡镇户数覆盖率）")
     before = coverage(conn, layer=p.layer, kind=p.kind, minutes=p.minutes, mode=p.mode, group_by="county",
                       county=p.county, measure_srid=measure_srid, settings=analysis_settings)
     unserved_ids = {row["id"] for row in before["unserved"]}
@@ -281,7 +311,7 @@ def site_suggestions_map(conn: sa.Connection, recipe: MapRecipe, params: MapPara
               fmt(s["newly_served_settlements"]), fmt(s["cumulative_households"])] for s in answer["sites"]]
     return MapContent(sources=sources, legend_notes=notes, tables=[("建议新址", rows)],
                       subtitle_zh=_travel_zh(p, answer), bounds_sources=("sites", "newly_served"),
-                      title_zh=_title_zh(p, "生活圈新建设施选址建议"))
+                      title_zh=_title_zh(p, PARAMETRISED["site_suggestions"]))
 
 
 BUILDERS: dict[str, Callable[..., MapContent]] = {
@@ -308,26 +338,28 @@ def build_map(conn: sa.Connection, name: str, *, params: MapParameters | None = 
               analysis_settings: AnalysisSettings | None = None, basemap: str = "none",
               tianditu_key: str | None = None, assets: str = "served", static_url: str = "/maps/static",
               service_url: str = "", use_cache: bool = True, tile_url: str | None = None,
-              tile_attribution: str = "", organisation: str = "", search_url: str = "") -> str:
+              tile_attribution: str = "", organisation: str = "", search_url: str = "",
+              cached_only: bool = False) -> str | None:
     """Map ``name`` as one HTML page (str). ``assets="inline"`` makes it self-contained (for a file);
     ``service_url`` prefixes the export links of the boundaries map (empty: relative to the page's server);
-    ``search_url``: the place-name search the search box asks (empty: the names written on the map)."""
+    ``search_url``: the place-name search the search box asks (empty: the names written on the map).
+    ``cached_only``: the page if it is kept already, else None (nothing computed)."""
     recipe = load_recipe(name)
     params = params or MapParameters()
     analysis_settings = analysis_settings or AnalysisSettings()
     key = None
-    if use_cache:
-        resolved = params.resolved(recipe) if name in ("coverage", "site_suggestions") else params.county
-        key = (name, resolved, measure_srid, analysis_settings.model_dump_json(), basemap, tianditu_key, assets,
+    if use_cache or cached_only:
+        key = (asked(name, params), measure_srid, analysis_settings.model_dump_json(), basemap, tianditu_key, assets,
                static_url, service_url, tile_url, tile_attribution, organisation, search_url,
                datetime.date.today(),  # the print layout's date
                (recipes_dir() / f"{name}.toml").stat().st_mtime_ns, _data_state(conn))
         page = PAGES.get(key)
-        if page is not None:
+        if page is not None or cached_only:
             return page
     extra = {"service_url": service_url} if name == "boundaries" else {}
     content = BUILDERS[name](conn, recipe, params, measure_srid=measure_srid, analysis_settings=analysis_settings,
                              **extra)
+    step(DRAWING_ZH)
     content.basemap = basemap_sources(conn, content.sources, measure_srid=measure_srid)
     page = render(recipe, content, basemap=basemap, tianditu_key=tianditu_key, assets=assets, static_url=static_url,
                   tile_url=tile_url, tile_attribution=tile_attribution, organisation=organisation,

@@ -3,7 +3,7 @@
 Debian's ``chromium`` (scripts/setup.sh installs it for the map tests too) driven over the Chrome DevTools
 Protocol with ``websockets``, which uvicorn[standard] already brings: no browser download, no driver binary. The
 page is the built map opened from a temporary file with ``#print``, which switches on the same print layout as the
-map's 打印 button (:mod:`gis_service.maps.furniture`); the viewport is the paper's printable area, so Leaflet lays
+map's 打印 button (``templates/map.css``); the viewport is the paper's printable area, so Leaflet lays
 the map out at the size it is printed. Text stays text in the PDF (Chromium embeds the fonts).
 """
 

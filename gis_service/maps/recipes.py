@@ -57,6 +57,8 @@ class LayerRecipe:
     legend_unit_zh: str = ""
     #: the measure word of the legend's counts: 个, 条 (lines), 处 (sites).
     count_unit_zh: str = "个"
+    #: whether the legend counts the features (false: only the ``legend_sum``, e.g. of one merged area).
+    legend_count: bool = True
     #: drawn only from this zoom on (0: always), e.g. settlements from where they separate.
     min_zoom: int = 0
 

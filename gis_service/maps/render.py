@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
+from markupsafe import Markup
+
 from gis_service.errors import InvalidInputError
 from gis_service.layers.registry import ROADS
-from gis_service.maps import furniture
+from gis_service.maps import markup
 from gis_service.maps.basemap import labels_script, road_style
 from gis_service.maps.data import label_zh
 from gis_service.maps.recipes import LayerRecipe, MapRecipe
@@ -100,28 +102,32 @@ def _cells(layer: LayerRecipe, props: dict, rows: Iterable[tuple]) -> list[str]:
 
 # -- symbols ----------------------------------------------------------------------------------------------------
 
+def _polygon_points(shape: str, s: int, c: float) -> str:
+    """The corners of a polygon symbol of ``size`` s (SVG ``points``)."""
+    if shape == "triangle":
+        return f"{c},1.5 {s - 1.5},{s - 1.5} 1.5,{s - 1.5}"
+    if shape == "diamond":
+        return f"{c},1 {s - 1},{c} {c},{s - 1} 1,{c}"
+    if shape == "cross":
+        return (f"{s * .35},1 {s * .65},1 {s * .65},{s * .35} {s - 1},{s * .35} {s - 1},{s * .65} "
+                f"{s * .65},{s * .65} {s * .65},{s - 1} {s * .35},{s - 1} {s * .35},{s * .65} 1,{s * .65} "
+                f"1,{s * .35} {s * .35},{s * .35}")
+    return " ".join(  # star
+        f"{c + (c - 1) * (1 if i % 2 == 0 else 0.45) * math.sin(i * math.pi / 5):.1f},"
+        f"{c - (c - 1) * (1 if i % 2 == 0 else 0.45) * math.cos(i * math.pi / 5):.1f}" for i in range(10))
+
+
+SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
+
+
 def shape_svg(shape: str, color: str, size: int, *, stroke: str = "#ffffff", text: str = "") -> str:
     """An inline SVG symbol (no icon font, no image file): circle, square, triangle, diamond, star or cross."""
-    s = size
-    c = s / 2
-    paths = {
-        "circle": f'<circle cx="{c}" cy="{c}" r="{c - 1.5}"/>',
-        "square": f'<rect x="1.5" y="1.5" width="{s - 3}" height="{s - 3}" rx="1.5"/>',
-        "triangle": f'<polygon points="{c},1.5 {s - 1.5},{s - 1.5} 1.5,{s - 1.5}"/>',
-        "diamond": f'<polygon points="{c},1 {s - 1},{c} {c},{s - 1} 1,{c}"/>',
-        "cross": f'<polygon points="{s * .35},1 {s * .65},1 {s * .65},{s * .35} {s - 1},{s * .35} {s - 1},{s * .65} '
-                 f'{s * .65},{s * .65} {s * .65},{s - 1} {s * .35},{s - 1} {s * .35},{s * .65} 1,{s * .65} '
-                 f'1,{s * .35} {s * .35},{s * .35}"/>',
-        "star": '<polygon points="' + " ".join(
-            f"{c + (c - 1) * (1 if i % 2 == 0 else 0.45) * math.sin(i * math.pi / 5):.1f},"
-            f"{c - (c - 1) * (1 if i % 2 == 0 else 0.45) * math.cos(i * math.pi / 5):.1f}" for i in range(10)) + '"/>',
-    }
-    if shape not in paths:
-        raise InvalidInputError(f"unknown symbol shape {shape!r}; use one of {', '.join(paths)}")
-    label = (f'<text x="{c}" y="{c + s * 0.17:.1f}" text-anchor="middle" font-size="{s * 0.45:.0f}" '
-             f'font-weight="bold" fill="#000" stroke="none">{escape(text)}</text>' if text else "")
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{s}" height="{s}" viewBox="0 0 {s} {s}" '
-            f'fill="{color}" stroke="{stroke}" stroke-width="1.2">{paths[shape]}{label}</svg>')
+    if shape not in SHAPES:
+        raise InvalidInputError(f"unknown symbol shape {shape!r}; use one of {', '.join(SHAPES)}")
+    c = size / 2
+    points = "" if shape in ("circle", "square") else _polygon_points(shape, size, c)
+    return markup.render("symbol.svg", shape=shape, color=color, stroke=stroke, s=size, c=c, points=points,
+                         text=text, text_y=f"{c + size * 0.17:.1f}", font_size=f"{size * 0.45:.0f}")
 
 
 def _category_color(layer: LayerRecipe, props: dict) -> tuple[str | None, str]:
@@ -171,19 +177,6 @@ def _radius(layer: LayerRecipe, props: dict, scale_max: float) -> float:
 
 # -- the overlays -----------------------------------------------------------------------------------------------
 
-_ON_EACH = """function(feature, layer) {
-    var T = %(tooltip)s, P = %(popup)s, p = feature.properties;
-    function table(labels, cells) {
-        if (labels.length === 1) { return cells[0]; }
-        var rows = labels.map(function(label, i) {
-            return "<tr><th>" + label + "</th><td>" + cells[i] + "</td></tr>"; });
-        return '<table class="gis-props">' + rows.join("") + "</table>";
-    }
-    if (p.t) { layer.bindTooltip(function() { return table(T, p.t); }, {sticky: %(sticky)s, direction: "top"}); }
-    if (p.p) { layer.bindPopup(function() { return table(P, p.p); }, {maxWidth: 360}); }
-}"""
-
-
 def _overlay(folium, layer: LayerRecipe, title: str, features: list[dict], *, scale_max: float):
     """One folium GeoJson overlay; each feature keeps only its id, tooltip and popup HTML."""
     styles: dict[object, dict] = {}
@@ -230,9 +223,10 @@ def _overlay(folium, layer: LayerRecipe, title: str, features: list[dict], *, sc
             marker = folium.Marker(icon=folium.DivIcon(html="", icon_size=(layer.size, layer.size)))
         else:
             marker = folium.CircleMarker(radius=float(layer.style.get("radius", 4)))
-    script = _ON_EACH % {"tooltip": json.dumps([_text(pair[1]) for pair in layer.tooltip], ensure_ascii=False),
-                         "popup": json.dumps([_text(pair[1]) for pair in layer.popup], ensure_ascii=False),
-                         "sticky": "true" if layer.geometry == "polygon" else "false"}
+    script = markup.render("on_each_feature.js",
+                           tooltip=json.dumps([_text(pair[1]) for pair in layer.tooltip], ensure_ascii=False),
+                           popup=json.dumps([_text(pair[1]) for pair in layer.popup], ensure_ascii=False),
+                           sticky="true" if layer.geometry == "polygon" else "false")
     return folium.GeoJson(
         {"type": "FeatureCollection", "features": slim}, name=title, show=layer.show, marker=marker,
         style_function=lambda f: styles[f["id"]], on_each_feature=folium.JsCode(script),
@@ -254,29 +248,29 @@ def _groups(layer: LayerRecipe, features: list[dict]) -> list[tuple[str, str, li
 
 # -- legend and panels ------------------------------------------------------------------------------------------
 
-def _swatch(layer: LayerRecipe, color: str | None, key: str = "") -> str:
+def _swatch(layer: LayerRecipe, color: str | None, key: str = "") -> Markup:
+    """The legend's symbol of a category: the point symbol, a stretch of line, or a patch of fill."""
     style = layer.style
     if layer.geometry == "point" and layer.symbol == "icon":
         shape = style.get("shapes", {}).get(key, layer.shape) if style.get("shape_by") else layer.shape
-        return shape_svg(shape, color or style.get("fillColor", "#1565c0"), 14)
+        return Markup(shape_svg(shape, color or style.get("fillColor", "#1565c0"), 14))
     if layer.geometry == "point":
-        fill = color or style.get("fillColor", "#1565c0")
         cue = {**style, **layer.color_by.get("styles", {}).get(key, {})} if layer.color_by else style
-        return (f'<svg width="14" height="14"><circle cx="7" cy="7" r="5" fill="{fill}" '
-                f'stroke="{cue.get("color", "#fff")}" stroke-width="{min(cue.get("weight", 1), 2.5)}"/></svg>')
-    if layer.geometry == "line":
-        dash = f' stroke-dasharray="{style["dashArray"]}"' if style.get("dashArray") else ""
-        return (f'<svg width="22" height="10"><line x1="1" y1="5" x2="21" y2="5" '
-                f'stroke="{color or style.get("color", "#555")}" stroke-width="{min(style.get("weight", 2), 5)}"'
-                f'{dash}/></svg>')
-    fill = color or style.get("fillColor", "none")
-    opacity = style.get("fillOpacity", 0.5) if fill != "none" else 0
-    return (f'<svg width="18" height="12"><rect x="1" y="1" width="16" height="10" fill="{fill}" '
-            f'fill-opacity="{max(opacity, 0.35) if opacity else 0}" stroke="{style.get("color", "#555")}" '
-            f'stroke-width="{min(style.get("weight", 1), 2.5)}"/></svg>')
+        swatch = dict(kind="point", fill=color or style.get("fillColor", "#1565c0"), stroke=cue.get("color", "#fff"),
+                      weight=min(cue.get("weight", 1), 2.5))
+    elif layer.geometry == "line":
+        swatch = dict(kind="line", stroke=color or style.get("color", "#555"), weight=min(style.get("weight", 2), 5),
+                      dash=style.get("dashArray"))
+    else:
+        fill = color or style.get("fillColor", "none")
+        opacity = style.get("fillOpacity", 0.5) if fill != "none" else 0
+        swatch = dict(kind="polygon", fill=fill, opacity=max(opacity, 0.35) if opacity else 0,
+                      stroke=style.get("color", "#555"), weight=min(style.get("weight", 1), 2.5))
+    return Markup(markup.render("swatch.svg", **swatch))
 
 
-def _legend(recipe: MapRecipe, content: MapContent) -> str:
+def _legend(recipe: MapRecipe, content: MapContent) -> list[dict]:
+    """The legend's blocks for panels.html: per layer its title, rows (swatch and text) and notes."""
     blocks = []
     for layer in recipe.layers:
         features = content.sources.get(layer.source, [])
@@ -294,60 +288,22 @@ def _legend(recipe: MapRecipe, content: MapContent) -> str:
                          layer.color_by.get("none_color", "#cccccc") if key == "none" else
                          layer.color_by["colors"][key])
                 extra = f" · {fmt(int(sums[key]))} {layer.legend_unit_zh}" if layer.legend_sum else ""
-                rows.append(f'<div class="gis-row">{_swatch(layer, color, key)}<span>'
-                            f'{escape(_category_label(layer, key))}：{fmt(counts[key])} {escape(layer.count_unit_zh)}'
-                            f'{escape(extra)}</span></div>')
+                rows.append({"swatch": _swatch(layer, color, key),
+                             "text": f"{_category_label(layer, key)}：{fmt(counts[key])} {layer.count_unit_zh}{extra}"})
         else:
-            extra = ""
-            if layer.legend_sum:
-                extra = f" · {fmt(int(sum(f['properties'].get(layer.legend_sum) or 0 for f in features)))} " \
-                        f"{layer.legend_unit_zh}"
-            rows.append(f'<div class="gis-row">{_swatch(layer, None)}<span>{fmt(len(features))} '
-                        f'{escape(layer.count_unit_zh)}{escape(extra)}</span></div>')
-        notes = "".join(f'<div class="gis-note">{escape(n)}</div>' for n in content.legend_notes.get(layer.key, []))
-        blocks.append(f'<div class="gis-legend-block" data-layer="{escape(layer.key)}">'
-                      f'<div class="gis-legend-title">{escape(layer.title_zh)}</div>{"".join(rows)}{notes}</div>')
-    return (f'<details class="gis-panel gis-legend" open><summary>图例</summary>{"".join(blocks)}'
-            f'{f"<div class=gis-note>{escape(recipe.note_zh)}</div>" if recipe.note_zh else ""}</details>')
+            total = (f"{fmt(int(sum(f['properties'].get(layer.legend_sum) or 0 for f in features)))} "
+                     f"{layer.legend_unit_zh}") if layer.legend_sum else ""
+            text = (f"{fmt(len(features))} {layer.count_unit_zh}" + (f" · {total}" if total else "")
+                    if layer.legend_count else total)
+            rows.append({"swatch": _swatch(layer, None), "text": text})
+        blocks.append({"key": layer.key, "title": layer.title_zh, "rows": rows,
+                       "notes": content.legend_notes.get(layer.key, [])})
+    return blocks
 
 
-def _tables(content: MapContent) -> str:
-    out = []
-    for title, rows in content.tables:
-        if not rows:
-            continue
-        head = "".join(f"<th>{escape(c)}</th>" for c in rows[0])
-        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
-        out.append(f'<details class="gis-panel gis-table"><summary>{escape(title)}</summary><div class="gis-scroll">'
-                   f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></details>")
-    return "".join(out)
-
-
-_CSS = """
-.folium-map, .leaflet-container { background: %(background)s; font-family: %(font)s; }
-.gis-overlay { position: absolute; z-index: 1000; font-family: %(font)s; font-size: 13px; color: #222; }
-.gis-title { top: 10px; left: 56px; background: rgba(255,255,255,.92); padding: 6px 12px; border-radius: 4px;
-  box-shadow: 0 1px 4px rgba(0,0,0,.3); max-width: 46%%; }
-.gis-title h1 { font-size: 17px; margin: 0 0 2px; } .gis-title p { margin: 0; color: #555; font-size: 12px; }
-.gis-bottom-right { bottom: 24px; right: 10px; max-height: 70%%; overflow: auto; }
-.gis-bottom-left { bottom: 34px; left: 10px; max-height: 60%%; max-width: 40%%; overflow: auto; }
-.gis-panel { background: rgba(255,255,255,.94); padding: 6px 10px; border-radius: 4px; margin-top: 6px;
-  box-shadow: 0 1px 4px rgba(0,0,0,.3); }
-.gis-panel summary { font-weight: bold; cursor: pointer; }
-.gis-legend-title { font-weight: bold; margin-top: 6px; }
-.gis-row { display: flex; align-items: center; gap: 6px; line-height: 18px; }
-.gis-row svg { flex: none; }
-.gis-note { color: #555; font-size: 12px; max-width: 300px; }
-.gis-table table, table.gis-props { border-collapse: collapse; font-size: 12px; }
-.gis-table th, .gis-table td { border-bottom: 1px solid #ddd; padding: 2px 6px; text-align: right; }
-.gis-table th:first-child, .gis-table td:first-child { text-align: left; }
-.gis-scroll { max-height: 260px; overflow: auto; }
-table.gis-props th { text-align: left; padding: 1px 8px 1px 0; color: #555; font-weight: normal; white-space: nowrap; }
-table.gis-props td { padding: 1px 0; }
-.gis-icon { background: none; border: none; }
-.leaflet-control-layers { font-family: %(font)s; font-size: 12px; max-height: 60vh; overflow: auto; }
-.gis-title { left: 250px; }
-"""
+def _tables(content: MapContent) -> list[dict]:
+    """The tables for panels.html: title, header cells, rows of cells (plain text)."""
+    return [{"title": title, "head": rows[0], "body": rows[1:]} for title, rows in content.tables if rows]
 
 
 # -- assets and basemaps ----------------------------------------------------------------------------------------
@@ -362,16 +318,17 @@ def _inline_css() -> str:
     return re.sub(r"url\((images/[a-z0-9-]+\.png)\)", data_uri, css)
 
 
-def asset_tags(assets: str, static_url: str) -> str:
-    """The Leaflet style sheet and script: links to the service (``served``) or their text (``inline``)."""
-    if assets == "served":
-        base = static_url.rstrip("/")
-        return (f'<link rel="stylesheet" href="{base}/leaflet/leaflet.css">\n'
-                f'<script src="{base}/leaflet/leaflet.js"></script>')
-    if assets == "inline":
-        script = (LEAFLET_DIR / "leaflet.js").read_text(encoding="utf-8").replace("</script", "<\\/script")
-        return f"<style>{_inline_css()}</style>\n<script>{script}</script>"
-    raise InvalidInputError(f"assets must be served or inline; got {assets!r}")
+def asset_tags(assets: str, static_url: str, css: str = "") -> str:
+    """The Leaflet style sheet and script, links to the service (``served``) or their text (``inline``), and the
+    maps' own style sheet ``css``."""
+    if assets not in ("served", "inline"):
+        raise InvalidInputError(f"assets must be served or inline; got {assets!r}")
+    inline = assets == "inline"
+    return markup.render(
+        "assets.html", inline=inline, static_url=static_url.rstrip("/"), css=Markup(css),
+        leaflet_css=Markup(_inline_css()) if inline else "",
+        leaflet_js=Markup((LEAFLET_DIR / "leaflet.js").read_text(encoding="utf-8").replace("</script", "<\\/script"))
+        if inline else "")
 
 
 def check_basemap(basemap: str, tianditu_key: str | None) -> str:
@@ -440,14 +397,11 @@ def _bounds(features: list[dict]) -> list[list[float]] | None:
 
 def _metric_scale_class():
     from branca.element import MacroElement
-    from jinja2 import Template
 
     class MetricScale(MacroElement):
         """A metric scale bar (folium's shows miles too)."""
 
-        _template = Template("""{% macro script(this, kwargs) %}
-            L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name() }});
-            {% endmacro %}""")
+        _template = markup.template("scale.js")
 
     return MetricScale
 
@@ -460,13 +414,9 @@ def _fit_bounds(fmap, bounds: list[list[float]]) -> None:
     """Open on ``bounds`` at once: folium's fit_bounds animates the zoom, and a page that is still zooming
     when it is printed or captured shows circles at the wrong scale."""
     from branca.element import MacroElement
-    from jinja2 import Template
 
     class FitBounds(MacroElement):
-        _template = Template("""{% macro script(this, kwargs) %}
-            {{ this._parent.get_name() }}.fitBounds({{ this.bounds|tojson }},
-                {padding: [40, 40], maxZoom: 14, animate: false});
-            {% endmacro %}""")
+        _template = markup.template("fit_bounds.js")
 
         def __init__(self) -> None:
             super().__init__()
@@ -480,10 +430,9 @@ def _fit_bounds(fmap, bounds: list[list[float]]) -> None:
 def _script(fmap, code: str) -> None:
     """A script run once the map exists; ``__MAP__`` in ``code`` names the map's variable."""
     from branca.element import MacroElement
-    from jinja2 import Template
 
     class Script(MacroElement):
-        _template = Template("{% macro script(this, kwargs) %}{{ this.code }}{% endmacro %}")
+        _template = markup.template("script.js")
 
         def __init__(self) -> None:
             super().__init__()
@@ -496,32 +445,14 @@ def _script(fmap, code: str) -> None:
     Script().add_to(fmap)
 
 
-_ROADS_JS = """(function () {
-  var map = __MAP__, pane = map.createPane("gisRoads");
-  pane.style.zIndex = 450; pane.style.pointerEvents = "none";
-  var STYLES = %(styles)s;
-  L.geoJSON(%(roads)s, {pane: "gisRoads", interactive: false, style: function (f) { return STYLES[f.properties.c]; }
-  }).addTo(map);
-})();"""
-
-_MIN_ZOOM_JS = """(function () {
-  var map = __MAP__, layer = %(layer)s, shown = true;
-  function gate() {
-    var wanted = map.getZoom() >= %(zoom)d;
-    if (wanted !== shown) { shown = wanted; if (wanted) { map.addLayer(layer); } else { map.removeLayer(layer); } }
-  }
-  map.on("zoomend", gate); map.whenReady(gate);
-})();"""
-
-
 def _basemap_roads(fmap, roads: list[dict]) -> None:
     """The roads under a map that does not draw them as a layer of its own: one style per class, no tooltips."""
     classes = sorted({f["properties"].get("road_class") or "" for f in roads})
     lines = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": f["geometry"], "properties": {"c": f["properties"].get("road_class") or ""}}
         for f in sorted(roads, key=lambda f: -(road_style(f["properties"].get("road_class"))["weight"]))]}
-    _script(fmap, _ROADS_JS % {"styles": json.dumps({c: {**road_style(c), "opacity": 0.75} for c in classes}),
-                               "roads": json.dumps(lines, separators=(",", ":"))})
+    _script(fmap, markup.render("roads.js", styles=json.dumps({c: {**road_style(c), "opacity": 0.75} for c in classes}),
+                                roads=json.dumps(lines, separators=(",", ":"))))
 
 
 def render(recipe: MapRecipe, content: MapContent, *, basemap: str = "none", tianditu_key: str | None = None,
@@ -559,27 +490,24 @@ def render(recipe: MapRecipe, content: MapContent, *, basemap: str = "none", tia
             overlay = _overlay(folium, layer, f"{title}（{len(group)}）", group, scale_max=scale_max)
             overlay.add_to(fmap)
             if layer.min_zoom:
-                _script(fmap, _MIN_ZOOM_JS % {"layer": overlay.get_name(), "zoom": layer.min_zoom})
+                _script(fmap, markup.render("min_zoom.js", layer=overlay.get_name(), zoom=layer.min_zoom))
     if own:
         _script(fmap, labels_script(own.get("labels", [])))
     folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
     bounds = _bounds([f for name in content.bounds_sources for f in sources.get(name, [])])
     if bounds:
         _fit_bounds(fmap, bounds)
-    _script(fmap, furniture.CONTROLS_JS % {"search_url": json.dumps(search_url), "bounds": json.dumps(bounds)})
+    _script(fmap, markup.render("controls.js", search_url=json.dumps(search_url), bounds=json.dumps(bounds)))
     figure.html.add_child(folium.Element(_PANELS_MARK))
     html = figure.render()
-    background = "#eef1f4" if basemap == "none" and not tile_url else "#dfe6ea"
-    css = _CSS % {"background": background, "font": FONT_STACK} + furniture.css()
-    title = (f'<div class="gis-overlay gis-title"><h1>{escape(title_zh)}</h1>'
-             f'<p>{escape(content.subtitle_zh or recipe.description_zh)}</p></div>')
+    css = markup.render("map.css", background="#eef1f4" if basemap == "none" and not tile_url else "#dfe6ea",
+                        font=FONT_STACK)
     county = next((f["properties"].get("name") for f in sources.get("county", [])), "") or ""
-    footer = furniture.print_footer(organisation=organisation, county=county, data_source=recipe.source_zh,
-                                    note=recipe.note_zh, made_on=datetime.date.today().isoformat())
-    panels = (f"{title}<div class=\"gis-overlay gis-bottom-right\">{_legend(recipe, content)}</div>"
-              f"<div class=\"gis-overlay gis-bottom-left\">{_tables(content)}</div>{footer}")
-    html = html.replace(_ASSETS_MARK, f"{asset_tags(assets, static_url)}\n<style>{css}</style>", 1)
+    panels = markup.render("panels.html", title=title_zh, subtitle=content.subtitle_zh or recipe.description_zh,
+                           legend=_legend(recipe, content), note=recipe.note_zh, tables=_tables(content),
+                           organisation=organisation, made_on=datetime.date.today().isoformat(), county=county,
+                           data_source=recipe.source_zh, data_note=recipe.note_zh)
+    html = html.replace(_ASSETS_MARK, asset_tags(assets, static_url, css), 1)
     html = html.replace(_PANELS_MARK, panels, 1)
-    # no favicon request either: the page asks nothing of any server but for Leaflet (or nothing at all, inline)
-    html = html.replace("<head>", '<head>\n<meta charset="utf-8">\n<link rel="icon" href="data:,">', 1)
+    html = html.replace("<head>", markup.render("head.html"), 1)
     return html.replace("<html>", '<html lang="zh-CN">', 1)

@@ -69,6 +69,23 @@ class Page:
             raise RuntimeError(f"navigation to {url} failed: {answer['errorText']}")
         return float(self.evaluate(DRAWN_JS, timeout_s=timeout_s))
 
+    def goto_until(self, url: str, ready_js: str, *, timeout_s: float = 60) -> float:
+        """Open ``url`` and wait until the JavaScript expression ``ready_js`` is true in it, across the page's own
+        reloads (a page that says what is being computed and refreshes itself until it is ready), then until it is
+        painted; returns ms from the navigation to then."""
+        started = time.monotonic()
+        self.goto(url, timeout_s=timeout_s)
+        while True:
+            try:
+                if self.evaluate(f"document.readyState === 'complete' && !!({ready_js})", timeout_s=timeout_s):
+                    self.evaluate(DRAWN_JS, timeout_s=timeout_s)
+                    return (time.monotonic() - started) * 1000
+            except RuntimeError:  # asked between two loads of the page
+                pass
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"{url}: not ready ({ready_js}) within {timeout_s} s")
+            time.sleep(0.1)
+
     def evaluate(self, expression: str, *, timeout_s: float = 60):
         """The value of a JavaScript expression (promises are awaited); raises on a JavaScript error."""
         answer = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,

@@ -4,7 +4,8 @@ The demo county (scale 1) is loaded into a throwaway embedded cluster (or ``--da
 already holds it); the service runs in a subprocess (uvicorn, one worker) on a free 127.0.0.1 port. For each map:
 
 - served, first open: the first request after the server started, so the analyses (road network, coverage,
-  service areas, site suggestions) are computed during it;
+  service areas, site suggestions) are computed during it (a map not ready within GIS_MAP_WAIT_S shows 正在计算…
+  and refreshes itself until it is: the time is until the map is drawn);
 - served, warm: the median of ``--rounds`` further opens (analyses cached in the server, browser cache off);
 - built: the single file from ``build_map(..., assets="inline")`` opened from disk (file://).
 
@@ -13,7 +14,8 @@ Time is from navigation start to two animation frames after the load event, by w
 Leaflet's script and style sheet (what a served open transfers), and the built file; "gzip" is each compressed as
 the service's compression middleware sends it (gzip level 6, measured here: the numbers hold with or without the
 middleware in this checkout). Targets: under 3 s per warm map, at most 400 KB gzipped per page with Leaflet, and a
-coverage map with parameters no one asked before (``NEW_PARAMETERS``) open within 5 s. Traffic stays on the loopback
+coverage map with parameters no one asked before (``NEW_PARAMETERS``) open within 5 s or show what it computes
+(reported: what the first page shown was and when, and when the map was drawn). Traffic stays on the loopback
 address.
 
 Run: ``.venv/bin/python scripts/bench_maps.py [--rounds 3] [--database-url URL]``.
@@ -41,8 +43,11 @@ from tests.harness.devserver import service
 TARGET_MS = 3000
 TARGET_GZIP_BYTES = 400_000
 NEW_PARAMETERS_TARGET_MS = 5000
-#: A map asked with parameters no one asked before: the road network for the mode is built while it opens.
-NEW_PARAMETERS = "coverage?mode=cycle&minutes=10"
+#: A map asked with parameters no one asked before (issue 14): refused as too large to draw before the service
+#: areas were drawn as one.
+NEW_PARAMETERS = "coverage?mode=cycle&minutes=24"
+#: JavaScript: true once the map page is there (not the page saying what is being computed).
+MAP_READY_JS = "document.querySelector('.folium-map')"
 
 
 def gzipped(body: bytes) -> int:
@@ -51,7 +56,7 @@ def gzipped(body: bytes) -> int:
 
 def open_ms(page, url: str, name: str) -> float:
     """Milliseconds from navigation start to the layers drawn; fails if a layer of the recipe drew nothing."""
-    ms = page.goto(url, timeout_s=300)
+    ms = page.goto_until(url, MAP_READY_JS, timeout_s=300)
     for layer in load_recipe(name).layers:
         if layer.min_zoom:  # drawn only zoomed in (the coverage map's settlements)
             continue
@@ -90,10 +95,20 @@ def main() -> None:
             built = statistics.median(open_ms(page, path.as_uri(), name) for _ in range(max(args.rounds, 1)))
             rows.append((name, first, warm, built, served_bytes, served_bytes + leaflet_bytes,
                          gzipped(served) + leaflet_gzip, path.stat().st_size, build_s))
-        new_ms = page.goto(f"{service_url}/maps/{NEW_PARAMETERS}", timeout_s=300)
-        new_drawn = page.count(".leaflet-pane .gis-townships") > 0
-        new_answer = httpx.get(f"{service_url}/maps/{NEW_PARAMETERS}", timeout=300)  # cached by now, or the error
-        new_what = "drawn" if new_drawn else f"not drawn: HTTP {new_answer.status_code} {new_answer.text[:160]!r}"
+        started = time.perf_counter()
+        shown_ms = page.goto(f"{service_url}/maps/{NEW_PARAMETERS}", timeout_s=300)
+        shown = page.evaluate("document.title")
+        try:
+            page.wait_until(MAP_READY_JS, timeout_s=300)
+            drawn_ms = (time.perf_counter() - started) * 1000
+        except TimeoutError:
+            drawn_ms = None
+        new_drawn = drawn_ms is not None and page.count(".leaflet-pane .gis-townships") > 0
+        new_answer = httpx.get(f"{service_url}/maps/{NEW_PARAMETERS}", timeout=300)  # kept by now, or the error
+        new_bytes = gzipped(new_answer.content) + leaflet_gzip
+        new_what = (f"first shown: {shown!r} at {shown_ms:,.0f} ms; map drawn at {drawn_ms:,.0f} ms, "
+                    f"{new_bytes:,} bytes gzipped with Leaflet" if new_drawn else
+                    f"not drawn: HTTP {new_answer.status_code} {new_answer.text[:160]!r}")
         engine.dispose()
     header = ("map", "first open ms", "warm open ms", "built open ms", "page bytes", "page+leaflet",
               "page+leaflet gzip", "built bytes", "build s")
@@ -104,8 +119,10 @@ def main() -> None:
     heaviest = max(r[6] for r in rows)
     print(f"\ntarget: at most {TARGET_GZIP_BYTES:,} bytes gzipped per map (page and Leaflet): "
           f"{'met' if heaviest <= TARGET_GZIP_BYTES else 'NOT met'} (heaviest {heaviest:,})")
-    print(f"target: /maps/{NEW_PARAMETERS} (new parameters) opens within {NEW_PARAMETERS_TARGET_MS:,} ms: "
-          f"{'met' if new_drawn and new_ms <= NEW_PARAMETERS_TARGET_MS else 'NOT met'} ({new_ms:,.0f} ms, {new_what})")
+    says_what = shown.startswith("正在计算") or shown.startswith("骑行")
+    print(f"target: /maps/{NEW_PARAMETERS} (new parameters) opens or shows what it computes within "
+          f"{NEW_PARAMETERS_TARGET_MS:,} ms: "
+          f"{'met' if new_drawn and says_what and shown_ms <= NEW_PARAMETERS_TARGET_MS else 'NOT met'} ({new_what})")
     worst = max(max(r[2], r[3]) for r in rows)
     print(f"target: every warm and built open under {TARGET_MS:,} ms: "
           f"{'met' if worst < TARGET_MS else 'NOT met'} (slowest {worst:,.0f} ms); first opens include computing "

@@ -8,6 +8,7 @@ There is no skipping: without Chromium the tests fail and say to run scripts/set
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -26,6 +27,15 @@ UNSERVED_ORANGE = "#e69f00"
 DETAIL_ZOOM = 12
 #: JavaScript: the page's Leaflet map.
 MAP_JS = "window[document.querySelector('.folium-map').id]"
+#: JavaScript: true once the map page is there (not the page saying what is being computed).
+MAP_READY_JS = "document.querySelector('.folium-map')"
+#: Seconds a map may take to open the first time, its analyses computed (minutes under a full test run).
+OPEN_TIMEOUT_S = 300
+
+
+def open_map(page, url: str) -> float:
+    """Open a served map as a planner's browser does: while it is computed the page says so and asks again."""
+    return page.goto_until(url, MAP_READY_JS, timeout_s=OPEN_TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +69,11 @@ def expected_features(conn: sa.Connection, name: str) -> dict[str, int]:
         }
     if name == "coverage":
         from gis_service.analysis.coverage import coverage
-        from gis_service.analysis.service_areas import service_areas
 
-        areas = service_areas(conn, layer="elder_care", minutes=15, mode="walk")
         unserved = coverage(conn, layer="elder_care", minutes=15, mode="walk", group_by="county")["unserved"]
         return {
             "townships": townships, "county": 1,
-            "service_areas": sum(1 for f in areas["features"] if f["geometry"]),
+            "service_areas": 1,  # one area: what any facility reaches
             "settlements": _count(conn, "SELECT count(*) FROM settlements"),
             f'settlements[fill="{UNSERVED_ORANGE}"]': len(unserved),
             "facilities": _count(conn, "SELECT count(*) FROM elder_care WHERE status = 'existing'"),
@@ -123,7 +131,7 @@ def test_served_map_draws_every_layer_and_asks_only_the_service(chromium: Chromi
                                                                  conn: sa.Connection, screenshots: Path,
                                                                  name: str) -> None:
     page = chromium.new_page()
-    ms = page.goto(f"{server_url}/maps/{name}", timeout_s=180)
+    ms = open_map(page, f"{server_url}/maps/{name}")
     service = urlsplit(server_url).netloc
     elsewhere = [u for u in page.requests if not (urlsplit(u).scheme == "data" or
                                                    (urlsplit(u).scheme == "http" and urlsplit(u).netloc == service))]
@@ -148,7 +156,7 @@ def test_built_file_opens_from_disk_with_no_network(chromium: Chromium, conn: sa
 def test_overview_popup_and_tooltip_show_the_facility_and_the_village(chromium: Chromium, server_url: str,
                                                                       conn: sa.Connection) -> None:
     page = chromium.new_page()
-    page.goto(f"{server_url}/maps/overview")
+    open_map(page, f"{server_url}/maps/overview")
     beds, kind = conn.execute(sa.text("SELECT beds, kind FROM elder_care WHERE status <> 'closed' "
                                       "AND kind = 'welfare_institution' ORDER BY id LIMIT 1")).one()
     popup = page.evaluate("""(function () {
@@ -173,7 +181,7 @@ def test_overview_popup_and_tooltip_show_the_facility_and_the_village(chromium: 
 def test_boundary_marker_popup_shows_condition_inspection_and_export(chromium: Chromium, server_url: str,
                                                                      conn: sa.Connection) -> None:
     page = chromium.new_page()
-    page.goto(f"{server_url}/maps/boundaries")
+    open_map(page, f"{server_url}/maps/boundaries")
     number, line_code, inspected = conn.execute(sa.text(
         "SELECT number, line_code, coalesce((SELECT max(inspected_on) FROM marker_inspections i "
         "WHERE i.marker_id = m.id), last_inspected) FROM boundary_markers m WHERE condition = 'missing' "
@@ -196,11 +204,12 @@ def township_names(conn: sa.Connection) -> set[str]:
                                     "AND valid_to IS NULL")).scalars())
 
 
-@pytest.mark.parametrize("name", ["overview", "coverage"])
+@pytest.mark.parametrize("name", ["overview", "coverage", pytest.param("coverage?mode=cycle&minutes=24",
+                                                                       id="coverage-cycle-24")])
 def test_township_names_are_written_on_the_map_without_overlapping(chromium: Chromium, server_url: str,
                                                                    conn: sa.Connection, name: str) -> None:
     page = chromium.new_page()
-    page.goto(f"{server_url}/maps/{name}", timeout_s=180)
+    open_map(page, f"{server_url}/maps/{name}")
     written = page.evaluate("Array.from(document.querySelectorAll('.gis-label-township'))"
                             ".map(function (e) { var r = e.getBoundingClientRect(); "
                             "return [e.textContent, r.left, r.top, r.right, r.bottom]; })")
@@ -220,7 +229,7 @@ def test_township_names_are_written_on_the_map_without_overlapping(chromium: Chr
 
 def test_coverage_title_says_the_minutes_and_mode_asked_for(chromium: Chromium, server_url: str) -> None:
     page = chromium.new_page()
-    page.goto(f"{server_url}/maps/coverage?minutes=30&mode=cycle&kind=rural_happiness_home", timeout_s=180)
+    open_map(page, f"{server_url}/maps/coverage?minutes=30&mode=cycle&kind=rural_happiness_home")
     title = page.evaluate("document.querySelector('.gis-title h1').textContent")
     assert title == "骑行30分钟生活圈覆盖（农村幸福院）"
     assert page.evaluate("document.title") == title
@@ -234,7 +243,7 @@ def test_coverage_title_says_the_minutes_and_mode_asked_for(chromium: Chromium, 
 
 def test_search_box_flies_to_a_township(chromium: Chromium, server_url: str, conn: sa.Connection) -> None:
     page = chromium.new_page()
-    page.goto(f"{server_url}/maps/overview")
+    open_map(page, f"{server_url}/maps/overview")
     township = sorted(township_names(conn))[0]
     page.evaluate(f"""(function () {{ var input = document.querySelector('.gis-search input');
         input.value = {township!r}; input.dispatchEvent(new Event('input')); }})()""")
@@ -246,3 +255,30 @@ def test_search_box_flies_to_a_township(chromium: Chromium, server_url: str, con
     page.evaluate("new Promise(function (r) { setTimeout(r, 2000); })")
     assert page.evaluate(f"{MAP_JS}.getZoom()") > before
     assert page.console_errors == []
+
+
+def test_a_map_asked_with_new_parameters_says_what_it_computes_then_opens(chromium: Chromium,
+                                                                         server_url: str) -> None:
+    """24 minutes by bicycle: refused as too large to draw before the service areas were drawn as one."""
+    page = chromium.new_page()
+    page.goto(f"{server_url}/maps/coverage?mode=cycle&minutes=24&kind=township_home")
+    title = "骑行24分钟生活圈覆盖（敬老院）"
+    first = page.evaluate("document.title")
+    if first != title:  # not computed within GIS_MAP_WAIT_S: the page says what is being computed
+        shown = page.evaluate("document.body.innerText")
+        assert first == f"正在计算… {title}" and "24 分钟" in shown and "骑行" in shown and "当前步骤" in shown
+    page.wait_until(MAP_READY_JS, timeout_s=OPEN_TIMEOUT_S)
+    assert page.evaluate("document.querySelector('.gis-title h1').textContent") == title
+    assert page.count(".leaflet-pane .gis-service_areas") == 1 and page.count(".leaflet-pane .gis-townships") > 0
+    assert page.console_errors == [] and page.failed == []
+
+
+def test_the_scale_bar_is_written_in_chinese_units(chromium: Chromium, server_url: str) -> None:
+    page = chromium.new_page()
+    open_map(page, f"{server_url}/maps/overview")
+    scale = "document.querySelector('.leaflet-control-scale-line').textContent"
+    county_zoom = page.evaluate(scale)
+    page.evaluate(f"{MAP_JS}.setZoom(17, {{animate: false}}) && true")
+    street_zoom = page.evaluate(scale)
+    assert re.fullmatch(r"\d+ 公里", county_zoom) and re.fullmatch(r"\d+ 米", street_zoom), (county_zoom, street_zoom)
+    assert page.evaluate("document.querySelector('.leaflet-control-scale').textContent").startswith("比例尺")

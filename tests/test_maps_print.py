@@ -3,6 +3,7 @@ text (read back with pypdf)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ def test_coverage_prints_to_a_pdf_with_legend_scale_and_county(runner: CliRunner
     county = conn.execute(sa.text("SELECT name FROM admin_divisions WHERE level = 'county'")).scalar_one()
     for words in ("图例", "比例尺", county, "步行20分钟生活圈覆盖", "制图单位：秀山县民政局", "北", "演示数据"):
         assert words in text, words
+    assert re.search(r"\d+ ?(公里|米)", text) and not re.search(r"\d+ ?k?m\b", text)  # the scale in Chinese units
 
 
 def test_map_prints_to_png_at_paper_size_and_refuses_other_papers(runner: CliRunner, tmp_path: Path) -> None:

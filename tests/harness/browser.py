@@ -75,6 +75,13 @@ class Page:
         painted; returns ms from the navigation to then."""
         started = time.monotonic()
         self.goto(url, timeout_s=timeout_s)
+        self.wait_until(ready_js, timeout_s=max(1.0, timeout_s - (time.monotonic() - started)))
+        return (time.monotonic() - started) * 1000
+
+    def wait_until(self, ready_js: str, *, timeout_s: float = 60) -> float:
+        """Wait until the JavaScript expression ``ready_js`` is true in the page, across its own reloads, and the
+        page is painted; returns ms waited."""
+        started = time.monotonic()
         while True:
             try:
                 if self.evaluate(f"document.readyState === 'complete' && !!({ready_js})", timeout_s=timeout_s):
@@ -83,7 +90,7 @@ class Page:
             except RuntimeError:  # asked between two loads of the page
                 pass
             if time.monotonic() - started > timeout_s:
-                raise TimeoutError(f"{url}: not ready ({ready_js}) within {timeout_s} s")
+                raise TimeoutError(f"not ready ({ready_js}) within {timeout_s:.0f} s")
             time.sleep(0.1)
 
     def evaluate(self, expression: str, *, timeout_s: float = 60):

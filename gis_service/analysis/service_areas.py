@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
@@ -29,6 +30,8 @@ from pyproj import Transformer
 
 from gis_service.analysis import network as net
 from gis_service.analysis.graph import (
+    EdgePoints,
+    RoadGraph,
     covered_length_m,
     nearest_node_costs,
     reached_by_any,
@@ -38,8 +41,9 @@ from gis_service.analysis.graph import (
     substrings,
 )
 from gis_service.analysis.limits import check_time
-from gis_service.analysis.travel import AnalysisSettings, check_facilities, make_travel
+from gis_service.analysis.travel import AnalysisSettings, Travel, check_facilities, make_travel
 from gis_service.errors import InvalidInputError
+from gis_service.layers.base import Layer
 
 MIN_BUFFER_M, MAX_BUFFER_M = 1.0, 500.0
 #: Road pieces one request may draw: at most about 10 s of CPU and 150 MB, half the default time budget
@@ -106,6 +110,52 @@ def _grown_union(parts: np.ndarray, buffer_m: float) -> shapely.Geometry:
     return unions[0] if len(unions) == 1 else shapely.union_all(unions)
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What a service-area question asks, checked, with the network it is answered on."""
+
+    layer: str
+    spec: Layer
+    kind: str | None
+    travel: Travel
+    buffer_m: float
+    county: str | None
+    network: net.Network
+
+    @classmethod
+    def checked(cls, conn: sa.Connection, *, layer: str, kind: str | None, minutes: float, mode: str,
+                buffer_m: float, county: str | None, measure_srid: int, settings: AnalysisSettings | None) -> _Asked:
+        """Every argument checked (InvalidInputError naming it), the network built if the roads changed."""
+        settings = settings or AnalysisSettings()
+        spec, kind = check_facilities(layer, kind)
+        county = net.check_county(county, conn)
+        if not (MIN_BUFFER_M <= buffer_m <= MAX_BUFFER_M):
+            raise InvalidInputError(f"buffer_m must be between {MIN_BUFFER_M:g} and {MAX_BUFFER_M:g} metres; "
+                                    f"got {buffer_m}")
+        travel = make_travel(settings, mode=mode, minutes=minutes)
+        network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
+        return cls(layer, spec, kind, travel, float(buffer_m), county, network)
+
+    def key(self, answer: str) -> tuple:
+        """The cache key of ``answer`` (service_areas, served_area) to this question on this data."""
+        t = self.travel
+        params = (self.layer, self.kind, t.mode, t.minutes, self.buffer_m, self.county,
+                  tuple(sorted(t.speeds_kmh_by_road_class.items())))
+        return (answer, params) + self.network.key("roads", self.layer, "admin_divisions")
+
+    def facilities(self, conn: sa.Connection) -> tuple[net.JoinedPoints, RoadGraph, EdgePoints]:
+        """The facilities asked for, and the graph to search and their points on it (a county's region)."""
+        sites = net.facilities(conn, self.network, self.spec, self.kind, self.county)
+        if self.county is None:
+            return sites, self.network.graph, sites.points
+        region = net.county_region(self.network, self.county, [sites], self.travel)
+        return sites, region.graph, region.local(sites.points)
+
+    def describe(self) -> dict:
+        return {**self.travel.describe(), "layer": self.layer, "kind": self.kind, "buffer_m": self.buffer_m,
+                "county": self.county, "method": "network", "crs_measured": f"EPSG:{self.network.srid}"}
+
+
 def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
                   mode: str = "walk", buffer_m: float = 50.0, county: str | None = None, measure_srid: int = 4545,
                   settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
@@ -113,25 +163,13 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
     its geometry the reached roads grown by ``buffer_m`` metres, its properties the facility, the reached road
     length in metres and the area in m² (both measured in EPSG:``measure_srid``). ``county``: that county's
     facilities only (6-digit code)."""
-    settings = settings or AnalysisSettings()
-    spec, kind = check_facilities(layer, kind)
-    county = net.check_county(county, conn)
-    if not (MIN_BUFFER_M <= buffer_m <= MAX_BUFFER_M):
-        raise InvalidInputError(f"buffer_m must be between {MIN_BUFFER_M:g} and {MAX_BUFFER_M:g} metres; "
-                                f"got {buffer_m}")
-    travel = make_travel(settings, mode=mode, minutes=minutes)
-    network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
-    params = (layer, kind, travel.mode, travel.minutes, float(buffer_m), county,
-              tuple(sorted(travel.speeds_kmh_by_road_class.items())))
-    key = ("service_areas", params) + network.key("roads", layer, "admin_divisions")
+    asked = _Asked.checked(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m,
+                           county=county, measure_srid=measure_srid, settings=settings)
+    network, travel = asked.network, asked.travel
 
     def compute() -> dict:
         started = time.perf_counter()
-        sites = net.facilities(conn, network, spec, kind, county)
-        graph, points = network.graph, sites.points
-        if county is not None:
-            region = net.county_region(network, county, [sites], travel)
-            graph, points = region.graph, region.local(points)
+        sites, graph, points = asked.facilities(conn)
         s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
         csr = road_csr(graph, s_per_m, points)
         ids = sites.frame["id"].to_numpy(dtype=np.int64) if len(sites.frame) else np.zeros(0, dtype=np.int64)
@@ -183,15 +221,13 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
         return {
             "type": "FeatureCollection",
             "features": features,
-            "parameters": {**travel.describe(), "layer": layer, "kind": kind, "buffer_m": float(buffer_m),
-                           "county": county,
-                           "method": "network", "crs_measured": f"EPSG:{network.srid}"},
+            "parameters": asked.describe(),
             "computed_ms": round((time.perf_counter() - started) * 1000, 1),
         }
 
     if not use_cache:
         return {**compute(), "cached": False}
-    return net.cached_result(key, compute)
+    return net.cached_result(asked.key("service_areas"), compute)
 
 
 def served_area(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
@@ -207,25 +243,13 @@ def served_area(conn: sa.Connection, *, layer: str = "elder_care", kind: str | N
     by bicycle from the demo county's 193 elder-care facilities: 19 s and 10 MB as :func:`service_areas`, which
     refuses it as too large to draw).
     """
-    settings = settings or AnalysisSettings()
-    spec, kind = check_facilities(layer, kind)
-    county = net.check_county(county, conn)
-    if not (MIN_BUFFER_M <= buffer_m <= MAX_BUFFER_M):
-        raise InvalidInputError(f"buffer_m must be between {MIN_BUFFER_M:g} and {MAX_BUFFER_M:g} metres; "
-                                f"got {buffer_m}")
-    travel = make_travel(settings, mode=mode, minutes=minutes)
-    network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
-    params = (layer, kind, travel.mode, travel.minutes, float(buffer_m), county,
-              tuple(sorted(travel.speeds_kmh_by_road_class.items())))
-    key = ("served_area", params) + network.key("roads", layer, "admin_divisions")
+    asked = _Asked.checked(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m,
+                           county=county, measure_srid=measure_srid, settings=settings)
+    network, travel = asked.network, asked.travel
 
     def compute() -> dict:
         started = time.perf_counter()
-        sites = net.facilities(conn, network, spec, kind, county)
-        graph, points = network.graph, sites.points
-        if county is not None:
-            region = net.county_region(network, county, [sites], travel)
-            graph, points = region.graph, region.local(points)
+        sites, graph, points = asked.facilities(conn)
         geometry, length_m, area_m2 = None, 0.0, 0.0
         if len(points):
             s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
@@ -247,11 +271,10 @@ def served_area(conn: sa.Connection, *, layer: str = "elder_care", kind: str | N
             "type": "Feature", "id": 1, "geometry": geometry,
             "properties": {"facilities": len(points), "reached_road_m": round(length_m, 1),
                            "area_m2": round(area_m2, 1)},
-            "parameters": {**travel.describe(), "layer": layer, "kind": kind, "buffer_m": float(buffer_m),
-                           "county": county, "method": "network", "crs_measured": f"EPSG:{network.srid}"},
+            "parameters": asked.describe(),
             "computed_ms": round((time.perf_counter() - started) * 1000, 1),
         }
 
     if not use_cache:
         return {**compute(), "cached": False}
-    return net.cached_result(key, compute)
+    return net.cached_result(asked.key("served_area"), compute)

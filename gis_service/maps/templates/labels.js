@@ -15,7 +15,7 @@
       var at = L.latLng(label[1], label[2]);
       if (!view.contains(at)) { return; }
       var p = map.latLngToContainerPoint(at), size = SIZE[kind];
-      var w = label[0].length * size + 4, h = size + 3;
+      var w = label[0].length * size + 10, h = size + 5;  // a margin, so that names do not touch
       // where it stands, else just above or below (the name still reads as the place's)
       var dy = [0, -h, h].find(function (dy) {
         var box = [p.x - w / 2, p.y + dy - h / 2, p.x + w / 2, p.y + dy + h / 2];

@@ -220,7 +220,8 @@ def test_a_map_not_ready_at_once_says_what_is_computed_and_opens_when_ready(clie
 
 def test_a_map_waits_for_its_turn_among_the_analyses(client_with) -> None:
     client = client_with(analysis_queue=0)  # no analysis may wait for a turn
-    answer = client.get("/maps/coverage", params={"mode": "cycle", "minutes": 23})
+    # (on a busy machine the network check may outlast GIS_MAP_WAIT_S: then 正在计算… first, asking again)
+    answer = open_map(client, "/maps/coverage", {"mode": "cycle", "minutes": 23})
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
     assert "等候其他计算完成" in answer.text and "骑行23分钟生活圈覆盖" in answer.text
     assert '<meta http-equiv="refresh" content="5">' in answer.text

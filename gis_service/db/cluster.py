@@ -324,12 +324,13 @@ class EmbeddedCluster:
                 raise
             return started
 
-    def stop(self) -> bool:
-        """Stop the cluster. Returns False if it was not running."""
+    def stop(self, *, mode: str = "fast") -> bool:
+        """Stop the cluster (``mode``: pg_ctl's; ``immediate`` is a crash, recovered from the WAL at the next
+        start). Returns False if it was not running."""
         with self._lifecycle_lock():
             if not self.is_running():
                 return False
-            self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
+            self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", mode, "-w", "-t", "60")
             return True
 
     # -- access -----------------------------------------------------------------------------------------

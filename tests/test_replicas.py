@@ -4,6 +4,7 @@ create` (pg_basebackup -R: the replication role, its password and the socket's p
 - the standby follows the primary, and reads are spread over the primary and the standby;
 - a write is read back at once through the API (its item, a filtered list, its history);
 - a standby lagging more than GIS_REPLICA_MAX_LAG_S is skipped, and used again once caught up;
+- `db backup` taken from the standby holds the primary's data;
 - stopping the standby at once (`pg_ctl stop -m immediate`, or SIGKILL to its postmaster) while clients read
   through the API, after they were spread over the primary and the standby, loses no request.
 """
@@ -26,6 +27,7 @@ from fastapi.testclient import TestClient
 
 from gis_service.app import create_app
 from gis_service.auth import create_token
+from gis_service.db import backup
 from gis_service.db.cluster import SUPERUSER, EmbeddedCluster
 from gis_service.db.engine import connect, create_db_engine
 from gis_service.settings import Settings
@@ -157,6 +159,31 @@ def test_a_lagging_standby_is_skipped_until_it_catches_up(replicated_app: tuple[
     finally:
         _on(standby, "SELECT pg_wal_replay_resume()::text", role=SUPERUSER)
     wait_for(lambda: router.usable(), timeout_s=10, what="the standby caught up and was used again")
+
+
+def test_a_backup_taken_from_the_standby_holds_the_primarys_data(primary: EmbeddedCluster,
+                                                                  standby: EmbeddedCluster, tmp_path: Path) -> None:
+    """`db backup` with GIS_DATABASE_URL naming the standby: pg_dump and the checksums read a snapshot exported on
+    the standby (read-only), so the primary does none of the work, and the file is the primary's data."""
+    with connect(primary.url()) as conn:
+        conn.execute("UPDATE elder_care SET beds = beds + 1 WHERE id = (SELECT max(id) FROM elder_care)")
+        written = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+    wait_for(lambda: _on(standby, f"SELECT pg_last_wal_replay_lsn() >= '{written}'::pg_lsn"), timeout_s=10,
+             what="the standby replayed the last write")
+    file = tmp_path / "from-standby.backup"
+    environment = {**os.environ, "GIS_DATABASE_URL": standby.url(), "GIS_DATA_DIR": str(tmp_path / "data")}
+    made = subprocess.run([*CLI, "db", "backup", str(file)], env=environment, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    key = backup.backup_key(tmp_path / "data")
+    engine = create_db_engine(primary.url())
+    try:
+        with engine.connect() as conn:
+            on_primary = backup.checksums(conn)
+    finally:
+        engine.dispose()
+    assert backup.read_manifest(file, key).checksums == on_primary
+    assert on_primary["elder_care"].rows > 0
 
 
 def _committed(cluster: EmbeddedCluster) -> int:

@@ -208,10 +208,13 @@ def replica_create(
 
 @replica_app.command("start")
 def replica_start(folder: Annotated[Path, typer.Argument(help="The standby's folder.")]) -> None:
-    """Start a standby (it catches up with its primary and then follows it)."""
+    """Start a standby (it catches up with its primary and then follows it), listening on GIS_CLUSTER_LISTEN too, for
+    API hosts on other machines (which of them may connect is the primary's pg_hba.conf, copied)."""
     from gis_service.db.cluster import EmbeddedCluster
 
-    standby = EmbeddedCluster(folder, get_settings().pg_bin_dir)
+    settings = get_settings()
+    standby = EmbeddedCluster(folder, settings.pg_bin_dir, listen=settings.cluster_listen,
+                              tcp_port=settings.cluster_port)
     out.print(f"{'started' if standby.start() else 'already running'}: {standby.url()}", highlight=False)
 
 

@@ -30,22 +30,13 @@ import http.client
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import mapbox_vector_tile
-import sqlalchemy as sa
-from bench_ogc import SERVERS, Timings, tipg_environment, tipg_python
-
-from gis_service.db import migrate
-from gis_service.db.cluster import EmbeddedCluster
-from gis_service.demo.build import build_demo
-from gis_service.io.load_demo import load_frames
-from tests.harness.devserver import uvicorn_server
+from bench_ogc import SERVERS, Timings, run_threads, servers
 
 #: WebMercatorQuad tiles over the county seat (108.99 E, 28.45 N), roads.
 TILES = ((10, 822, 427), (12, 3288, 1710), (14, 13152, 6840))
@@ -101,13 +92,7 @@ def hammer(base: str, path: str, headers: dict[str, str], *, clients: int, reque
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    into.wall_s += time.perf_counter() - started
+    into.wall_s += run_threads([threading.Thread(target=client) for _ in range(clients)])
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[0]}")
 
@@ -135,39 +120,23 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a plain kill still stops servers and cluster
     headers = {"Accept-Encoding": "identity" if args.identity else "gzip"}
-    tipg = tipg_python()
-    with tempfile.TemporaryDirectory(prefix="gis-bench-") as folder:
-        Path(folder).chmod(0o755)  # as root the cluster runs as postgres, which must enter the folder
-        with EmbeddedCluster(Path(folder) / "data").running() as cluster:
-            url = cluster.url()
-            migrate.upgrade(url)
-            engine = sa.create_engine(url)
-            load_frames(engine, build_demo(scale=args.scale, seed=20261129), county_code="500241",
-                        measure_srid=4545, replace=True)
-            with engine.begin() as conn:
-                conn.execute(sa.text("ANALYZE"))
-            engine.dispose()
-            ours_env = {**os.environ, "GIS_DATABASE_URL": url, "GIS_LOAD_DEMO": "false"}
-            with uvicorn_server("gis_service.app:create_app", env=ours_env, ready_path="/conformance") as ours, \
-                    uvicorn_server("tipg.main:app", env=tipg_environment(cluster), ready_path="/collections",
-                                   python=tipg, factory=False, timeout_s=120) as theirs:
-                urls = {"ours": ours, "tipg": theirs}
-                per_round = max(1, args.requests // args.rounds)
-                load = os.getloadavg()
-                print(f"demo scale {args.scale}; {args.clients} clients x {per_round * args.rounds} requests of the "
-                      f"same tile per server, {args.rounds} alternating rounds; Accept-Encoding: "
-                      f"{headers['Accept-Encoding']}; {os.cpu_count()} CPUs, load average {load[0]:.1f}")
-                print(f"{'roads tile':16s} {'features':>9s} | {'ours req/s':>10s} {'p50 ms':>7s} {'p95 ms':>7s} | "
-                      f"{'tipg req/s':>10s} {'p50 ms':>7s} {'p95 ms':>7s} | {'ours/tipg':>9s}")
-                for z, x, y in TILES:
-                    paths = tile_paths(z, x, y)
-                    features = check(urls, paths, headers)
-                    timings = compare(urls, paths, headers, clients=args.clients,
-                                      requests_per_client=args.requests, rounds=args.rounds)
-                    a, b = timings["ours"], timings["tipg"]
-                    print(f"{f'{z}/{x}/{y}':16s} {features:>9s} | {a.rps:10.1f} {a.percentile_ms(50):7.1f} "
-                          f"{a.percentile_ms(95):7.1f} | {b.rps:10.1f} {b.percentile_ms(50):7.1f} "
-                          f"{b.percentile_ms(95):7.1f} | {a.rps / b.rps:8.2f}x", flush=True)
+    with servers(args.scale) as (urls, _):
+        per_round = max(1, args.requests // args.rounds)
+        load = os.getloadavg()
+        print(f"demo scale {args.scale}; {args.clients} clients x {per_round * args.rounds} requests of the "
+              f"same tile per server, {args.rounds} alternating rounds; Accept-Encoding: "
+              f"{headers['Accept-Encoding']}; {os.cpu_count()} CPUs, load average {load[0]:.1f}")
+        print(f"{'roads tile':16s} {'features':>9s} | {'ours req/s':>10s} {'p50 ms':>7s} {'p95 ms':>7s} | "
+              f"{'tipg req/s':>10s} {'p50 ms':>7s} {'p95 ms':>7s} | {'ours/tipg':>9s}")
+        for z, x, y in TILES:
+            paths = tile_paths(z, x, y)
+            features = check(urls, paths, headers)
+            timings = compare(urls, paths, headers, clients=args.clients,
+                              requests_per_client=args.requests, rounds=args.rounds)
+            a, b = timings["ours"], timings["tipg"]
+            print(f"{f'{z}/{x}/{y}':16s} {features:>9s} | {a.rps:10.1f} {a.percentile_ms(50):7.1f} "
+                  f"{a.percentile_ms(95):7.1f} | {b.rps:10.1f} {b.percentile_ms(50):7.1f} "
+                  f"{b.percentile_ms(95):7.1f} | {a.rps / b.rps:8.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from gis_service.app import create_app
 from gis_service.auth import create_token
 from gis_service.db import backup
-from gis_service.db.cluster import SUPERUSER, EmbeddedCluster
+from gis_service.db.cluster import REPLICATION_ROLE, SUPERUSER, EmbeddedCluster
 from gis_service.db.engine import connect, create_db_engine
 from gis_service.settings import Settings
 
@@ -185,6 +185,18 @@ def test_a_backup_taken_from_the_standby_holds_the_primarys_data(primary: Embedd
         engine.dispose()
     assert backup.read_manifest(file, key).checksums == on_primary
     assert on_primary["elder_care"].rows > 0
+
+
+def test_replica_allow_prepares_the_primary_for_standbys_on_other_machines(primary: EmbeddedCluster) -> None:
+    environment = {**os.environ, "GIS_DATA_DIR": str(primary.data_dir), "GIS_DATABASE_URL": ""}
+    allowed = subprocess.run([*CLI, "db", "replica", "allow"], env=environment, cwd=REPO, capture_output=True,
+                             text=True, timeout=120)
+    assert allowed.returncode == 0, allowed.stderr
+    [password] = [line.rsplit(":", 1)[1] for line in primary.password_file.read_text().splitlines()
+                  if line.split(":")[3:4] == [REPLICATION_ROLE]]
+    assert password and password not in allowed.stdout  # named where it is, never printed
+    assert _on(primary, f"SELECT rolreplication AND rolcanlogin AND NOT rolsuper FROM pg_roles "
+                        f"WHERE rolname = '{REPLICATION_ROLE}'", role=SUPERUSER) is True
 
 
 def test_a_standby_started_for_other_machines_listens_on_tcp(standby: EmbeddedCluster) -> None:

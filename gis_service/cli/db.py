@@ -175,6 +175,22 @@ replica_app = typer.Typer(help="Hot standbys of the database (streaming replicat
 app.add_typer(replica_app, name="replica")
 
 
+@replica_app.command("allow")
+def replica_allow() -> None:
+    """On the primary's machine: let standbys on other machines copy and follow the embedded cluster (the replication
+    role, its password kept in the cluster's password file; from the networks of GIS_CLUSTER_CLIENTS). Then, on each
+    standby's machine: gis-service db replica create DIR --from postgresql://gis_replicator:PASSWORD@HOST:PORT/gis."""
+    from gis_service.db.cluster import REPLICATION_ROLE
+    from gis_service.db.standby import allow_replication
+
+    primary = _cluster(get_settings())
+    with primary.running():
+        allow_replication(primary)
+    out.print(f"the role {REPLICATION_ROLE} may replicate; its password is on the line ending in "
+              f"'{REPLICATION_ROLE}:…' of {primary.password_file} (readable by its owner only)", highlight=False,
+              soft_wrap=True)
+
+
 @replica_app.command("create")
 def replica_create(
     folder: Annotated[Path, typer.Argument(help="An empty folder for the standby (its pgdata, socket, log and "

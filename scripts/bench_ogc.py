@@ -39,6 +39,7 @@ Run: ``.venv/bin/python scripts/bench_ogc.py [--scale 10] [--clients 4] [--reque
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -48,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -135,6 +137,16 @@ class Timings:
         return 1000 * ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered))) - 1))]
 
 
+def run_threads(threads: list[threading.Thread]) -> float:
+    """Start the threads, wait for them all; the seconds that took."""
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def hammer(sessions: list[httpx.Client], paths: list[str], *, requests_per_client: int, into: Timings,
            offset: int = 0) -> None:
     """One thread per session sends ``requests_per_client`` GETs; adds latencies and wall time to ``into``.
@@ -157,13 +169,7 @@ def hammer(sessions: list[httpx.Client], paths: list[str], *, requests_per_clien
                     errors.append(f"{path}: {response.status_code} {response.text[:200]}")
                 into.latencies_s.append(elapsed)
 
-    threads = [threading.Thread(target=client, args=(i, http)) for i, http in enumerate(sessions)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    into.wall_s += time.perf_counter() - started
+    into.wall_s += run_threads([threading.Thread(target=client, args=(i, http)) for i, http in enumerate(sessions)])
     if errors:
         raise RuntimeError(f"{len(errors)} requests to {sessions[0].base_url} failed, e.g. {errors[0]}")
 
@@ -238,8 +244,10 @@ def tipg_environment(cluster: EmbeddedCluster) -> dict[str, str]:
     }
 
 
-def bench_scale(scale: int, *, clients: int, requests_per_client: int, rounds: int,
-                baseline: Path | None = None) -> dict:
+@contextlib.contextmanager
+def servers(scale: int, *, baseline: Path | None = None) -> Iterator[tuple[dict[str, str], int]]:
+    """The demo county at ``scale`` in a throwaway embedded cluster, served by ours and by tipg (or by the baseline
+    checkout): yields their base URLs by SERVERS name and the number of roads."""
     tipg = None if baseline else tipg_python()
     with tempfile.TemporaryDirectory(prefix="gis-bench-") as folder:
         Path(folder).chmod(0o755)  # as root the cluster runs as postgres, which must enter the folder
@@ -260,10 +268,15 @@ def bench_scale(scale: int, *, clients: int, requests_per_client: int, rounds: i
                                     python=tipg, factory=False, timeout_s=120))
             with uvicorn_server("gis_service.app:create_app", env=ours_env, ready_path="/conformance") as ours_url, \
                     other as tipg_url:
-                urls = {"ours": ours_url, "tipg": tipg_url}
-                results = {kind.name: compare(kind, urls, clients=clients, requests_per_client=requests_per_client,
-                                              rounds=rounds, baseline=baseline is not None)
-                           for kind in request_kinds(road_count)}
+                yield {"ours": ours_url, "tipg": tipg_url}, road_count
+
+
+def bench_scale(scale: int, *, clients: int, requests_per_client: int, rounds: int,
+                baseline: Path | None = None) -> dict:
+    with servers(scale, baseline=baseline) as (urls, road_count):
+        results = {kind.name: compare(kind, urls, clients=clients, requests_per_client=requests_per_client,
+                                      rounds=rounds, baseline=baseline is not None)
+                   for kind in request_kinds(road_count)}
     return {"roads": road_count, "results": results}
 
 

@@ -219,3 +219,24 @@ def open_map(client, path: str, params: dict | None = None, *, timeout_s: float 
             return answer
         assert time.monotonic() < deadline, f"{path} {params}: still computing after {timeout_s} s"
         time.sleep(0.1)
+
+
+def nginx_check(site: str, folder: Path) -> tuple[int, str]:
+    """``nginx -t`` on a site file (the text of one of scripts/deploy/'s), with its certificate paths pointed at a
+    throwaway self-signed certificate (also used as the hosts' CA) and its cache folders inside ``folder``:
+    (exit code, what nginx said)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(nginx).exists(), "nginx is not installed; bash scripts/setup.sh installs it (Debian: nginx)"
+    cert, key = folder / "fullchain.pem", folder / "privkey.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=gis.example.gov.cn"], check=True, capture_output=True)
+    site = (site.replace("/etc/ssl/gis-service/fullchain.pem", str(cert))
+            .replace("/etc/ssl/gis-service/hosts-ca.pem", str(cert))
+            .replace("/etc/ssl/gis-service/privkey.pem", str(key))
+            .replace("/var/lib/nginx/", f"{folder}/"))
+    (folder / "site.conf").write_text(site)
+    (folder / "nginx.conf").write_text(f"pid {folder}/nginx.pid;\nerror_log {folder}/error.log;\n"
+                                       f"events {{}}\nhttp {{\n    include {folder}/site.conf;\n}}\n")
+    checked = subprocess.run([nginx, "-t", "-p", str(folder), "-c", str(folder / "nginx.conf"),
+                              "-e", str(folder / "error.log")], capture_output=True, text=True)
+    return checked.returncode, checked.stderr

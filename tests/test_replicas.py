@@ -4,7 +4,9 @@ create` (pg_basebackup -R: the replication role, its password and the socket's p
 - the standby follows the primary, and reads are spread over the primary and the standby;
 - a write is read back at once through the API (its item, a filtered list, its history);
 - a standby lagging more than GIS_REPLICA_MAX_LAG_S is skipped, and used again once caught up;
-- killing the standby with SIGKILL while clients read loses no request.
+- `db backup` taken from the standby holds the primary's data;
+- stopping the standby at once (`pg_ctl stop -m immediate`, or SIGKILL to its postmaster) while clients read
+  through the API, after they were spread over the primary and the standby, loses no request.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from gis_service.app import create_app
 from gis_service.auth import create_token
-from gis_service.db.cluster import SUPERUSER, EmbeddedCluster
+from gis_service.db import backup
+from gis_service.db.cluster import REPLICATION_ROLE, SUPERUSER, EmbeddedCluster
 from gis_service.db.engine import connect, create_db_engine
 from gis_service.settings import Settings
 
-from .harness.devserver import service
+from .harness.devserver import free_port, service
 from .helpers import CLI, REPO, bearer, private_cluster, station, wait_for
 
 pytestmark = pytest.mark.slow
@@ -158,8 +162,78 @@ def test_a_lagging_standby_is_skipped_until_it_catches_up(replicated_app: tuple[
     wait_for(lambda: router.usable(), timeout_s=10, what="the standby caught up and was used again")
 
 
+def test_a_backup_taken_from_the_standby_holds_the_primarys_data(primary: EmbeddedCluster,
+                                                                  standby: EmbeddedCluster, tmp_path: Path) -> None:
+    """`db backup` with GIS_DATABASE_URL naming the standby: pg_dump and the checksums read a snapshot exported on
+    the standby (read-only), so the primary does none of the work, and the file is the primary's data."""
+    with connect(primary.url()) as conn:
+        conn.execute("UPDATE elder_care SET beds = beds + 1 WHERE id = (SELECT max(id) FROM elder_care)")
+        written = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+    wait_for(lambda: _on(standby, f"SELECT pg_last_wal_replay_lsn() >= '{written}'::pg_lsn"), timeout_s=10,
+             what="the standby replayed the last write")
+    file = tmp_path / "from-standby.backup"
+    environment = {**os.environ, "GIS_DATABASE_URL": standby.url(), "GIS_DATA_DIR": str(tmp_path / "data")}
+    made = subprocess.run([*CLI, "db", "backup", str(file)], env=environment, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    key = backup.backup_key(tmp_path / "data")
+    engine = create_db_engine(primary.url())
+    try:
+        with engine.connect() as conn:
+            on_primary = backup.checksums(conn)
+    finally:
+        engine.dispose()
+    assert backup.read_manifest(file, key).checksums == on_primary
+    assert on_primary["elder_care"].rows > 0
+
+
+def test_replica_allow_prepares_the_primary_for_standbys_on_other_machines(primary: EmbeddedCluster) -> None:
+    environment = {**os.environ, "GIS_DATA_DIR": str(primary.data_dir), "GIS_DATABASE_URL": ""}
+    allowed = subprocess.run([*CLI, "db", "replica", "allow"], env=environment, cwd=REPO, capture_output=True,
+                             text=True, timeout=120)
+    assert allowed.returncode == 0, allowed.stderr
+    [password] = [line.rsplit(":", 1)[1] for line in primary.password_file.read_text().splitlines()
+                  if line.split(":")[3:4] == [REPLICATION_ROLE]]
+    assert password and password not in allowed.stdout  # named where it is, never printed
+    assert _on(primary, f"SELECT rolreplication AND rolcanlogin AND NOT rolsuper FROM pg_roles "
+                        f"WHERE rolname = '{REPLICATION_ROLE}'", role=SUPERUSER) is True
+
+
+def test_a_standby_started_for_other_machines_listens_on_tcp(standby: EmbeddedCluster) -> None:
+    """`db replica start` with GIS_CLUSTER_LISTEN: API hosts on other machines reach the standby over TCP, let in
+    as the primary's pg_hba.conf (copied) says; here the primary lets in no network, so the refusal is its."""
+    port = free_port()
+    environment = {**os.environ, "GIS_CLUSTER_LISTEN": "127.0.0.1", "GIS_CLUSTER_PORT": str(port)}
+    standby.stop()
+    try:
+        started = subprocess.run([*CLI, "db", "replica", "start", str(standby.data_dir)], env=environment, cwd=REPO,
+                                 capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr
+        listening = EmbeddedCluster(standby.data_dir, listen=("127.0.0.1",), tcp_port=port)
+        assert f"port={port}" in started.stdout.replace("\n", "")
+        assert _on(listening, "SELECT pg_is_in_recovery()") is True
+        with pytest.raises(psycopg.OperationalError, match='no pg_hba.conf entry for host "127.0.0.1"'):
+            psycopg.connect(host="127.0.0.1", port=port, dbname="gis", user="gis", password="x", connect_timeout=5)
+    finally:
+        EmbeddedCluster(standby.data_dir, listen=("127.0.0.1",), tcp_port=port).stop()
+        standby.start()  # as the other tests use it: on its socket only
+
+
+def _stop_immediately(cluster: EmbeddedCluster) -> None:
+    """``pg_ctl stop -m immediate``: every server process quits at once, without a checkpoint, as in a crash."""
+    cluster.stop(mode="immediate")
+
+
+def _kill_postmaster(cluster: EmbeddedCluster) -> None:
+    """SIGKILL to the postmaster: it dies at once, its backends notice and quit on their own."""
+    os.kill(int((cluster.pgdata / "postmaster.pid").read_text().split()[0]), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("kill", [_stop_immediately, _kill_postmaster], ids=["pg_ctl stop -m immediate", "kill -9"])
 def test_killing_the_standby_while_clients_read_loses_no_request(primary: EmbeddedCluster,
-                                                                standby: EmbeddedCluster, tmp_path: Path) -> None:
+                                                                standby: EmbeddedCluster, tmp_path: Path,
+                                                                kill) -> None:
+    wait_for(lambda: _restart(standby), timeout_s=60, what="the standby runs")  # the previous case killed it
     paths = ["/collections/settlements/items?limit=5", "/placenames/autocomplete?q=xs",
              "/collections/elder_care/items?limit=20", "/analysis/facility-area?level=township"]
     answers: list[tuple[str, int]] = []
@@ -177,18 +251,24 @@ def test_killing_the_standby_while_clients_read_loses_no_request(primary: Embedd
                     answers.append((path, repr(exc)))
                 i += 1
 
+    def reads() -> tuple[int, int]:
+        """Reads the service sent to the primary and to the standby so far."""
+        health = httpx.get(f"{url}/health").json()
+        return health["primary_reads"], health["replicas"][0]["reads"]
+
     with service(primary.url(), GIS_DATABASE_READ_URLS=standby.url(), GIS_DATA_DIR=str(tmp_path),
                  GIS_REPLICA_MAX_LAG_S="5") as url:
         wait_for(lambda: httpx.get(f"{url}/health").json()["replicas"][0]["used_for_reads"], timeout_s=30,
                  what="the service read from the standby")
         threads = [threading.Thread(target=reader, args=(n,)) for n in range(4)]
+        before = reads()
         for thread in threads:
             thread.start()
         try:
-            wait_for(lambda: httpx.get(f"{url}/health").json()["replicas"][0]["reads"] >= 20, timeout_s=30,
-                     what="reads went to the standby")
-            postmaster = int((standby.pgdata / "postmaster.pid").read_text().split()[0])
-            os.kill(postmaster, signal.SIGKILL)
+            # before the kill the reads are spread: each of the primary and the standby answers its share
+            wait_for(lambda: min(now - then for now, then in zip(reads(), before)) >= 20, timeout_s=30,
+                     what="reads went to both the primary and the standby")
+            kill(standby)
             killed_at = len(answers)
             wait_for(lambda: len(answers) >= killed_at + 40, timeout_s=60, what="reads went on")
         finally:

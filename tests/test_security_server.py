@@ -33,7 +33,7 @@ from gis_service.db.cluster import EmbeddedCluster
 from gis_service.settings import Settings
 
 from .harness.devserver import process_tree
-from .helpers import CLI, REPO, Served, health_status, private_cluster, wait_for
+from .helpers import CLI, REPO, Served, health_status, nginx_check, private_cluster, wait_for
 
 HEADER_TIMEOUT_S = 2
 BODY_TIMEOUT_S = 3
@@ -320,21 +320,10 @@ NGINX_SITE = REPO / "scripts" / "deploy" / "nginx-gis-service.conf"
 
 
 def test_the_nginx_configuration_passes_nginx_t_and_matches_the_service_limits(tmp_path: Path) -> None:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    assert Path(nginx).exists(), "nginx is not installed; bash scripts/setup.sh installs it (Debian: nginx)"
     site = NGINX_SITE.read_text()
-    cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=gis.example.gov.cn"], check=True, capture_output=True)
-    site = site.replace("/etc/ssl/gis-service/fullchain.pem", str(cert))
-    site = site.replace("/etc/ssl/gis-service/privkey.pem", str(key))
-    (tmp_path / "site.conf").write_text(site)
-    (tmp_path / "nginx.conf").write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
-                                         f"events {{}}\nhttp {{\n    include {tmp_path}/site.conf;\n}}\n")
-    checked = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                              "-e", str(tmp_path / "error.log")], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-    assert "test is successful" in checked.stderr
+    code, said = nginx_check(site, tmp_path)
+    assert code == 0, said
+    assert "test is successful" in said
 
     directives = dict(line.strip().rstrip(";").split(None, 1) for line in site.splitlines()
                       if line.strip().startswith(("client_max_body_size", "client_header_timeout")))

@@ -17,7 +17,7 @@ router = APIRouter(tags=["service"])
 @router.get("/health", summary="Service and database status",
             description="Database, PostGIS and pgRouting versions, the schema revision and the number of "
             "features in each layer, and the standbys reads are spread over (their lag in seconds, whether they are "
-            "used now).", responses=error_responses(503))
+            "used now), and the reads this process sent to the primary.", responses=error_responses(503))
 def health(conn: ConnectionDep, request: Request) -> dict:
     return {
         "status": "ok",
@@ -25,4 +25,5 @@ def health(conn: ConnectionDep, request: Request) -> dict:
         "database": {**server_versions(conn), "schema_revision": current_revision(conn)},
         "layers": layer_counts(conn),
         "replicas": request.app.state.read_router.describe(),
+        "primary_reads": request.app.state.read_router.primary_reads,
     }

@@ -175,6 +175,22 @@ replica_app = typer.Typer(help="Hot standbys of the database (streaming replicat
 app.add_typer(replica_app, name="replica")
 
 
+@replica_app.command("allow")
+def replica_allow() -> None:
+    """On the primary's machine: let standbys on other machines copy and follow the embedded cluster (the replication
+    role, its password kept in the cluster's password file; from the networks of GIS_CLUSTER_CLIENTS). Then, on each
+    standby's machine: gis-service db replica create DIR --from postgresql://gis_replicator:PASSWORD@HOST:PORT/gis."""
+    from gis_service.db.cluster import REPLICATION_ROLE
+    from gis_service.db.standby import allow_replication
+
+    primary = _cluster(get_settings())
+    with primary.running():
+        allow_replication(primary)
+    out.print(f"the role {REPLICATION_ROLE} may replicate; its password is on the line ending in "
+              f"'{REPLICATION_ROLE}:…' of {primary.password_file} (readable by its owner only)", highlight=False,
+              soft_wrap=True)
+
+
 @replica_app.command("create")
 def replica_create(
     folder: Annotated[Path, typer.Argument(help="An empty folder for the standby (its pgdata, socket, log and "
@@ -208,10 +224,13 @@ def replica_create(
 
 @replica_app.command("start")
 def replica_start(folder: Annotated[Path, typer.Argument(help="The standby's folder.")]) -> None:
-    """Start a standby (it catches up with its primary and then follows it)."""
+    """Start a standby (it catches up with its primary and then follows it), listening on GIS_CLUSTER_LISTEN too, for
+    API hosts on other machines (which of them may connect is the primary's pg_hba.conf, copied)."""
     from gis_service.db.cluster import EmbeddedCluster
 
-    standby = EmbeddedCluster(folder, get_settings().pg_bin_dir)
+    settings = get_settings()
+    standby = EmbeddedCluster(folder, settings.pg_bin_dir, listen=settings.cluster_listen,
+                              tcp_port=settings.cluster_port)
     out.print(f"{'started' if standby.start() else 'already running'}: {standby.url()}", highlight=False)
 
 

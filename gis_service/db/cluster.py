@@ -192,10 +192,15 @@ class EmbeddedCluster:
     def password_file(self) -> Path:
         return self.data_dir / "pgpass"
 
+    @property
+    def port(self) -> int:
+        """The server's port: its TCP port when it listens on TCP, which also names its socket file."""
+        return self.tcp_port if self.listen else PORT
+
     def url(self, database: str = DATABASE_NAME, *, role: str = SERVICE_ROLE) -> str:
         """SQLAlchemy URL of the cluster as the service role (``role=SUPERUSER`` for set-up work), over its unix
         socket. It names the password file rather than holding a password, so it can be printed."""
-        return (f"postgresql+psycopg://{role}@/{database}?host={self.socket_dir}&port={PORT}"
+        return (f"postgresql+psycopg://{role}@/{database}?host={self.socket_dir}&port={self.port}"
                 f"&passfile={self.password_file}")
 
     def admin_url(self, database: str = DATABASE_NAME) -> str:
@@ -203,7 +208,7 @@ class EmbeddedCluster:
         return self.url(database, role=SUPERUSER)
 
     def conninfo(self, database: str = DATABASE_NAME, *, role: str = SERVICE_ROLE) -> str:
-        return psycopg.conninfo.make_conninfo(dbname=database, user=role, host=str(self.socket_dir), port=PORT,
+        return psycopg.conninfo.make_conninfo(dbname=database, user=role, host=str(self.socket_dir), port=self.port,
                                               passfile=str(self.password_file))
 
     # -- running the server binaries ------------------------------------------------------------
@@ -282,7 +287,7 @@ class EmbeddedCluster:
             self._write_server_file(conf_path, conf_path.read_text() + NETWORK_INCLUDE)
         addresses = ",".join(self.listen)
         self._write_server_file(self.pgdata / NETWORK_CONF, f"listen_addresses = '{addresses}'\n"
-                                                            f"port = {self.tcp_port if self.listen else PORT}\n"
+                                                            f"port = {self.port}\n"
                                                             f"unix_socket_directories = '{self.socket_dir}'\n")
 
     def initialise(self) -> None:
@@ -324,12 +329,13 @@ class EmbeddedCluster:
                 raise
             return started
 
-    def stop(self) -> bool:
-        """Stop the cluster. Returns False if it was not running."""
+    def stop(self, *, mode: str = "fast") -> bool:
+        """Stop the cluster (``mode``: pg_ctl's; ``immediate`` is a crash, recovered from the WAL at the next
+        start). Returns False if it was not running."""
         with self._lifecycle_lock():
             if not self.is_running():
                 return False
-            self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
+            self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", mode, "-w", "-t", "60")
             return True
 
     # -- access -----------------------------------------------------------------------------------------

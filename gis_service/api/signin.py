@@ -19,7 +19,8 @@ from gis_service.api.pages import page, prefers_html
 from gis_service.auth import Principal, authenticate
 from gis_service.errors import AuthenticationRequired
 
-router = APIRouter(prefix="/pages", tags=["pages"])
+#: Forms for browsers, not operations for clients: left out of the API document.
+router = APIRouter(prefix="/pages", tags=["pages"], include_in_schema=False)
 
 
 def wants_page(request: Request) -> bool:

@@ -170,3 +170,9 @@ def test_marker_history_page_sends_a_browser_without_a_session_to_sign_in(client
     answer = client.get(f"/pages/boundaries/markers/{marker}", headers=BROWSER, follow_redirects=False)
     assert answer.status_code == 303
     assert answer.headers["location"] == f"/pages/sign-in?next=/pages/boundaries/markers/{marker}"
+
+
+def test_signing_out_of_a_closed_deployment_needs_no_valid_session(closed: TestClient) -> None:
+    closed.cookies.set(SESSION_COOKIE, "gis_" + "r" * 43)  # a token revoked since
+    out = closed.post("/pages/sign-out", headers=SAME_ORIGIN, follow_redirects=False)
+    assert out.status_code == 303 and "max-age=0" in out.headers["set-cookie"].lower()

@@ -26,8 +26,9 @@ from gis_service.errors import AuthenticationRequired
 
 #: The session cookie's name (a name, not a token: nothing token-shaped).
 SESSION_COOKIE = "gis_session"
-#: Paths a closed deployment answers without a token: /health, the sign-in page and the files it links.
-OPEN_PATHS = ("/health", "/pages/sign-in")
+#: Paths a closed deployment answers without a token: /health, the sign-in page and the files it links, and
+#: signing out (which only removes the cookie, also one whose token has meanwhile been revoked).
+OPEN_PATHS = ("/health", "/pages/sign-in", "/pages/sign-out")
 OPEN_PREFIXES = ("/pages/static/",)
 
 

@@ -14,13 +14,14 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.routing import get_route_path
 
 from gis_service import __version__
-from gis_service.api import analysis, edits, exports, health, interop, maps, ogc, pages, placenames
+from gis_service.api import analysis, edits, exports, health, interop, maps, ogc, pages, placenames, session, signin
 from gis_service.api.middleware import RequestContext, install_error_handlers
 from gis_service.api.openapi import install_openapi
 from gis_service.api.ratelimit import WriteRateLimiter
 from gis_service.api.security import DOCS_POLICY
 from gis_service.db.engine import READER_CHECKS
 from gis_service.db.replicas import ReadRouter, RetryOnPrimary
+from gis_service.errors import AuthenticationRequired
 from gis_service.ogc.tilecache import TileCache
 from gis_service.settings import Settings
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     app.include_router(placenames.router)
     app.include_router(maps.router)
     app.include_router(pages.router)
+    signin.install_sign_in(app)
     app.include_router(interop.router)  # last: OPTIONS on any path
     install_openapi(app, settings)
     return app
@@ -129,11 +131,18 @@ def _warm_up(engine: sa.Engine, settings: Settings) -> None:
 
 
 async def require_reader(request: Request) -> None:
-    """With GIS_READ_REQUIRES_TOKEN, every request but /health needs a valid bearer token (any role)."""
+    """With GIS_READ_REQUIRES_TOKEN, every request but /health and the sign-in page needs a valid bearer token (any
+    role), or a signed-in browser's session cookie; a browser opening a page without either is sent to sign in."""
     settings: Settings = request.app.state.settings
-    if not settings.read_requires_token or get_route_path(request.scope) == "/health":
+    path = get_route_path(request.scope)
+    if not settings.read_requires_token or session.open_to_all(path):
         return
-    await run_in_threadpool(_check_reader, request.app.state.engine, request.headers.get("authorization"))
+    try:
+        await run_in_threadpool(_check_reader, request.app.state.engine, session.authorization(request))
+    except AuthenticationRequired as refused:
+        if signin.wants_page(request):
+            raise session.SignInNeeded(request) from refused
+        raise
 
 
 def _check_reader(engine: sa.Engine, authorization: str | None) -> None:

@@ -18,6 +18,7 @@ from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session
 
 from gis_service.analysis.limits import TRIM_AFTER_GROWTH_MB, give_memory_back, resident_mb
+from gis_service.api import session
 from gis_service.auth import Principal, authenticate
 from gis_service.db.engine import FAST_READS, MAX_SESSIONS, TILE_READS
 from gis_service.db.replicas import PRIMARY_READS, ReadRouter
@@ -166,8 +167,8 @@ def staff_reader(request: Request, response: Response, conn: ConnectionDep,
                  _: Annotated[object, Depends(bearer_token)]) -> Principal:
     """Whoever holds a valid token, of any role: for the records that name the bureau's staff or keep copies of
     what was deleted (a feature's history, inspections, the place-name change log). Their answers are not kept
-    by caches (``Cache-Control: no-store``)."""
-    who = authenticate(conn, request.headers.get("authorization"))
+    by caches (``Cache-Control: no-store``). A browser signed in (/pages/sign-in) sends its session cookie instead."""
+    who = authenticate(conn, session.authorization(request))
     response.headers["Cache-Control"] = "no-store"
     return who
 

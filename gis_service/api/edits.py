@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pyproj import CRS
 
 from gis_service import edits
-from gis_service.api import middleware
+from gis_service.api import middleware, session
 from gis_service.api.deps import NEEDS_TOKEN, ConnectionDep, SessionDep, SettingsDep, bearer_token
 from gis_service.api.openapi import GEOJSON, error_responses, feature_body, if_match_header, inspection_body
 from gis_service.auth import Principal, authenticate
@@ -34,8 +34,9 @@ WRITE_ERRORS = (400, 401, 403, 404, 413, 415, 429, 503)
 
 
 def principal(request: Request, conn: ConnectionDep, _: Annotated[object, Depends(bearer_token)]) -> Principal:
-    """The token's holder, once the token is checked and its write counted against the rate limit."""
-    who = authenticate(conn, request.headers.get("authorization"))
+    """The token's holder, once the token is checked and its write counted against the rate limit. (The session
+    cookie of a signed-in browser counts only from this service's own pages: :mod:`gis_service.api.session`.)"""
+    who = authenticate(conn, session.authorization(request, writing=True))
     request.app.state.write_limiter.spend(conn, who.token_id)
     return who
 

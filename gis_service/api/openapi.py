@@ -14,7 +14,8 @@ finishes FastAPI's document once, in one place:
   sent), and array query parameters comma-separated (``bbox=1,2,3,4``);
 - lists the CRSs a request may name and bounds the points a look-up may name, which depend on the county (its
   Gauss-Krüger zone);
-- with ``GIS_READ_REQUIRES_TOKEN``, marks every operation but ``/health`` as needing a token.
+- with ``GIS_READ_REQUIRES_TOKEN``, marks every operation but ``/health`` and the sign-in page (and its files) as
+  needing a token.
 
 ``/api`` serves the same document as OpenAPI 3.0 (:mod:`gis_service.ogc.openapi`).
 """
@@ -25,6 +26,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from gis_service.api.session import open_to_all
 from gis_service.edits import FINDING, IF_MATCH_PATTERN, INSPECTED, MAX_NOTES_LENGTH
 from gis_service.errors import CODES, HTTP_ERROR_CODE, codes_for
 from gis_service.layers import LAYERS, get_layer
@@ -239,7 +241,7 @@ def finish(document: dict, settings: Settings) -> dict:
                 if parameter.get("in") == "query" and parameter["schema"].get("type") == "array":
                     parameter.update(style="form", explode=False)  # bbox=1,2,3,4, as OGC API writes it
                 parameter["schema"].update(by_name.get(parameter["name"].lower(), {}))
-            if settings.read_requires_token and path != "/health":
+            if settings.read_requires_token and not open_to_all(path):
                 operation.setdefault("security", [{"bearer": []}])
                 responses.update({str(k): v for k, v in error_responses(401).items()})
     declare_property_filters(document)

@@ -16,12 +16,16 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
+from gis_service import edits
 from gis_service.analysis.indicators import indicators
 from gis_service.analysis.inspections import inspections_due, years_before
+from gis_service.api import session
 from gis_service.api.analysis import AnalysisSettingsDep
 from gis_service.api.deps import ConnectionDep, SettingsDep
+from gis_service.api.edits import FeatureId
 from gis_service.api.openapi import error_responses
 from gis_service.api.placenames import PlaceNameId
+from gis_service.edits import FINDING, INSPECTED
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.io.boundary_export import FORMATS
 from gis_service.layers import get_layer
@@ -127,7 +131,9 @@ def boundaries_page(
     interval = settings.inspection_interval_years
     due = inspections_due(conn, interval_years=interval, measure_srid=settings.measure_srid)
     cutoff = years_before(dt.date.today(), years) if years is not None else None
-    shown = [{"number": m["number"], "line_code": m["line_code"], "condition": m["condition_zh"],
+    marker_ids = {r["number"]: r["id"] for r in features.read_records(conn, markers_layer, ("id", "number"))}
+    shown = [{"id": marker_ids[m["number"]], "number": m["number"], "line_code": m["line_code"],
+              "condition_code": m["condition"], "condition": m["condition_zh"], "lon": m["lon"], "lat": m["lat"],
               "inspected": m["last_inspected"], "years": m["years_since_inspection"], "overdue": m["overdue"]}
              for m in sorted(due["markers"], key=lambda m: m["number"])
              if (not condition or m["condition"] == condition)
@@ -138,7 +144,26 @@ def boundaries_page(
                 condition=condition or "", years=years, interval=interval,
                 line_title=lines_layer.title_zh, marker_title=markers_layer.title_zh,
                 level_label=lines_layer.field_named("level").label_of,
-                marker_field=markers_layer.field_named)
+                marker_field=markers_layer.field_named,
+                colours={v.code: v.color for v in conditions.values},
+                inspector=session.signed_in(request, conn), today=dt.date.today().isoformat(),
+                all_markers=sorted(marker_ids.items()))
+
+
+@router.get("/boundaries/markers/{featureId}", response_class=HTMLResponse, summary="界线界桩: a marker's inspections",
+            responses=error_responses(400, 404, 503))
+def marker_history_page(request: Request, conn: ConnectionDep, featureId: FeatureId) -> HTMLResponse:  # noqa: N803
+    """The marker and its inspections, newest first: for a signed-in browser (the inspectors' names are the staff
+    records the API gives only to a token's holder); others are sent to sign in."""
+    if session.signed_in(request, conn) is None:
+        raise session.SignInNeeded(request)
+    layer = get_layer(INSPECTED)
+    records = edits.list_inspections(conn, featureId)  # 404 for a marker that does not exist
+    marker = features.read_records(conn, layer, ("number", "line_code", FINDING, "last_inspected"),
+                                   equals={"id": featureId})[0]
+    finding = layer.field_named(FINDING)
+    return page("marker.html", request, marker=marker, records=records, condition_label=finding.label_of,
+                field=layer.field_named)
 
 
 @router.get("/indicators", response_class=HTMLResponse, summary="规划指标: the plan's indicators",

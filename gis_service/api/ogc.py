@@ -462,6 +462,17 @@ def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: Sum
     return tiles.tilejson(layer, base_url=_base(request), bbox=summary.bbox)
 
 
+_TILE_RESPONSES = {200: {"content": {tiles.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+                          "description": "The tile."},
+                    204: {"description": "No feature in this tile."},
+                    304: {"description": "The tile named by If-None-Match is still current."},
+                    **error_responses(400, 404, 503)}
+IfNoneMatchHeader = Annotated[str | None, Header(description="The ETag of the tile you hold: 304 without a body "
+                                                 "while it is current.")]
+AcceptEncodingHeader = Annotated[str | None, Header(description="gzip: the tile is sent compressed "
+                                                    "(Content-Encoding: gzip).")]
+
+
 @router.get(
     "/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{x}/{y}",
     summary="A vector tile",
@@ -469,11 +480,7 @@ def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: Sum
     f"(long texts excepted; below zoom {tiles.DETAIL_ZOOM} only the name, code and class fields), geometry "
     "simplified to the zoom. 204 when the tile holds no feature.",
     response_class=Response,
-    responses={200: {"content": {tiles.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-                     "description": "The tile."},
-               204: {"description": "No feature in this tile."},
-               304: {"description": "The tile named by If-None-Match is still current."},
-               **error_responses(400, 404, 503)},
+    responses=_TILE_RESPONSES,
 )
 async def get_tile(
     layer: LayerDep,
@@ -486,14 +493,10 @@ async def get_tile(
         "type": "integer", "minimum": 0, "maximum": 2**tiles.MAX_ZOOM - 1})],
     y: Annotated[str, Path(description="Row from the top, 0 to 2^z - 1 (404 outside).", json_schema_extra={
         "type": "integer", "minimum": 0, "maximum": 2**tiles.MAX_ZOOM - 1})],
-    if_none_match: Annotated[str | None, Header(description="The ETag of the tile you hold: 304 without a body "
-                                                "while it is current.")] = None,
-    accept_encoding: Annotated[str | None, Header(description="gzip: the tile is sent compressed, as kept "
-                                                  "(Content-Encoding: gzip).")] = None,
+    if_none_match: IfNoneMatchHeader = None,
+    accept_encoding: AcceptEncodingHeader = None,
 ):
-    zi, xi, yi = tiles.WEB_MERCATOR_QUAD.check_tile(z, x, y)
-    if request.query_params:
-        raise InvalidInputError(f"unknown query parameter {next(iter(request.query_params))!r}; a tile takes none")
+    zi, xi, yi = _tile_coordinates(tiles.WEB_MERCATOR_QUAD, request, z, x, y)
     cache: TileCache = request.app.state.tile_cache
     tile = await read(lambda conn: cache.kept(conn, layer, zi, xi, yi))
     if tile is None:
@@ -508,11 +511,7 @@ async def get_tile(
     "degrees; zoom z carries the properties of WebMercatorQuad zoom z + 1). Rendered on each request, not kept: "
     "its reader, GDAL, reads each tile once.",
     response_class=Response,
-    responses={200: {"content": {tiles.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-                     "description": "The tile."},
-               204: {"description": "No feature in this tile."},
-               304: {"description": "The tile named by If-None-Match is still current."},
-               **error_responses(400, 404, 503)},
+    responses=_TILE_RESPONSES,
 )
 async def get_tile_crs84(
     layer: LayerDep,
@@ -526,17 +525,21 @@ async def get_tile_crs84(
                            json_schema_extra={"type": "integer", "minimum": 0})],
     y: Annotated[str, Path(description="Row from latitude 90, 0 to 2^z - 1 (404 outside).",
                            json_schema_extra={"type": "integer", "minimum": 0})],
-    if_none_match: Annotated[str | None, Header(description="The ETag of the tile you hold: 304 without a body "
-                                                "while it is current.")] = None,
-    accept_encoding: Annotated[str | None, Header(description="gzip: the tile is sent compressed "
-                                                  "(Content-Encoding: gzip).")] = None,
+    if_none_match: IfNoneMatchHeader = None,
+    accept_encoding: AcceptEncodingHeader = None,
 ):
-    zi, xi, yi = tiles.WORLD_CRS84_QUAD.check_tile(z, x, y)
-    if request.query_params:
-        raise InvalidInputError(f"unknown query parameter {next(iter(request.query_params))!r}; a tile takes none")
+    zi, xi, yi = _tile_coordinates(tiles.WORLD_CRS84_QUAD, request, z, x, y)
     mvt = await read(lambda conn: render_crs84_tile(conn, layer, zi, xi, yi), transaction=True)
     return tile_response(Tile.of(mvt), if_none_match=if_none_match, accept_encoding=accept_encoding,
                          settings=settings)
+
+
+def _tile_coordinates(grid: tiles.TileGrid, request: Request, z: str, x: str, y: str) -> tuple[int, int, int]:
+    """The tile's z, x, y on ``grid`` (400/404 as :meth:`TileGrid.check_tile`); 400 for any query parameter."""
+    coordinates = grid.check_tile(z, x, y)
+    if request.query_params:
+        raise InvalidInputError(f"unknown query parameter {next(iter(request.query_params))!r}; a tile takes none")
+    return coordinates
 
 
 def tile_response(tile: Tile, *, if_none_match: str | None, accept_encoding: str | None,

@@ -6,6 +6,8 @@ import mapbox_vector_tile
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from gis_service.ogc.tiles import WORLD_CRS84_QUAD
+
 from .helpers import SEAT_LAT, SEAT_LON, tile_of
 
 
@@ -95,3 +97,40 @@ def test_tiles_below_z12_carry_only_the_label_and_class_fields(client: TestClien
     x, y = tile_of(SEAT_LON, SEAT_LAT, 12)
     detailed = mapbox_vector_tile.decode(client.get(f"/collections/roads/tiles/WebMercatorQuad/12/{x}/{y}").content)
     assert "length_m" in set().union(*(f["properties"] for f in detailed["roads"]["features"]))
+
+
+def test_a_crs84_tile_holds_the_facilities_inside_its_degrees_where_they_stand(client: TestClient,
+                                                                               conn: sa.Connection) -> None:
+    """WorldCRS84Quad (the tileset GDAL reads): a zoom 11 tile over the county seat holds every facility inside
+    its 180/2^11 degrees, placed within a tile unit, with every property (zoom 11 is as detailed as
+    WebMercatorQuad's 12)."""
+    col, row = WORLD_CRS84_QUAD.tile_of(SEAT_LON, SEAT_LAT, 11)
+    west, south, east, north = WORLD_CRS84_QUAD.tile_bounds_deg(11, col, row)
+    response = client.get(f"/collections/elder_care/tiles/WorldCRS84Quad/11/{col}/{row}")
+    assert response.status_code == 200 and response.headers["etag"]
+    features = mapbox_vector_tile.decode(response.content)["elder_care"]["features"]
+    inside = {name: (lon, lat, beds) for name, lon, lat, beds in conn.execute(sa.text(
+        "SELECT name, ST_X(geom), ST_Y(geom), beds FROM elder_care "
+        "WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, 4490)"), {"w": west, "s": south, "e": east, "n": north})}
+    assert inside and set(inside) <= {f["properties"]["name"] for f in features}
+    unit = (east - west) / 4096
+    for feature in features:
+        name = feature["properties"]["name"]
+        if name in inside:
+            x, y = feature["geometry"]["coordinates"]  # tile units from the lower left (decode flips y)
+            lon, lat, beds = inside[name]
+            assert abs(west + x * unit - lon) <= unit and abs(south + y * unit - lat) <= unit, name
+            assert feature["properties"]["beds"] == beds
+
+
+def test_both_tile_grids_are_listed_and_their_tiles_checked(client: TestClient) -> None:
+    sets = client.get("/tileMatrixSets").json()["tileMatrixSets"]
+    assert [s["id"] for s in sets] == ["WebMercatorQuad", "WorldCRS84Quad"]
+    crs84 = client.get("/tileMatrixSets/WorldCRS84Quad").json()
+    assert crs84["crs"].endswith("OGC/1.3/CRS84") and len(crs84["tileMatrices"]) == 22
+    assert (crs84["tileMatrices"][3]["matrixWidth"], crs84["tileMatrices"][3]["matrixHeight"]) == (16, 8)
+    tilesets = client.get("/collections/roads/tiles").json()["tilesets"]
+    assert [t["tileMatrixSetURI"].rsplit("/", 1)[1] for t in tilesets] == ["WebMercatorQuad", "WorldCRS84Quad"]
+    refused = client.get("/collections/elder_care/tiles/WorldCRS84Quad/3/8/8")
+    assert refused.status_code == 404 and "y 0..7" in refused.json()["description"]
+    assert client.get("/collections/elder_care/tiles/WorldCRS84Quad/3/15/0").status_code == 204

@@ -32,6 +32,7 @@ from gis_service.ogc.params import BIGINT_MAX, FORMATS, ItemsQuery, items_parame
 from gis_service.ogc.tilecache import Tile, TileCache, accepts_gzip, etag_header, not_modified
 from gis_service.settings import STORAGE_SRID, Settings
 from gis_service.store.features import LayerSummary, fetch_feature, fetch_page
+from gis_service.store.tiles import render_crs84_tile
 
 router = APIRouter(tags=["OGC API - Features"])
 
@@ -390,58 +391,64 @@ def get_item(
 
 # -- tiles ------------------------------------------------------------------------------------------------------
 @router.get("/tileMatrixSets", summary="Tile matrix sets",
-            description="The tile grids of the tiles (one: WebMercatorQuad).", responses=error_responses(400))
+            description="The tile grids of the tiles: WebMercatorQuad (web maps) and WorldCRS84Quad (GDAL).",
+            responses=error_responses(400))
 def tile_matrix_sets(request: Request, f: JsonFormatParam = None):
     _format_only(request, JSON_ONLY)
-    href = f"{_base(request)}/tileMatrixSets/{tiles.TILE_MATRIX_SET}"
+    base = _base(request)
     return {"tileMatrixSets": [{
-        "id": tiles.TILE_MATRIX_SET, "title": "Google Maps Compatible for the World", "uri": tiles.TMS_URI,
-        "links": [_link(href, "self", "application/json", "the tile matrix set")]}]}
+        "id": grid.id, "title": grid.title, "uri": grid.uri, "crs": grid.crs,
+        "links": [_link(f"{base}/tileMatrixSets/{grid.id}", "self", "application/json", "the tile matrix set")]}
+        for grid in tiles.GRIDS.values()]}
 
 
 @router.get("/tileMatrixSets/WebMercatorQuad", summary="The WebMercatorQuad tile matrix set",
             description="OGC 2D Tile Matrix Set 2.0 JSON: zooms 0 to 22 on EPSG:3857.", responses=error_responses(400))
 def tile_matrix_set(request: Request, f: JsonFormatParam = None):
     _format_only(request, JSON_ONLY)
-    return tiles.web_mercator_quad()
+    return tiles.WEB_MERCATOR_QUAD.tile_matrix_set()
+
+
+@router.get("/tileMatrixSets/WorldCRS84Quad", summary="The WorldCRS84Quad tile matrix set",
+            description="OGC 2D Tile Matrix Set 2.0 JSON: zooms 0 to 21 in longitude/latitude degrees (CRS84).",
+            responses=error_responses(400))
+def tile_matrix_set_crs84(request: Request, f: JsonFormatParam = None):
+    _format_only(request, JSON_ONLY)
+    return tiles.WORLD_CRS84_QUAD.tile_matrix_set()
 
 
 @router.get("/collections/{collectionId}/tiles", summary="Vector tilesets of a layer",
-            description="The tilesets of the layer (one: WebMercatorQuad, Mapbox Vector Tiles).",
+            description="The tilesets of the layer (Mapbox Vector Tiles): WebMercatorQuad for web maps, "
+            "WorldCRS84Quad for GDAL's OGC API driver.",
             responses=error_responses(400, 404))
 def list_tilesets(layer: LayerDep, request: Request, f: JsonFormatParam = None):
     _format_only(request, JSON_ONLY)
     base = _base(request)
-    href = f"{base}/collections/{layer.id}/tiles/{tiles.TILE_MATRIX_SET}"
     return {
         "links": [_link(f"{base}/collections/{layer.id}/tiles", "self", "application/json", "this list")],
-        "tilesets": [{
-            "title": f"{layer.title} ({tiles.TILE_MATRIX_SET})",
-            "dataType": "vector",
-            "crs": epsg_uri(3857),
-            "tileMatrixSetURI": tiles.TMS_URI,
-            "tileMatrixSetDefinition": f"{base}/tileMatrixSets/{tiles.TILE_MATRIX_SET}",
-            "links": [
-                _link(href, "self", "application/json", "the tileset"),
-                _link(href, "http://www.opengis.net/def/rel/ogc/1.0/tileset", "application/json", "the tileset"),
-                _link(f"{base}/tileMatrixSets/{tiles.TILE_MATRIX_SET}",
-                      "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme", "application/json",
-                      "the tile matrix set"),
-                _link(f"{href}/{{z}}/{{x}}/{{y}}", "item", tiles.MEDIA_TYPE, "a tile", templated=True),
-                _link(f"{href}/tilejson.json", "describedby", "application/json", "TileJSON"),
-            ],
-        }],
+        "tilesets": [tiles.tileset_summary(layer, grid, base_url=base) for grid in tiles.GRIDS.values()],
     }
 
 
+_TILESET_DESCRIPTION = ("OGC API - Tiles tileset: the tile URL template, the tile matrix set, the tiles that hold "
+                        "the layer (tileMatrixSetLimits) and the properties a tile carries.")
+
+
 @router.get("/collections/{collectionId}/tiles/WebMercatorQuad", summary="A layer's vector tileset",
-            description="OGC API - Tiles tileset: the tile URL template, the tile matrix set, the tiles that hold "
-            "the layer (tileMatrixSetLimits) and the properties a tile carries. TileJSON: tilejson.json beside it.",
-            responses=_COLLECTION)
+            description=_TILESET_DESCRIPTION + " TileJSON: tilejson.json beside it.", responses=_COLLECTION)
 def tileset(layer: LayerDep, request: Request, conn: ConnectionDep, cache: SummaryCacheDep,
             f: JsonFormatParam = None):
     _format_only(request, JSON_ONLY)
     return tiles.tileset(layer, base_url=_base(request), bbox=cache.summary(conn, layer).bbox)
+
+
+@router.get("/collections/{collectionId}/tiles/WorldCRS84Quad", summary="A layer's vector tileset in CRS84",
+            description=_TILESET_DESCRIPTION + " The tileset GDAL's OGC API driver reads.", responses=_COLLECTION)
+def tileset_crs84(layer: LayerDep, request: Request, conn: ConnectionDep, cache: SummaryCacheDep,
+                  f: JsonFormatParam = None):
+    _format_only(request, JSON_ONLY)
+    return tiles.tileset(layer, base_url=_base(request), bbox=cache.summary(conn, layer).bbox,
+                         grid=tiles.WORLD_CRS84_QUAD)
 
 
 @router.get("/collections/{collectionId}/tiles/WebMercatorQuad/tilejson.json",
@@ -455,6 +462,17 @@ def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: Sum
     return tiles.tilejson(layer, base_url=_base(request), bbox=summary.bbox)
 
 
+_TILE_RESPONSES = {200: {"content": {tiles.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+                          "description": "The tile."},
+                    204: {"description": "No feature in this tile."},
+                    304: {"description": "The tile named by If-None-Match is still current."},
+                    **error_responses(400, 404, 503)}
+IfNoneMatchHeader = Annotated[str | None, Header(description="The ETag of the tile you hold: 304 without a body "
+                                                 "while it is current.")]
+AcceptEncodingHeader = Annotated[str | None, Header(description="gzip: the tile is sent compressed "
+                                                    "(Content-Encoding: gzip).")]
+
+
 @router.get(
     "/collections/{collectionId}/tiles/WebMercatorQuad/{z}/{x}/{y}",
     summary="A vector tile",
@@ -462,11 +480,7 @@ def tile_json(layer: LayerDep, request: Request, conn: ConnectionDep, cache: Sum
     f"(long texts excepted; below zoom {tiles.DETAIL_ZOOM} only the name, code and class fields), geometry "
     "simplified to the zoom. 204 when the tile holds no feature.",
     response_class=Response,
-    responses={200: {"content": {tiles.MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-                     "description": "The tile."},
-               204: {"description": "No feature in this tile."},
-               304: {"description": "The tile named by If-None-Match is still current."},
-               **error_responses(400, 404, 503)},
+    responses=_TILE_RESPONSES,
 )
 async def get_tile(
     layer: LayerDep,
@@ -479,19 +493,53 @@ async def get_tile(
         "type": "integer", "minimum": 0, "maximum": 2**tiles.MAX_ZOOM - 1})],
     y: Annotated[str, Path(description="Row from the top, 0 to 2^z - 1 (404 outside).", json_schema_extra={
         "type": "integer", "minimum": 0, "maximum": 2**tiles.MAX_ZOOM - 1})],
-    if_none_match: Annotated[str | None, Header(description="The ETag of the tile you hold: 304 without a body "
-                                                "while it is current.")] = None,
-    accept_encoding: Annotated[str | None, Header(description="gzip: the tile is sent compressed, as kept "
-                                                  "(Content-Encoding: gzip).")] = None,
+    if_none_match: IfNoneMatchHeader = None,
+    accept_encoding: AcceptEncodingHeader = None,
 ):
-    zi, xi, yi = tiles.check_tile(z, x, y)
-    if request.query_params:
-        raise InvalidInputError(f"unknown query parameter {next(iter(request.query_params))!r}; a tile takes none")
+    zi, xi, yi = _tile_coordinates(tiles.WEB_MERCATOR_QUAD, request, z, x, y)
     cache: TileCache = request.app.state.tile_cache
     tile = await read(lambda conn: cache.kept(conn, layer, zi, xi, yi))
     if tile is None:
         tile = await read(lambda conn: cache.rendered(conn, layer, zi, xi, yi), transaction=True)
     return tile_response(tile, if_none_match=if_none_match, accept_encoding=accept_encoding, settings=settings)
+
+
+@router.get(
+    "/collections/{collectionId}/tiles/WorldCRS84Quad/{z}/{x}/{y}",
+    summary="A vector tile in CRS84",
+    description="As the WebMercatorQuad tile, on the WorldCRS84Quad grid (2^(z+1) columns, 2^z rows of 180/2^z "
+    "degrees; zoom z carries the properties of WebMercatorQuad zoom z + 1). Rendered on each request, not kept: "
+    "its reader, GDAL, reads each tile once.",
+    response_class=Response,
+    responses=_TILE_RESPONSES,
+)
+async def get_tile_crs84(
+    layer: LayerDep,
+    request: Request,
+    read: TileRunnerDep,
+    settings: SettingsDep,
+    z: Annotated[str, Path(description=f"Zoom level, {tiles.WORLD_CRS84_QUAD.min_zoom} to "
+                           f"{tiles.WORLD_CRS84_QUAD.max_zoom}.", json_schema_extra={
+        "type": "integer", "minimum": tiles.WORLD_CRS84_QUAD.min_zoom, "maximum": tiles.WORLD_CRS84_QUAD.max_zoom})],
+    x: Annotated[str, Path(description="Column from longitude -180, 0 to 2^(z+1) - 1 (404 outside).",
+                           json_schema_extra={"type": "integer", "minimum": 0})],
+    y: Annotated[str, Path(description="Row from latitude 90, 0 to 2^z - 1 (404 outside).",
+                           json_schema_extra={"type": "integer", "minimum": 0})],
+    if_none_match: IfNoneMatchHeader = None,
+    accept_encoding: AcceptEncodingHeader = None,
+):
+    zi, xi, yi = _tile_coordinates(tiles.WORLD_CRS84_QUAD, request, z, x, y)
+    mvt = await read(lambda conn: render_crs84_tile(conn, layer, zi, xi, yi), transaction=True)
+    return tile_response(Tile.of(mvt), if_none_match=if_none_match, accept_encoding=accept_encoding,
+                         settings=settings)
+
+
+def _tile_coordinates(grid: tiles.TileGrid, request: Request, z: str, x: str, y: str) -> tuple[int, int, int]:
+    """The tile's z, x, y on ``grid`` (400/404 as :meth:`TileGrid.check_tile`); 400 for any query parameter."""
+    coordinates = grid.check_tile(z, x, y)
+    if request.query_params:
+        raise InvalidInputError(f"unknown query parameter {next(iter(request.query_params))!r}; a tile takes none")
+    return coordinates
 
 
 def tile_response(tile: Tile, *, if_none_match: str | None, accept_encoding: str | None,

@@ -95,6 +95,26 @@ def _write_json(path: Path, body: dict) -> None:
     path.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+def _export(out: Path | None, answer: dict, *, command: str, rows: list[dict], geojson: dict | None = None,
+            labels: str = "en", layer: str | None = None) -> None:
+    """Write the analysis to ``out`` by its suffix: .csv or .xlsx ``rows`` (one per unit, facility or indicator),
+    .geojson ``geojson`` (refused when the command has none), .json the whole ``answer``; nothing without ``out``."""
+    if out is None:
+        return
+    suffix = out.suffix.lower()
+    if suffix in TABLE_FORMATS:
+        _write_table(out, rows, labels=labels, layer=layer)
+    elif suffix == ".geojson":
+        if geojson is None:
+            from gis_service.errors import InvalidInputError
+
+            raise InvalidInputError(f"{command} writes .csv, .xlsx or .json")
+        _write_json(out, geojson)
+    else:
+        _write_json(out, answer)
+    _echo(f"wrote {out}")
+
+
 def _points(rows: list[dict], parameters: dict) -> dict:
     return {"type": "FeatureCollection", "parameters": parameters, "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
@@ -131,15 +151,8 @@ def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None,
           f"{t['served_households']:,} of {t['households']:,} households of "
           f"{answer['served_population']['code']} ({t['coverage_percent']} %), "
           f"{t['unserved_settlements']:,} settlements unserved")
-    if out is None:
-        return
-    if out.suffix.lower() == ".geojson":
-        _write_json(out, _points(answer["unserved"], _parameters(answer)))
-    elif out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, [{**_parameters(answer), **row} for row in answer["units"]], labels=labels, layer=layer)
-    else:
-        _write_json(out, answer)
-    _echo(f"wrote {out}")
+    _export(out, answer, command="coverage", rows=[{**_parameters(answer), **row} for row in answer["units"]],
+            geojson=_points(answer["unserved"], _parameters(answer)), labels=labels, layer=layer)
 
 
 @app.command("service-areas")
@@ -156,14 +169,9 @@ def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = 
         settings=a))
     _echo(f"{len(answer['features']):,} service areas ({answer['parameters']['minutes']:g} min "
           f"{answer['parameters']['mode']}, {answer['parameters']['limit_m']:,.0f} m)")
-    if out is None:
-        return
-    if out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, [{**answer["parameters"], **f["properties"]} for f in answer["features"]], labels=labels,
-                     layer=layer)
-    else:
-        _write_json(out, answer)
-    _echo(f"wrote {out}")
+    _export(out, answer, command="service-areas",
+            rows=[{**answer["parameters"], **f["properties"]} for f in answer["features"]], geojson=answer,
+            labels=labels, layer=layer)
 
 
 @app.command("facility-area")
@@ -177,17 +185,7 @@ def facility_area_command(level: Annotated[str, typer.Option(help="village, town
     t = answer["totals"]
     _echo(f"{t['units_meeting_target']} of {t['units']} {level} units meet "
           f"{answer['target_m2_per_100_households']:g} m² per 100 households; shortfall {t['shortfall_m2']:,.0f} m²")
-    if out is None:
-        return
-    if out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, answer["units"], labels=labels)
-    elif out.suffix.lower() == ".geojson":
-        from gis_service.errors import InvalidInputError
-
-        raise InvalidInputError("facility-area writes .csv, .xlsx or .json")
-    else:
-        _write_json(out, answer)
-    _echo(f"wrote {out}")
+    _export(out, answer, command="facility-area", rows=answer["units"], labels=labels)
 
 
 @app.command("indicators")
@@ -202,17 +200,7 @@ def indicators_command(out: OutOption = None, labels: LabelsOption = "en") -> No
         mark = {True: "met", False: "NOT met", None: "n/a"}[item["met"]]
         _echo(f"{item['title_zh']}: {item['value']} {item['unit']} (target {item['comparison']} {item['target']:g}) "
               f"{mark}")
-    if out is None:
-        return
-    if out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, answer["indicators"], labels=labels)
-    elif out.suffix.lower() == ".geojson":
-        from gis_service.errors import InvalidInputError
-
-        raise InvalidInputError("indicators writes .csv, .xlsx or .json")
-    else:
-        _write_json(out, answer)
-    _echo(f"wrote {out}")
+    _export(out, answer, command="indicators", rows=answer["indicators"], labels=labels)
 
 
 @app.command("site-suggestions")
@@ -259,12 +247,6 @@ def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption
         objective = answer["objective"]
         _echo(f"mean travel time {objective['before']['mean_minutes']} → {objective['after']['mean_minutes']} min "
               f"(greedy: {answer['greedy']['objective']['after']['mean_minutes']} min)")
-    if out is None:
-        return
-    if out.suffix.lower() == ".geojson":
-        _write_json(out, _points(answer["sites"], _parameters(answer)))
-    elif out.suffix.lower() in TABLE_FORMATS:
-        _write_table(out, [{**_parameters(answer), **site} for site in answer["sites"]], labels=labels, layer=layer)
-    else:
-        _write_json(out, answer)
-    _echo(f"wrote {out}")
+    _export(out, answer, command="site-suggestions",
+            rows=[{**_parameters(answer), **site} for site in answer["sites"]],
+            geojson=_points(answer["sites"], _parameters(answer)), labels=labels, layer=layer)

@@ -70,6 +70,12 @@ class Tile:
     def mvt(self) -> bytes:
         return gzip.decompress(self.gzipped) if self.gzipped else b""
 
+    @classmethod
+    def of(cls, mvt: bytes) -> Tile:
+        """A tile not kept: ``mvt`` (raw MVT bytes, ``b""`` when empty) compressed as a kept one would be."""
+        gzipped = gzip.compress(mvt, compresslevel=GZIP_LEVEL, mtime=0) if mvt else b""
+        return cls(gzipped, _etag(gzipped))
+
 
 def _etag(gzipped: bytes) -> str:
     return hashlib.blake2b(gzipped, digest_size=10).hexdigest()

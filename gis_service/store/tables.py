@@ -28,6 +28,12 @@ _TYPES = {"text": sa.Text, "integer": sa.Integer, "number": pg.DOUBLE_PRECISION,
 _STORAGE = {"varchar(12)": lambda: sa.String(12), "char(1)": lambda: sa.CHAR(1), "smallint": sa.SmallInteger,
             "bigint": sa.BigInteger, "real": pg.REAL}
 
+
+def _prefix(name: str, column: str, where: str | None = None) -> tuple[str, tuple[str, ...], dict]:
+    """A text_pattern_ops index on ``column`` (for ``LIKE 'prefix%'``), partial when ``where`` is given."""
+    return name, (column,), {"ops": "text_pattern_ops", **({"postgresql_where": where} if where else {})}
+
+
 #: Indexes of the layer tables besides the GiST index of ``geom``, by table: (name, columns, options), as the
 #: migrations make them.
 _INDEXES: dict[str, list[tuple[str, tuple[str, ...], dict]]] = {
@@ -47,23 +53,16 @@ _INDEXES: dict[str, list[tuple[str, tuple[str, ...], dict]]] = {
         ("place_names_successor", ("successor_id",), {"postgresql_where": "successor_id IS NOT NULL"}),
         ("place_names_division_prefix", ("division_code",), {"ops": "varchar_pattern_ops"}),
         # the search's indexes (migrations 0002, 0007): prefixes of names and keys, one-edit keys, trigrams
-        ("place_names_name_prefix", ("name",), {"ops": "text_pattern_ops"}),
-        ("place_names_short_prefix", ("name_short",), {"ops": "text_pattern_ops"}),
-        ("place_names_py_key", ("py_key",), {"ops": "text_pattern_ops"}),
-        ("place_names_py_short_key", ("py_short_key",), {"ops": "text_pattern_ops"}),
-        ("place_names_py_initials", ("py_initials",), {"ops": "text_pattern_ops"}),
-        ("place_names_py_alt_key", ("py_alt_key",), {"ops": "text_pattern_ops",
-                                                     "postgresql_where": "py_alt_key IS NOT NULL"}),
-        ("place_names_py_alt_short_key", ("py_alt_short_key",), {"ops": "text_pattern_ops",
-                                                                 "postgresql_where": "py_alt_short_key IS NOT NULL"}),
-        ("place_names_py_alt_initials", ("py_alt_initials",), {"ops": "text_pattern_ops",
-                                                               "postgresql_where": "py_alt_initials IS NOT NULL"}),
-        ("place_names_admin_name_prefix", ("name",), {"ops": "text_pattern_ops",
-                                                      "postgresql_where": "category = 'administrative'"}),
-        ("place_names_admin_py_key", ("py_key",), {"ops": "text_pattern_ops",
-                                                   "postgresql_where": "category = 'administrative'"}),
-        ("place_names_admin_py_initials", ("py_initials",), {"ops": "text_pattern_ops",
-                                                             "postgresql_where": "category = 'administrative'"}),
+        *(_prefix(name, column) for name, column in (
+            ("place_names_name_prefix", "name"), ("place_names_short_prefix", "name_short"),
+            ("place_names_py_key", "py_key"), ("place_names_py_short_key", "py_short_key"),
+            ("place_names_py_initials", "py_initials"))),
+        *(_prefix(name, column, f"{column} IS NOT NULL") for name, column in (
+            ("place_names_py_alt_key", "py_alt_key"), ("place_names_py_alt_short_key", "py_alt_short_key"),
+            ("place_names_py_alt_initials", "py_alt_initials"))),
+        *(_prefix(name, column, "category = 'administrative'") for name, column in (
+            ("place_names_admin_name_prefix", "name"), ("place_names_admin_py_key", "py_key"),
+            ("place_names_admin_py_initials", "py_initials"))),
         ("place_names_typo_keys", ("typo_keys",), {"postgresql_using": "gin"}),
         ("place_names_py_typo_keys", ("py_typo_keys",), {"postgresql_using": "gin"}),
         ("place_names_py_key_trgm", ("py_key",), {"postgresql_using": "gin", "ops": "gin_trgm_ops"}),

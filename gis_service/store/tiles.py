@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from gis_service.layers import LAYERS
 from gis_service.layers.base import Field, Layer
-from gis_service.ogc.tiles import BUFFER, DETAIL_ZOOM, EXTENT, simplify_tolerance_deg, tile_fields
+from gis_service.ogc.tiles import BUFFER, DETAIL_ZOOM, EXTENT, WORLD_CRS84_QUAD, simplify_tolerance_deg, tile_fields
 from gis_service.store.features import current
 from gis_service.store.tables import layer_table
 
@@ -46,8 +46,15 @@ def tile_sql(layer: Layer, *, simplify: bool, z: int = DETAIL_ZOOM) -> str:
     return _tile_sql(layer.id, simplify, z >= DETAIL_ZOOM)
 
 
+#: A WorldCRS84Quad tile's envelope in degrees and, with the tiles' margin, in the storage CRS (the margin cut at
+#: the poles and the antimeridian as for WebMercatorQuad). CGCS2000 and WGS 84 agree to well under a tile unit.
+CRS84_BOUNDS = ("SELECT ST_MakeEnvelope(:west, :south, :east, :north, 4326) AS env, ST_Transform(ST_Intersection("
+                "ST_Expand(ST_MakeEnvelope(:west, :south, :east, :north, 4326), :margin_deg), "
+                "ST_MakeEnvelope(-180, -90, 180, 90, 4326)), 4490) AS env_storage")
+
+
 @functools.lru_cache(maxsize=64)
-def _tile_sql(layer_id: str, simplify: bool, detail: bool) -> str:
+def _tile_sql(layer_id: str, simplify: bool, detail: bool, crs84: bool = False) -> str:
     layer = LAYERS[layer_id]
     z = DETAIL_ZOOM if detail else DETAIL_ZOOM - 1
     table = layer_table(layer)
@@ -56,12 +63,13 @@ def _tile_sql(layer_id: str, simplify: bool, detail: bool) -> str:
         geom = "ST_Simplify(geom, :tolerance, true)"
     where = _where_current(layer, table)
     props = "".join(", " + _property_sql(f, table.c[f.name]) for f in tile_fields(layer, z))
+    bounds = (CRS84_BOUNDS if crs84 else "SELECT ST_TileEnvelope(:z, :x, :y) AS env, "
+              f"ST_Transform({WORLD_CLIPPED_ENVELOPE}, 4490) AS env_storage")
     return (
-        "WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env, "
-        f"ST_Transform({WORLD_CLIPPED_ENVELOPE}, 4490) AS env_storage) "
+        f"WITH bounds AS ({bounds}) "
         f"SELECT ST_AsMVT(mvt, :layer_name, {EXTENT}, 'mvt_geom', 'id') FROM ("
-        f"SELECT id{props}, ST_AsMVTGeom(ST_Transform({geom}, 3857), bounds.env, {EXTENT}, {BUFFER}, true) "
-        f"AS mvt_geom FROM {table.name}, bounds WHERE geom && bounds.env_storage {where} OFFSET 0"
+        f"SELECT id{props}, ST_AsMVTGeom(ST_Transform({geom}, {4326 if crs84 else 3857}), bounds.env, {EXTENT}, "
+        f"{BUFFER}, true) AS mvt_geom FROM {table.name}, bounds WHERE geom && bounds.env_storage {where} OFFSET 0"
         ") AS mvt WHERE mvt_geom IS NOT NULL"
     )
 
@@ -72,6 +80,19 @@ def render_tile(conn: sa.Connection, layer: Layer, z: int, x: int, y: int) -> by
               "tolerance": simplify_tolerance_deg(z)}
     conn.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))  # see the module docstring
     data = conn.execute(sa.text(tile_sql(layer, simplify=True, z=z)), params).scalar()
+    return bytes(data) if data else b""
+
+
+def render_crs84_tile(conn: sa.Connection, layer: Layer, z: int, x: int, y: int) -> bytes:
+    """The MVT of one WorldCRS84Quad tile (coordinates in tile units of its degrees), as :func:`render_tile`:
+    the properties and the simplification of the WebMercatorQuad zoom with its resolution."""
+    grid = WORLD_CRS84_QUAD
+    west, south, east, north = grid.tile_bounds_deg(z, x, y)
+    params = {"west": west, "south": south, "east": east, "north": north, "layer_name": layer.id,
+              "margin_deg": (east - west) * BUFFER / EXTENT, "tolerance": simplify_tolerance_deg(grid.mercator_zoom(z))}
+    conn.execute(sa.text("SET LOCAL max_parallel_workers_per_gather = 0"))  # see the module docstring
+    detail = grid.mercator_zoom(z) >= DETAIL_ZOOM
+    data = conn.execute(sa.text(_tile_sql(layer.id, True, detail, crs84=True)), params).scalar()
     return bytes(data) if data else b""
 
 

@@ -120,6 +120,8 @@ def test_coverage_parameters_come_from_the_query_string(client, conn: sa.Connect
     assert client.get("/maps/coverage", params={"minutes": 500}).status_code == 400
     assert client.get("/maps/coverage", params={"kind": "spaceship"}).status_code == 400
     assert client.get("/maps/coverage", params={"mode": "fly"}).status_code == 400
+    # the parameters are checked on every map, also where they change nothing (the overview draws no travel)
+    assert client.get("/maps/overview", params={"mode": "fly"}).status_code == 400
 
 
 def test_floor_area_map_states_the_target_and_shortfall(conn: sa.Connection) -> None:

@@ -94,7 +94,8 @@ def asked(name: str, params: MapParameters) -> tuple:
     """What identifies the page of map ``name`` asked with ``params`` (checked: InvalidInputError, UnknownMapError):
     the resolved parameters for the maps that take them, the county for the others."""
     recipe = load_recipe(name)
-    return (name, params.resolved(recipe) if name in PARAMETRISED else params.county)
+    resolved = params.resolved(recipe)  # checked for every map: a wrong value is a 400 even where it is not used
+    return (name, resolved if name in PARAMETRISED else params.county)
 
 
 def describe_zh(name: str, params: MapParameters) -> tuple[str, tuple[tuple[str, str], ...]]:

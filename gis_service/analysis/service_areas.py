@@ -28,9 +28,15 @@ import sqlalchemy as sa
 from pyproj import Transformer
 
 from gis_service.analysis import network as net
-from gis_service.analysis.graph import reached_pieces, road_csr, single_source_node_costs, substrings
+from gis_service.analysis.graph import pair_costs, reached_pieces, road_csr, single_source_node_costs, substrings
 from gis_service.analysis.limits import check_time
-from gis_service.analysis.travel import AnalysisSettings, check_facilities, make_travel
+from gis_service.analysis.travel import (
+    AnalysisSettings,
+    check_facilities,
+    check_population,
+    describe_population,
+    travel_for,
+)
 from gis_service.errors import InvalidInputError
 
 MIN_BUFFER_M, MAX_BUFFER_M = 1.0, 500.0
@@ -98,33 +104,38 @@ def _grown_union(parts: np.ndarray, buffer_m: float) -> shapely.Geometry:
     return unions[0] if len(unions) == 1 else shapely.union_all(unions)
 
 
-def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
-                  mode: str = "walk", buffer_m: float = 50.0, county: str | None = None, measure_srid: int = 4545,
+def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None,
+                  minutes: float | None = None, mode: str | None = None, buffer_m: float = 50.0,
+                  county: str | None = None, measure_srid: int = 4545,
                   settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
     """A GeoJSON FeatureCollection (EPSG:4326): one feature per existing facility of ``layer`` (and ``kind``),
     its geometry the reached roads grown by ``buffer_m`` metres, its properties the facility, the reached road
-    length in metres and the area in m² (both measured in EPSG:``measure_srid``). ``county``: that county's
-    facilities only (6-digit code)."""
+    length in metres and the area in m² (both measured in EPSG:``measure_srid``), and the households of the
+    population ``kind`` is for (``served_population``; township homes: of their own township) within its reach.
+    ``county``: that county's facilities only (6-digit code). ``mode``, ``minutes`` not given: the kind's default."""
     settings = settings or AnalysisSettings()
     spec, kind = check_facilities(layer, kind)
+    who = check_population(spec, kind, None)
     county = net.check_county(county, conn)
     if not (MIN_BUFFER_M <= buffer_m <= MAX_BUFFER_M):
         raise InvalidInputError(f"buffer_m must be between {MIN_BUFFER_M:g} and {MAX_BUFFER_M:g} metres; "
                                 f"got {buffer_m}")
-    travel = make_travel(settings, mode=mode, minutes=minutes)
+    travel = travel_for(settings, spec, kind, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
     params = (layer, kind, travel.mode, travel.minutes, float(buffer_m), county,
               tuple(sorted(travel.speeds_kmh_by_road_class.items())))
-    key = ("service_areas", params) + network.key("roads", layer, "admin_divisions")
+    key = ("service_areas", params) + network.key("roads", layer, "admin_divisions", "settlements")
 
     def compute() -> dict:
         started = time.perf_counter()
         sites = net.facilities(conn, network, spec, kind, county)
-        graph, points = network.graph, sites.points
+        people = net.of_population(net.settlements(conn, network, county), who)
+        graph, points, people_points = network.graph, sites.points, people.points
         if county is not None:
-            region = net.county_region(network, county, [sites], travel)
-            graph, points = region.graph, region.local(points)
+            region = net.county_region(network, county, [sites, people], travel)
+            graph, points, people_points = region.graph, region.local(points), region.local(people_points)
         s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
+        within = _within_reach(conn, spec, graph, s_per_m, travel.limit_s, sites, points, people, people_points, who)
         csr = road_csr(graph, s_per_m, points)
         ids = sites.frame["id"].to_numpy(dtype=np.int64) if len(sites.frame) else np.zeros(0, dtype=np.int64)
         xy = sites.frame[["x", "y"]].to_numpy(dtype=float) if len(sites.frame) else np.zeros((0, 2))
@@ -170,6 +181,8 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
                     "division_code": row.division_code, "edges_reached": edges_reached,
                     "reached_road_m": round(length_m, 1), "area_m2": round(area_m2, 1),
                     "connector_m": round(float(points.connector_m[i]), 1),
+                    "households_within_reach": int(within["households"][i]),
+                    "settlements_within_reach": int(within["settlements"][i]),
                 },
             })
         return {
@@ -178,9 +191,33 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
             "parameters": {**travel.describe(), "layer": layer, "kind": kind, "buffer_m": float(buffer_m),
                            "county": county,
                            "method": "network", "crs_measured": f"EPSG:{network.srid}"},
+            "served_population": describe_population(who),
+            "population_within_reach": within["totals"],
             "computed_ms": round((time.perf_counter() - started) * 1000, 1),
         }
 
     if not use_cache:
         return {**compute(), "cached": False}
     return net.cached_result(key, compute)
+
+
+def _within_reach(conn: sa.Connection, spec, graph, s_per_m: np.ndarray, limit_s: float, sites: net.JoinedPoints,
+                  points, people: net.JoinedPoints, people_points, who) -> dict:
+    """Per facility, the households and settlements of ``who`` within ``limit_s`` of it (for a population served
+    in its own township, those of the facility's township), and the totals: of the population, and within reach of
+    any facility (each household once)."""
+    households = people.frame["households"].to_numpy(dtype=float) if len(people.frame) else np.zeros(0)
+    row, col, _ = pair_costs(graph, s_per_m, points, people_points, limit_s)
+    if who.own_township and len(row):
+        homes = net.with_township(conn, sites, spec).frame["township_code"].to_numpy(dtype=object)
+        same = homes[row] == people.frame["township_code"].to_numpy(dtype=object)[col]
+        row, col = row[same], col[same]
+    reached = np.zeros(len(households), dtype=bool)
+    reached[col] = True
+    return {"households": np.bincount(row, weights=households[col], minlength=len(sites.frame)),
+            "settlements": np.bincount(row, minlength=len(sites.frame)),
+            "totals": {"households": int(households.sum()), "settlements": len(households),
+                       "households_within_reach": int(households[reached].sum()),
+                       "settlements_within_reach": int(reached.sum()),
+                       "percent": round(float(households[reached].sum() / households.sum() * 100), 2)
+                       if households.sum() else None}}

@@ -229,7 +229,7 @@ def test_the_api_answers_for_the_demo_county(client: TestClient) -> None:
     assert len(coverage_body["units"]) == 27
     assert sum(u["households"] for u in coverage_body["units"]) == coverage_body["totals"]["households"]
     indicators_body = client.get("/analysis/indicators").json()
-    assert len(indicators_body["indicators"]) == 8
+    assert len(indicators_body["indicators"]) == 10
     area = client.get("/analysis/facility-area", params={"level": "township"}).json()
     assert len(area["units"]) == 27 and area["target_m2_per_100_households"] == 30
     sites = client.get("/analysis/site-suggestions", params={"k": 2}).json()

@@ -188,3 +188,9 @@ def test_each_kinds_coverage_recomputed_from_the_exported_files_agrees(conn: sa.
     ours = coverage(conn, kind=kind, group_by="county", settings=SETTINGS, use_cache=False)["totals"]
     assert theirs["households"] == ours["households"]
     assert abs(theirs["percent"] - ours["coverage_percent"]) <= 1.0, (theirs, ours)
+
+
+def test_the_coverage_map_of_township_homes_takes_their_reach_and_people(client: TestClient) -> None:
+    page = client.get("/maps/coverage", params={"kind": "township_home"})
+    assert page.status_code == 200, page.text
+    assert "驾车30分钟" in page.text and "计入：本乡镇居民" in page.text

@@ -192,32 +192,30 @@ def _elder_care(conn: sa.Connection, county: str | None) -> list[dict]:
 
 
 def _served_by(conn: sa.Connection, network: net.Network, settings: AnalysisSettings, county: str | None,
-               kind: str) -> tuple[pd.DataFrame, dict, dict]:
+               kind: str) -> tuple[pd.DataFrame, int, int, dict]:
     """The settlements of the population ``kind`` is for (with ``served``: within the kind's default reach of one of
-    its existing facilities), the reach, and the population as answers name it."""
+    its existing facilities), their households, those served, and the counts every such indicator gives: the share
+    served, the population as answers name it and the reach."""
     travel = travel_for(settings, ELDER_CARE, kind, mode=None, minutes=None)
     served = compute_served(conn, network, travel, layer=ELDER_CARE.id, kind=kind, method="network", county=county)
-    return (served.settlements.frame.assign(served=served.served), travel.describe(),
-            describe_population(served.population))
-
-
-def _households(frame: pd.DataFrame, mask=None) -> int:
-    if not len(frame):
-        return 0
-    return int(frame.loc[mask, "households"].sum()) if mask is not None else int(frame["households"].sum())
+    frame = served.settlements.frame.assign(served=served.served)
+    households = int(frame["households"].sum()) if len(frame) else 0
+    served_households = int(frame.loc[frame["served"], "households"].sum()) if len(frame) else 0
+    return frame, households, served_households, {
+        "households_percent": share(served_households, households),
+        "served_population": describe_population(served.population), "travel": travel.describe()}
 
 
 def _fifteen_minutes(conn: sa.Connection, network: net.Network, settings: AnalysisSettings,
                      county: str | None) -> dict:
-    frame, reach, population = _served_by(conn, network, settings, county, "community_station")
+    frame, households, served_households, reach = _served_by(conn, network, settings, county, "community_station")
     communities = frame.groupby("village_code")["served"].all() if len(frame) else pd.Series(dtype=bool)
-    households, served_households = _households(frame), _households(frame, frame["served"] if len(frame) else None)
     return indicator(
         "fifteen_minute_elder_care_circle", "15-minute community elder-care circle",
         "15分钟社区养老服务圈", share(served_households, households), "%", 100.0, ">=",
         {"community_households": households, "community_households_served": served_households,
          "communities_with_settlements": int(len(communities)), "communities_fully_covered": int(communities.sum()),
-         "served_population": population, "travel": reach},
+         **reach},
         "share of the households of urban communities (村(社区) with urban_rural = urban) within 15 minutes' walk "
         "of an existing community elder-care station (社区养老服务站) along roads, the plan's 15-minute circle "
         "(城市社区生活圈); every community covered means 100 %")
@@ -225,19 +223,17 @@ def _fifteen_minutes(conn: sa.Connection, network: net.Network, settings: Analys
 
 def _village_happiness_homes(conn: sa.Connection, network: net.Network, settings: AnalysisSettings,
                              county: str | None) -> dict:
-    frame, reach, population = _served_by(conn, network, settings, county, "rural_happiness_home")
+    frame, households, served_households, reach = _served_by(conn, network, settings, county,
+                                                             "rural_happiness_home")
     villages = (frame.assign(reached=np.where(frame["served"], frame["households"], 0))
                 .groupby("village_code")[["households", "reached"]].sum()) if len(frame) else None
     within = villages.index[villages["reached"] * 2 > villages["households"]] if villages is not None else []
-    households, served_households = _households(frame), _households(frame, frame["served"] if len(frame) else None)
     return indicator(
         "rural_villages_with_happiness_home", "Rural villages with a rural happiness home within reach",
         "农村幸福院村级覆盖率", share(len(within), len(villages) if villages is not None else 0), "%", None, ">=",
         {"rural_villages": int(len(villages)) if villages is not None else 0, "villages_within_reach": len(within),
          "villages_not_within_reach": sorted(set(villages.index) - set(within)) if villages is not None else [],
-         "rural_households": households, "rural_households_served": served_households,
-         "households_percent": share(served_households, households),
-         "served_population": population, "travel": reach},
+         "rural_households": households, "rural_households_served": served_households, **reach},
         "share of rural villages (村(社区) with urban_rural = rural, with settlements) more than half of whose "
         "households are within the rural happiness home's default reach (the 15-minute walk) of an existing one "
         "along roads; households_percent: the share of rural-village households within it. The plan sets "
@@ -250,17 +246,14 @@ def _township_homes(conn: sa.Connection, network: net.Network, settings: Analysi
     homes = homes[homes["kind"] == "township_home"] if len(homes) else homes
     townships = _townships(conn, county)
     has_home = townships["code"].isin(set(homes["township_code"]) if len(homes) else set())
-    frame, reach, population = _served_by(conn, network, settings, county, "township_home")
-    households, served_households = _households(frame), _households(frame, frame["served"] if len(frame) else None)
+    _, households, served_households, reach = _served_by(conn, network, settings, county, "township_home")
     lacking = townships[~has_home]
     return indicator(
         "township_homes_per_township", "Townships with a township home (敬老院)", "乡镇敬老院覆盖率",
         share(int(has_home.sum()), len(townships)), "%", None, ">=",
         {"townships": len(townships), "townships_with_home": int(has_home.sum()), "township_homes": len(homes),
          "townships_without_home": [{"code": c, "name": n} for c, n in zip(lacking["code"], lacking["name"])],
-         "households": households, "households_served_in_own_township": served_households,
-         "households_percent": share(served_households, households),
-         "served_population": population, "travel": reach},
+         "households": households, "households_served_in_own_township": served_households, **reach},
         "share of township-level units with at least one existing township home; households_percent: the share "
         "of households within the township home's default reach (30 minutes' drive) of a township home of their "
         "own township. The plan asks for every 敬老院 to be upgraded (推进乡镇敬老院规范化建设), with no figure, so no "

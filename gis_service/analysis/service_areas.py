@@ -207,7 +207,7 @@ def _within_reach(conn: sa.Connection, spec, graph, s_per_m: np.ndarray, limit_s
     in its own township, those of the facility's township), and the totals: of the population, and within reach of
     any facility (each household once)."""
     households = people.frame["households"].to_numpy(dtype=float) if len(people.frame) else np.zeros(0)
-    row, col, _ = pair_costs(graph, s_per_m, points, people_points, limit_s)
+    row, col, _ = pair_costs(graph, s_per_m, points, people_points, limit_s, on_chunk=lambda n: check_time())
     if who.own_township and len(row):
         homes = net.with_township(conn, sites, spec).frame["township_code"].to_numpy(dtype=object)
         same = homes[row] == people.frame["township_code"].to_numpy(dtype=object)[col]

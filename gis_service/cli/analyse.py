@@ -203,8 +203,8 @@ def indicators_command(out: OutOption = None, labels: LabelsOption = "en") -> No
                                                                          settings=a))
     for item in answer["indicators"]:
         mark = {True: "met", False: "NOT met", None: "n/a"}[item["met"]]
-        _echo(f"{item['title_zh']}: {item['value']} {item['unit']} (target {item['comparison']} {item['target']:g}) "
-              f"{mark}")
+        target = f"target {item['comparison']} {item['target']:g}" if item["target"] is not None else "no target"
+        _echo(f"{item['title_zh']}: {item['value']} {item['unit']} ({target}) {mark}")
     if out is None:
         return
     if out.suffix.lower() in TABLE_FORMATS:

@@ -44,7 +44,7 @@ def test_service_areas_and_indicators_from_the_command_line(runner: CliRunner, t
     result = runner.invoke(app, ["analyse", "indicators", "--out", str(tmp_path / "indicators.csv")])
     assert result.exit_code == 0, result.output
     with (tmp_path / "indicators.csv").open(encoding="utf-8-sig") as handle:
-        assert len(list(csv.DictReader(handle))) == 8
+        assert len(list(csv.DictReader(handle))) == 10
     result = runner.invoke(app, ["analyse", "facility-area", "--level", "county"])
     assert result.exit_code == 0 and "m² per 100 households" in result.output
 

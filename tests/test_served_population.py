@@ -37,7 +37,7 @@ def population_totals(conn: sa.Connection, urban_rural: str | None) -> tuple[int
 @pytest.mark.parametrize("kind, population, urban_rural", [
     ("community_station", "urban_communities", "urban"),
     ("rural_happiness_home", "rural_villages", "rural"),
-    ("township_home", "everyone", None),
+    ("township_home", "own_township", None),
     (None, "everyone", None),
 ])
 def test_coverage_counts_the_households_the_kind_is_planned_for(conn: sa.Connection, kind: str | None,
@@ -107,7 +107,7 @@ def test_the_registry_refuses_a_kind_serving_a_population_it_does_not_know() -> 
     with pytest.raises(ValueError, match="serves community_station: tourists"):
         _check({**LAYERS, "elder_care": wrong})
     assert [elder_care.network.population(k).code for k in ("welfare_institution", "township_home", None)] == [
-        "everyone"] * 3
+        "everyone", "own_township", "everyone"]
 
 
 def test_the_command_line_says_and_takes_the_population(engine: sa.Engine, database_url: str,

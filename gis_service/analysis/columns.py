@@ -30,6 +30,8 @@ TITLES_ZH = {
     # service areas
     "facility_id": "设施编号", "edges_reached": "可达路段数", "reached_road_m": "可达道路长度(米)",
     "area_m2": "服务区面积(平方米)", "connector_m": "接入距离(米)",
+    "households_within_reach": "可达服务对象户数", "settlements_within_reach": "可达服务对象居民点数",
+    "travel_chosen": "出行方式与时间来源",
     # site suggestions
     "rank": "序号", "site_source": "选址来源", "site_id": "选址来源编号", "at_name": "建议位置",
     "at_settlement_id": "选址居民点编号", "weighted_minutes_saved": "节省户·分钟",

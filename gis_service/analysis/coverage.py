@@ -26,7 +26,7 @@ from gis_service.analysis.travel import (
     check_method,
     check_population,
     describe_population,
-    make_travel,
+    travel_for,
 )
 from gis_service.errors import InvalidInputError
 from gis_service.layers.base import EVERYONE, Population
@@ -73,8 +73,10 @@ def compute_served(conn: sa.Connection, network: net.Network, travel: Travel, *,
     who = check_population(spec, kind, population)
     people = net.of_population(net.settlements(conn, network, county), who)
     sites = net.facilities(conn, network, spec, kind, county)
+    if who.own_township:
+        sites = net.with_township(conn, sites, spec)
     if method == "euclidean":
-        distance, nearest = euclidean_nearest(sites.xy, people.xy)
+        distance, nearest = by_township(people, sites, who, lambda s, p: euclidean_nearest(s.xy, p.xy))
         served = distance <= travel.limit_m + 1e-3
         return Served(people, sites, distance, np.full(len(distance), np.nan), nearest, served, who)
     check_time()
@@ -83,19 +85,49 @@ def compute_served(conn: sa.Connection, network: net.Network, travel: Travel, *,
         region = net.county_region(network, county, [people, sites], travel)
         graph, site_points, people_points = region.graph, region.local(sites.points), region.local(people.points)
     s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
-    costs = path_costs(graph, s_per_m, site_points, people_points)
+    local = net.JoinedPoints(sites.frame, site_points), net.JoinedPoints(people.frame, people_points)
+
+    def search(s: net.JoinedPoints, p: net.JoinedPoints) -> tuple[np.ndarray, np.ndarray]:
+        found = path_costs(graph, s_per_m, s.points, p.points)
+        return found.cost_s, found.facility
+
+    cost_s, nearest = by_township(local[1], local[0], who, search)
+    costs = Costs(cost_s, nearest)
     served = costs.cost_s <= travel.limit_s + COST_TOLERANCE_S
     distance = costs.cost_s * travel.speed_kmh / 3.6 if travel.uniform_speed else np.full(len(costs.cost_s), np.nan)
     return Served(people, sites, distance, costs.cost_s / 60.0, costs.facility, served, who)
 
 
-def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
-             mode: str = "walk", group_by: str = "township", method: str = "network", county: str | None = None,
+def by_township(people: net.JoinedPoints, sites: net.JoinedPoints, who: Population,
+                 nearest: Callable[[net.JoinedPoints, net.JoinedPoints], tuple[np.ndarray, np.ndarray]]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per settlement of ``people``: the cost and position (in ``sites``) of its nearest site as ``nearest`` finds
+    them; for a population served in its own township, the nearest site of the settlement's own township (a
+    search per township), inf and -1 where the township has none."""
+    if not who.own_township:
+        return nearest(sites, people)
+    cost = np.full(len(people.frame), np.inf)
+    found = np.full(len(people.frame), -1, dtype=np.int64)
+    homes = sites.frame["township_code"].to_numpy(dtype=object) if len(sites.frame) else np.zeros(0, dtype=object)
+    townships = people.frame["township_code"].to_numpy(dtype=object) if len(people.frame) else homes
+    for township in sorted(set(homes) & set(townships) - {None}):
+        own_sites, own_people = np.flatnonzero(homes == township), np.flatnonzero(townships == township)
+        c, f = nearest(sites.subset(homes == township), people.subset(townships == township))
+        cost[own_people] = c
+        found[own_people] = np.where(np.asarray(f) >= 0, own_sites[np.maximum(np.asarray(f), 0)], -1)
+        check_time()
+    return cost, found
+
+
+def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None,
+             minutes: float | None = None, mode: str | None = None, group_by: str = "township",
+             method: str = "network", county: str | None = None,
              measure_srid: int = 4545, settings: AnalysisSettings | None = None, use_cache: bool = True,
              population: str | None = None) -> dict:
     """Households and settlements served and not served per unit of ``group_by``, with the coverage rate
     (served households ÷ households), and every unserved settlement with its distance to the nearest facility.
-    Only the households of ``population`` count (default: those ``kind`` is for; see ``served_population``).
+    Only the households of ``population`` count (default: those ``kind`` is for; see ``served_population``);
+    ``mode`` and ``minutes`` not given: the kind's default reach (``travel_chosen`` says so).
     ``county`` (6-digit code): that county's settlements and facilities only; else every county in the database.
 
     Distances in metres in EPSG:``measure_srid``; ``limit_m`` is the distance ``minutes`` allow at ``speed_kmh``.
@@ -106,7 +138,7 @@ def coverage(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None
     check_method(method)
     check_group_by(group_by)
     county = net.check_county(county, conn)
-    travel = make_travel(settings, mode=mode, minutes=minutes)
+    travel = travel_for(settings, spec, kind, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
     params = (layer, kind, who.code, travel.mode, travel.minutes, group_by, method, county, travel.speed_kmh,
               tuple(sorted(travel.speeds_kmh_by_road_class.items())))

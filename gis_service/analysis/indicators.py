@@ -17,7 +17,7 @@ from gis_service.analysis import network as net
 from gis_service.analysis.coverage import compute_served
 from gis_service.analysis.facility_area import TARGET_M2_PER_100_HOUSEHOLDS, area_table, read_inputs
 from gis_service.analysis.graph import nearest_facility_costs
-from gis_service.analysis.travel import AnalysisSettings, make_travel
+from gis_service.analysis.travel import AnalysisSettings, describe_population, make_travel, travel_for
 from gis_service.layers import FACILITY_LAYERS
 from gis_service.layers.facilities import INSTITUTION, PUBLIC_WELFARE_BURIAL
 from gis_service.layers.registry import DIVISIONS
@@ -38,13 +38,14 @@ def share(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator * 100.0, 2) if denominator else None
 
 
-def judge(value: float | None, target: float, comparison: str) -> bool | None:
-    if value is None:
+def judge(value: float | None, target: float | None, comparison: str) -> bool | None:
+    """Whether ``value`` meets ``target``; None without a value or a target (the plan sets none)."""
+    if value is None or target is None:
         return None
     return value >= target - 1e-9 if comparison == ">=" else value <= target + 1e-9
 
 
-def indicator(id_: str, title: str, title_zh: str, value, unit: str, target: float, comparison: str,
+def indicator(id_: str, title: str, title_zh: str, value, unit: str, target: float | None, comparison: str,
               counts: dict, method: str) -> dict:
     return {"id": id_, "title": title, "title_zh": title_zh, "value": value, "unit": unit, "target": target,
             "comparison": comparison, "met": judge(value, target, comparison), "counts": counts, "method": method}
@@ -67,6 +68,8 @@ def indicators(conn: sa.Connection, *, county: str | None = None, measure_srid: 
             _burial(conn, network, settings, county),
             *_elder_care(conn, county),
             _fifteen_minutes(conn, network, settings, county),
+            _village_happiness_homes(conn, network, settings, county),
+            _township_homes(conn, network, settings, county),
         ]
         return {"indicators": items, "county": county,
                 "computed_ms": round((time.perf_counter() - started) * 1000, 1),
@@ -188,27 +191,70 @@ def _elder_care(conn: sa.Connection, county: str | None) -> list[dict]:
     ]
 
 
+def _served_by(conn: sa.Connection, network: net.Network, settings: AnalysisSettings, county: str | None,
+               kind: str) -> tuple[pd.DataFrame, int, int, dict]:
+    """The settlements of the population ``kind`` is for (with ``served``: within the kind's default reach of one of
+    its existing facilities), their households, those served, and the counts every such indicator gives: the share
+    served, the population as answers name it and the reach."""
+    travel = travel_for(settings, ELDER_CARE, kind, mode=None, minutes=None)
+    served = compute_served(conn, network, travel, layer=ELDER_CARE.id, kind=kind, method="network", county=county)
+    frame = served.settlements.frame.assign(served=served.served)
+    households = int(frame["households"].sum()) if len(frame) else 0
+    served_households = int(frame.loc[frame["served"], "households"].sum()) if len(frame) else 0
+    return frame, households, served_households, {
+        "households_percent": share(served_households, households),
+        "served_population": describe_population(served.population), "travel": travel.describe()}
+
+
 def _fifteen_minutes(conn: sa.Connection, network: net.Network, settings: AnalysisSettings,
                      county: str | None) -> dict:
-    travel = make_travel(settings, mode="walk", minutes=15)
-    served = compute_served(conn, network, travel, layer="elder_care", kind=None, method="network", county=county)
-    frame = served.settlements.frame.assign(served=served.served)
-    communities = features.read_frame_of_records(conn, DIVISIONS, ["code"], equals={"level": "village", "kind": "社区"},
-                                                 starting={"code": county})
-    in_community = frame["village_code"].isin(communities["code"]) if len(frame) else pd.Series(dtype=bool)
-    urban = frame[in_community]
-    households = int(urban["households"].sum()) if len(urban) else 0
-    served_households = int(urban.loc[urban["served"], "households"].sum()) if len(urban) else 0
-    fully = urban.groupby("village_code")["served"].all() if len(urban) else pd.Series(dtype=bool)
-    county_households = int(frame["households"].sum()) if len(frame) else 0
-    county_served = int(frame.loc[frame["served"], "households"].sum()) if len(frame) else 0
+    frame, households, served_households, reach = _served_by(conn, network, settings, county, "community_station")
+    communities = frame.groupby("village_code")["served"].all() if len(frame) else pd.Series(dtype=bool)
     return indicator(
         "fifteen_minute_elder_care_circle", "15-minute community elder-care circle",
         "15分钟社区养老服务圈", share(served_households, households), "%", 100.0, ">=",
-        {"communities": len(communities), "communities_with_settlements": int(len(fully)),
-         "communities_fully_covered": int(fully.sum()), "community_households": households,
-         "community_households_served": served_households, "county_households": county_households,
-         "county_households_served": county_served, "county_percent": share(county_served, county_households),
-         "travel": travel.describe()},
-        "share of households in urban communities (社区) within 15 minutes' walk of an existing elder-care facility "
-        "along roads; every community covered means 100 %")
+        {"community_households": households, "community_households_served": served_households,
+         "communities_with_settlements": int(len(communities)), "communities_fully_covered": int(communities.sum()),
+         **reach},
+        "share of the households of urban communities (村(社区) with urban_rural = urban) within 15 minutes' walk "
+        "of an existing community elder-care station (社区养老服务站) along roads, the plan's 15-minute circle "
+        "(城市社区生活圈); every community covered means 100 %")
+
+
+def _village_happiness_homes(conn: sa.Connection, network: net.Network, settings: AnalysisSettings,
+                             county: str | None) -> dict:
+    frame, households, served_households, reach = _served_by(conn, network, settings, county,
+                                                             "rural_happiness_home")
+    villages = (frame.assign(reached=np.where(frame["served"], frame["households"], 0))
+                .groupby("village_code")[["households", "reached"]].sum()) if len(frame) else None
+    within = villages.index[villages["reached"] * 2 > villages["households"]] if villages is not None else []
+    return indicator(
+        "rural_villages_with_happiness_home", "Rural villages with a rural happiness home within reach",
+        "农村幸福院村级覆盖率", share(len(within), len(villages) if villages is not None else 0), "%", None, ">=",
+        {"rural_villages": int(len(villages)) if villages is not None else 0, "villages_within_reach": len(within),
+         "villages_not_within_reach": sorted(set(villages.index) - set(within)) if villages is not None else [],
+         "rural_households": households, "rural_households_served": served_households, **reach},
+        "share of rural villages (村(社区) with urban_rural = rural, with settlements) more than half of whose "
+        "households are within the rural happiness home's default reach (the 15-minute walk) of an existing one "
+        "along roads; households_percent: the share of rural-village households within it. The plan sets "
+        "happiness homes at village level (社区（村）) with no figure of its own, so no target is judged")
+
+
+def _township_homes(conn: sa.Connection, network: net.Network, settings: AnalysisSettings,
+                    county: str | None) -> dict:
+    homes = _in_townships_of(features.counted_with_township(conn, ELDER_CARE), county)
+    homes = homes[homes["kind"] == "township_home"] if len(homes) else homes
+    townships = _townships(conn, county)
+    has_home = townships["code"].isin(set(homes["township_code"]) if len(homes) else set())
+    _, households, served_households, reach = _served_by(conn, network, settings, county, "township_home")
+    lacking = townships[~has_home]
+    return indicator(
+        "township_homes_per_township", "Townships with a township home (敬老院)", "乡镇敬老院覆盖率",
+        share(int(has_home.sum()), len(townships)), "%", None, ">=",
+        {"townships": len(townships), "townships_with_home": int(has_home.sum()), "township_homes": len(homes),
+         "townships_without_home": [{"code": c, "name": n} for c, n in zip(lacking["code"], lacking["name"])],
+         "households": households, "households_served_in_own_township": served_households, **reach},
+        "share of township-level units with at least one existing township home; households_percent: the share "
+        "of households within the township home's default reach (30 minutes' drive) of a township home of their "
+        "own township. The plan asks for every 敬老院 to be upgraded (推进乡镇敬老院规范化建设), with no figure, so no "
+        "target is judged")

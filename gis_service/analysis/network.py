@@ -481,6 +481,15 @@ def facilities(conn: sa.Connection, network: Network, layer: Layer, kind: str | 
     return joined.subset(joined.frame["kind"].to_numpy() == kind)
 
 
+def with_township(conn: sa.Connection, sites: JoinedPoints, layer: Layer) -> JoinedPoints:
+    """``sites`` (features of ``layer``) with ``township_code``: the township each lies in, as the indicators count
+    it (:func:`~gis_service.store.features.counted_with_township`: its division's, or the township polygon's)."""
+    townships = feature_store.counted_with_township(conn, layer)
+    by_id = dict(zip(townships["id"].astype(int), townships["township_code"])) if len(townships) else {}
+    codes = [by_id.get(int(i)) for i in sites.frame["id"]] if len(sites.frame) else []
+    return JoinedPoints(sites.frame.assign(township_code=pd.Series(codes, dtype=object)), sites.points)
+
+
 def places_at(conn: sa.Connection, xy: np.ndarray, measure_srid: int) -> list[dict]:
     """For points in EPSG:``measure_srid`` (metres): lon and lat (EPSG:4326) and the current village (code, name)
     and township code each lies in (None outside every village)."""

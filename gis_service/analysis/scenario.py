@@ -27,10 +27,10 @@ import shapely
 import sqlalchemy as sa
 
 from gis_service.analysis import network as net
-from gis_service.analysis.coverage import Served, check_group_by, compute_served, summarise
+from gis_service.analysis.coverage import Served, by_township, check_group_by, compute_served, summarise
 from gis_service.analysis.graph import EdgePoints, nearest_facility_costs, pair_costs
 from gis_service.analysis.limits import check_time
-from gis_service.analysis.travel import COST_TOLERANCE_S, AnalysisSettings, check_facilities, make_travel
+from gis_service.analysis.travel import COST_TOLERANCE_S, AnalysisSettings, check_facilities, travel_for
 from gis_service.errors import InvalidInputError
 from gis_service.io.layers_io import county_area
 from gis_service.io.validate import text_problem
@@ -95,8 +95,8 @@ def parse_body(body: object) -> dict:
             raise InvalidInputError(f"layer {layer} has no kinds; leave {where}.kind out")
         name = _text(item["name"], f"{where}.name") if item.get("name") not in (None, "") else f"拟建设施{i + 1}"
         parsed.append({"lon": lon, "lat": lat, "kind": own or None, "name": name})
-    minutes = _number(body.get("minutes", 15), "minutes")
-    mode = _text(body.get("mode", "walk"), "mode")
+    minutes = None if body.get("minutes") is None else _number(body["minutes"], "minutes")
+    mode = None if body.get("mode") is None else _text(body["mode"], "mode")
     group_by = check_group_by(_text(body.get("group_by", "township"), "group_by"))
     return {"layer": layer, "kind": kind, "minutes": minutes, "mode": mode, "group_by": group_by,
             "facilities": parsed}
@@ -128,36 +128,46 @@ def scenario(conn: sa.Connection, body: object, *, county_code: str, measure_sri
     started = time.perf_counter()
     settings = settings or AnalysisSettings()
     asked = parse_body(body)
-    travel = make_travel(settings, mode=asked["mode"], minutes=asked["minutes"])
+    spec, _ = check_facilities(asked["layer"], asked["kind"])
+    travel = travel_for(settings, spec, asked["kind"], mode=asked["mode"], minutes=asked["minutes"])
     xy = _project(conn, asked["facilities"], county_code=county_code, measure_srid=measure_srid)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
     before = compute_served(conn, network, travel, layer=asked["layer"], kind=asked["kind"], method="network")
     check_time()
     graph = network.graph
     added = graph.join(xy)
+    places = net.places_at(conn, xy, measure_srid)
     s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
     existing = before.facilities
-    everyone = EdgePoints.concat(existing.points, added)
-    costs = nearest_facility_costs(graph, s_per_m, everyone, before.settlements.points)
-    served_after = costs.cost_s <= travel.limit_s + COST_TOLERANCE_S
     hypothetical = pd.DataFrame({"id": -np.arange(1, len(xy) + 1), "name": [f["name"] for f in asked["facilities"]],
-                                 "kind": [f["kind"] for f in asked["facilities"]]})
-    after = Served(before.settlements,
-                   net.JoinedPoints(pd.concat([existing.frame, hypothetical], ignore_index=True), everyone),
-                   costs.cost_s * travel.speed_kmh / 3.6 if travel.uniform_speed else np.full(len(costs.cost_s),
-                                                                                               np.nan),
-                   costs.cost_s / 60.0, costs.facility, served_after)
+                                 "kind": [f["kind"] for f in asked["facilities"]],
+                                 "township_code": [p["township_code"] for p in places]})
+    sites_after = net.JoinedPoints(pd.concat([existing.frame, hypothetical], ignore_index=True),
+                                   EdgePoints.concat(existing.points, added))
+
+    def search(sites: net.JoinedPoints, people: net.JoinedPoints) -> tuple[np.ndarray, np.ndarray]:
+        found = nearest_facility_costs(graph, s_per_m, sites.points, people.points)
+        return found.cost_s, found.facility
+
+    cost_s, nearest = by_township(before.settlements, sites_after, before.population, search)
+    served_after = cost_s <= travel.limit_s + COST_TOLERANCE_S
+    after = Served(before.settlements, sites_after,
+                   cost_s * travel.speed_kmh / 3.6 if travel.uniform_speed else np.full(len(cost_s), np.nan),
+                   cost_s / 60.0, nearest, served_after, before.population)
     check_time()
     frame = before.settlements.frame
     households = frame["households"].to_numpy(dtype=float)
     newly = served_after & ~np.asarray(before.served)
     unserved = np.flatnonzero(~np.asarray(before.served))
     row, col, _ = pair_costs(graph, s_per_m, added, before.settlements.points.take(unserved), travel.limit_s)
+    if before.population.own_township:  # an addition serves its own township only
+        same = hypothetical["township_code"].to_numpy(dtype=object)[row] == frame["township_code"].to_numpy(
+            dtype=object)[unserved][col]
+        row, col = row[same], col[same]
     alone = np.bincount(row, weights=households[unserved][col], minlength=len(xy))
     alone_settlements = np.bincount(row, minlength=len(xy))
     summary_before = summarise(conn, before, travel, group_by=asked["group_by"])
     summary_after = summarise(conn, after, travel, group_by=asked["group_by"])
-    places = net.places_at(conn, xy, measure_srid)
     additions = [{"index": i, "name": f["name"], "kind": f["kind"], "lon": f["lon"], "lat": f["lat"],
                   **{k: places[i][k] for k in ("village_code", "village_name", "township_code")},
                   "road_connector_m": round(float(added.connector_m[i]), 1),
@@ -169,8 +179,8 @@ def scenario(conn: sa.Connection, body: object, *, county_code: str, measure_sri
     newly_served = [{"id": int(frame["id"].iloc[i]), "name": frame["name"].iloc[i],
                      "households": int(households[i]), "village_code": frame["village_code"].iloc[i],
                      "township_code": frame["township_code"].iloc[i],
-                     "travel_minutes": round(float(costs.cost_s[i]) / 60, 2),
-                     "by_facility_index": int(costs.facility[i] - n_existing) if costs.facility[i] >= n_existing
+                     "travel_minutes": round(float(cost_s[i]) / 60, 2),
+                     "by_facility_index": int(nearest[i] - n_existing) if nearest[i] >= n_existing
                      else None} for i in index]
     units = [{"code": b["code"], "name": b["name"], "level": b["level"], "before": _figures(b), "after": _figures(a),
               "gain_households": a["served_households"] - b["served_households"]}
@@ -178,6 +188,7 @@ def scenario(conn: sa.Connection, body: object, *, county_code: str, measure_sri
     gain = summary_after["totals"]["served_households"] - summary_before["totals"]["served_households"]
     return {
         **travel.describe(), "layer": asked["layer"], "kind": asked["kind"], "group_by": asked["group_by"],
+        "served_population": summary_before["served_population"],
         "written": False,
         "facilities_existing": n_existing, "facilities_added": additions,
         "before": summary_before["totals"], "after": summary_after["totals"],

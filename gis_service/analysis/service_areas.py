@@ -34,6 +34,7 @@ from gis_service.analysis.graph import (
     RoadGraph,
     covered_length_m,
     nearest_node_costs,
+    pair_costs,
     reached_by_any,
     reached_pieces,
     road_csr,
@@ -41,9 +42,16 @@ from gis_service.analysis.graph import (
     substrings,
 )
 from gis_service.analysis.limits import check_time
-from gis_service.analysis.travel import AnalysisSettings, Travel, check_facilities, make_travel
+from gis_service.analysis.travel import (
+    AnalysisSettings,
+    Travel,
+    check_facilities,
+    check_population,
+    describe_population,
+    travel_for,
+)
 from gis_service.errors import InvalidInputError
-from gis_service.layers.base import Layer
+from gis_service.layers.base import Layer, Population
 
 MIN_BUFFER_M, MAX_BUFFER_M = 1.0, 500.0
 #: Road pieces one request may draw: at most about 10 s of CPU and 150 MB, half the default time budget
@@ -121,56 +129,68 @@ class _Asked:
     buffer_m: float
     county: str | None
     network: net.Network
+    who: Population
 
     @classmethod
-    def checked(cls, conn: sa.Connection, *, layer: str, kind: str | None, minutes: float, mode: str,
-                buffer_m: float, county: str | None, measure_srid: int, settings: AnalysisSettings | None) -> _Asked:
-        """Every argument checked (InvalidInputError naming it), the network built if the roads changed."""
+    def checked(cls, conn: sa.Connection, *, layer: str, kind: str | None, minutes: float | None,
+                mode: str | None, buffer_m: float, county: str | None, measure_srid: int,
+                settings: AnalysisSettings | None) -> _Asked:
+        """Every argument checked (InvalidInputError naming it), the kind's default travel where ``mode`` or
+        ``minutes`` is None, the network built if the roads changed."""
         settings = settings or AnalysisSettings()
         spec, kind = check_facilities(layer, kind)
+        who = check_population(spec, kind, None)
         county = net.check_county(county, conn)
         if not (MIN_BUFFER_M <= buffer_m <= MAX_BUFFER_M):
             raise InvalidInputError(f"buffer_m must be between {MIN_BUFFER_M:g} and {MAX_BUFFER_M:g} metres; "
                                     f"got {buffer_m}")
-        travel = make_travel(settings, mode=mode, minutes=minutes)
+        travel = travel_for(settings, spec, kind, mode=mode, minutes=minutes)
         network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
-        return cls(layer, spec, kind, travel, float(buffer_m), county, network)
+        return cls(layer, spec, kind, travel, float(buffer_m), county, network, who)
 
     def key(self, answer: str) -> tuple:
         """The cache key of ``answer`` (service_areas, served_area) to this question on this data."""
         t = self.travel
         params = (self.layer, self.kind, t.mode, t.minutes, self.buffer_m, self.county,
                   tuple(sorted(t.speeds_kmh_by_road_class.items())))
-        return (answer, params) + self.network.key("roads", self.layer, "admin_divisions")
+        return (answer, params) + self.network.key("roads", self.layer, "admin_divisions", "settlements")
 
-    def facilities(self, conn: sa.Connection) -> tuple[net.JoinedPoints, RoadGraph, EdgePoints]:
-        """The facilities asked for, and the graph to search and their points on it (a county's region)."""
+    def facilities(self, conn: sa.Connection, *, people: bool = False
+                   ) -> tuple[net.JoinedPoints, RoadGraph, EdgePoints, net.JoinedPoints | None, EdgePoints | None]:
+        """The facilities asked for, and the graph to search and their points on it (a county's region); with
+        ``people``, also the settlements of the population the kind serves and their points on that graph."""
         sites = net.facilities(conn, self.network, self.spec, self.kind, self.county)
+        served = net.of_population(net.settlements(conn, self.network, self.county), self.who) if people else None
         if self.county is None:
-            return sites, self.network.graph, sites.points
-        region = net.county_region(self.network, self.county, [sites], self.travel)
-        return sites, region.graph, region.local(sites.points)
+            return sites, self.network.graph, sites.points, served, served.points if served else None
+        region = net.county_region(self.network, self.county, [sites] + ([served] if served else []), self.travel)
+        return (sites, region.graph, region.local(sites.points), served,
+                region.local(served.points) if served else None)
 
     def describe(self) -> dict:
         return {**self.travel.describe(), "layer": self.layer, "kind": self.kind, "buffer_m": self.buffer_m,
                 "county": self.county, "method": "network", "crs_measured": f"EPSG:{self.network.srid}"}
 
 
-def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
-                  mode: str = "walk", buffer_m: float = 50.0, county: str | None = None, measure_srid: int = 4545,
+def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None,
+                  minutes: float | None = None, mode: str | None = None, buffer_m: float = 50.0,
+                  county: str | None = None, measure_srid: int = 4545,
                   settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
     """A GeoJSON FeatureCollection (EPSG:4326): one feature per existing facility of ``layer`` (and ``kind``),
     its geometry the reached roads grown by ``buffer_m`` metres, its properties the facility, the reached road
-    length in metres and the area in m² (both measured in EPSG:``measure_srid``). ``county``: that county's
-    facilities only (6-digit code)."""
+    length in metres and the area in m² (both measured in EPSG:``measure_srid``), and the households of the
+    population ``kind`` is for (``served_population``; township homes: of their own township) within its reach.
+    ``county``: that county's facilities only (6-digit code). ``mode``, ``minutes`` not given: the kind's default."""
     asked = _Asked.checked(conn, layer=layer, kind=kind, minutes=minutes, mode=mode, buffer_m=buffer_m,
                            county=county, measure_srid=measure_srid, settings=settings)
     network, travel = asked.network, asked.travel
 
     def compute() -> dict:
         started = time.perf_counter()
-        sites, graph, points = asked.facilities(conn)
+        sites, graph, points, people, people_points = asked.facilities(conn, people=True)
         s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
+        within = _within_reach(conn, asked.spec, graph, s_per_m, travel.limit_s, sites, points, people,
+                               people_points, asked.who)
         csr = road_csr(graph, s_per_m, points)
         ids = sites.frame["id"].to_numpy(dtype=np.int64) if len(sites.frame) else np.zeros(0, dtype=np.int64)
         xy = sites.frame[["x", "y"]].to_numpy(dtype=float) if len(sites.frame) else np.zeros((0, 2))
@@ -216,12 +236,16 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
                     "division_code": row.division_code, "edges_reached": edges_reached,
                     "reached_road_m": round(length_m, 1), "area_m2": round(area_m2, 1),
                     "connector_m": round(float(points.connector_m[i]), 1),
+                    "households_within_reach": int(within["households"][i]),
+                    "settlements_within_reach": int(within["settlements"][i]),
                 },
             })
         return {
             "type": "FeatureCollection",
             "features": features,
             "parameters": asked.describe(),
+            "served_population": describe_population(asked.who),
+            "population_within_reach": within["totals"],
             "computed_ms": round((time.perf_counter() - started) * 1000, 1),
         }
 
@@ -230,8 +254,9 @@ def service_areas(conn: sa.Connection, *, layer: str = "elder_care", kind: str |
     return net.cached_result(asked.key("service_areas"), compute)
 
 
-def served_area(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
-                mode: str = "walk", buffer_m: float = 50.0, county: str | None = None, measure_srid: int = 4545,
+def served_area(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None,
+                minutes: float | None = None, mode: str | None = None, buffer_m: float = 50.0,
+                county: str | None = None, measure_srid: int = 4545,
                 settings: AnalysisSettings | None = None, use_cache: bool = True) -> dict:
     """The union of the service areas of every existing facility of ``layer`` (and ``kind``) as one GeoJSON
     Feature (EPSG:4326, geometry None when there is no facility): the roads reachable from any of them within the
@@ -249,7 +274,7 @@ def served_area(conn: sa.Connection, *, layer: str = "elder_care", kind: str | N
 
     def compute() -> dict:
         started = time.perf_counter()
-        sites, graph, points = asked.facilities(conn)
+        sites, graph, points, _, _ = asked.facilities(conn)
         geometry, length_m, area_m2 = None, 0.0, 0.0
         if len(points):
             s_per_m = graph.seconds_per_metre(travel.speeds_kmh_by_road_class)
@@ -278,3 +303,25 @@ def served_area(conn: sa.Connection, *, layer: str = "elder_care", kind: str | N
     if not use_cache:
         return {**compute(), "cached": False}
     return net.cached_result(asked.key("served_area"), compute)
+
+
+def _within_reach(conn: sa.Connection, spec, graph, s_per_m: np.ndarray, limit_s: float, sites: net.JoinedPoints,
+                  points, people: net.JoinedPoints, people_points, who) -> dict:
+    """Per facility, the households and settlements of ``who`` within ``limit_s`` of it (for a population served
+    in its own township, those of the facility's township), and the totals: of the population, and within reach of
+    any facility (each household once)."""
+    households = people.frame["households"].to_numpy(dtype=float) if len(people.frame) else np.zeros(0)
+    row, col, _ = pair_costs(graph, s_per_m, points, people_points, limit_s, on_chunk=lambda n: check_time())
+    if who.own_township and len(row):
+        homes = net.with_township(conn, sites, spec).frame["township_code"].to_numpy(dtype=object)
+        same = homes[row] == people.frame["township_code"].to_numpy(dtype=object)[col]
+        row, col = row[same], col[same]
+    reached = np.zeros(len(households), dtype=bool)
+    reached[col] = True
+    return {"households": np.bincount(row, weights=households[col], minlength=len(sites.frame)),
+            "settlements": np.bincount(row, minlength=len(sites.frame)),
+            "totals": {"households": int(households.sum()), "settlements": len(households),
+                       "households_within_reach": int(households[reached].sum()),
+                       "settlements_within_reach": int(reached.sum()),
+                       "percent": round(float(households[reached].sum() / households.sum() * 100), 2)
+                       if households.sum() else None}}

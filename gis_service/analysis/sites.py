@@ -13,7 +13,8 @@ would have given on the same candidates.
 
 **The instance.** Demand (:class:`Demand`) is households per settlement of the population the kind is for (the
 layer registry declares it: community stations serve urban communities, rural happiness homes rural villages; the
-caller may name another, ``population``). Candidate sites (:data:`CANDIDATE_SOURCES`) are those settlements (a
+caller may name another, ``population``); for township homes, the households of the township a site stands in
+(a pair across a township boundary does not count). Candidate sites (:data:`CANDIDATE_SOURCES`) are those settlements (a
 facility is built where its people live), the sites of existing facilities of every layer in their villages (a
 station can open in a building the bureau already runs), road junctions (any crossing of the network), or today's
 candidates, the unserved settlements. Costs are travel times along the roads (the
@@ -44,7 +45,7 @@ from gis_service.analysis.travel import (
     check_facilities,
     check_population,
     describe_population,
-    make_travel,
+    travel_for,
 )
 from gis_service.errors import InvalidInputError
 from gis_service.layers import FACILITY_LAYERS
@@ -146,7 +147,9 @@ def candidate_sites(conn: sa.Connection, network: net.Network, served: Served, s
             if served.population.urban_rural is not None:  # only in the population's villages
                 sites = sites.subset(sites.frame["division_code"].isin(set(served.settlements.frame["village_code"]))
                                      .to_numpy())
+            sites = net.with_township(conn, sites, layer)
             frame = pd.DataFrame({"source": "facility_site", "source_id": sites.frame["id"].to_numpy(),
+                                  "township_code": sites.frame["township_code"].to_numpy(),
                                   "name": sites.frame["name"].to_numpy(), "households": 0.0,
                                   "x": sites.frame["x"].to_numpy(), "y": sites.frame["y"].to_numpy(),
                                   "layer": layer.id, "kind": sites.frame["kind"].to_numpy()})
@@ -160,11 +163,16 @@ def candidate_sites(conn: sa.Connection, network: net.Network, served: Served, s
         index = np.flatnonzero(eligible)
         index = index[np.lexsort((people.frame["id"].to_numpy()[index], -households[index]))]
         frame = pd.DataFrame({"source": "settlement", "source_id": people.frame["id"].to_numpy()[index],
+                              "township_code": people.frame["township_code"].to_numpy()[index],
                               "name": people.frame["name"].to_numpy()[index], "households": households[index],
                               "x": people.frame["x"].to_numpy()[index], "y": people.frame["y"].to_numpy()[index]})
         parts.append(Candidates(people.points.take(index), frame))
     if "road_nodes" in sources:
-        parts.append(_road_nodes(network.graph))
+        nodes = _road_nodes(network.graph)
+        if served.population.own_township:  # which township each junction lies in (one query)
+            places = net.places_at(conn, nodes.frame[["x", "y"]].to_numpy(dtype=float), network.srid)
+            nodes = Candidates(nodes.points, nodes.frame.assign(township_code=[p["township_code"] for p in places]))
+        parts.append(nodes)
     frame = pd.concat([p.frame for p in parts], ignore_index=True) if parts else pd.DataFrame()
     points = EdgePoints.concat(*[p.points for p in parts]) if parts else EdgePoints(
         np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
@@ -173,8 +181,8 @@ def candidate_sites(conn: sa.Connection, network: net.Network, served: Served, s
     return Candidates(points, frame)
 
 
-def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None, minutes: float = 15,
-                     mode: str = "walk", k: int = 3, method: str = "max_cover",
+def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: str | None = None,
+                     minutes: float | None = None, mode: str | None = None, k: int = 3, method: str = "max_cover",
                      candidates: str | tuple[str, ...] = DEFAULT_CANDIDATES,
                      max_candidates: int = DEFAULT_MAX_CANDIDATES, county: str | None = None,
                      time_limit_s: float = optimise.DEFAULT_TIME_LIMIT_S, measure_srid: int = 4545,
@@ -194,7 +202,7 @@ def site_suggestions(conn: sa.Connection, *, layer: str = "elder_care", kind: st
     check_time_limit(time_limit_s)
     if not (1 <= max_candidates <= MAX_CANDIDATES):
         raise InvalidInputError(f"max_candidates must be between 1 and {MAX_CANDIDATES}; got {max_candidates}")
-    travel = make_travel(settings, mode=mode, minutes=minutes)
+    travel = travel_for(settings, spec, kind, mode=mode, minutes=minutes)
     network = net.ensure_network(conn, measure_srid=measure_srid, settings=settings)
     params = (layer, kind or None, travel.mode, travel.minutes, k, method, sources, max_candidates, time_limit_s,
               who_for.code, county, tuple(sorted(travel.speeds_kmh_by_road_class.items())))
@@ -268,6 +276,10 @@ def _instance(graph: RoadGraph, travel: Travel, served: Served, who: Demand, sit
 
     row, col, cost = pair_costs(graph, s_per_m, sites.points, points, travel.limit_s, chunk=_CHUNK,
                                 on_chunk=progress)
+    if served.population.own_township:  # a site serves the households of the township it stands in only
+        same = (sites.frame["township_code"].to_numpy(dtype=object)[row]
+                == served.settlements.frame["township_code"].to_numpy(dtype=object)[index][col])
+        row, col, cost = row[same], col[same], cost[same]
     shape = (len(sites.frame), len(index))
     today = np.minimum(np.nan_to_num(served.minutes[index] * 60.0, nan=np.inf), travel.limit_s)
     return _Instance(

@@ -15,7 +15,7 @@ the nearest road is travelled at the speed of that road.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydantic import Field
@@ -82,6 +82,8 @@ class Travel:
     minutes: float
     speed_kmh: float
     speeds_kmh_by_road_class: dict[str, float]
+    #: Where the mode and minutes come from: ``asked``, or the kind's default reach and why (:func:`travel_for`).
+    chosen: str = "asked"
 
     @property
     def limit_s(self) -> float:
@@ -110,6 +112,7 @@ class Travel:
             "minutes": self.minutes,
             "limit_s": self.limit_s,
             "limit_m": round(self.limit_m, 3),
+            "travel_chosen": self.chosen,
         }
 
 
@@ -138,6 +141,21 @@ def make_travel(settings: AnalysisSettings, *, mode: str, minutes: float) -> Tra
     check_minutes(minutes)
     return Travel(mode=mode, minutes=float(minutes), speed_kmh=settings.nominal_speed(mode),
                   speeds_kmh_by_road_class=settings.speeds_by_class(mode))
+
+
+def travel_for(settings: AnalysisSettings, layer: Layer, kind: str | None, *, mode: str | None,
+               minutes: float | None) -> Travel:
+    """The travel asked for; where ``mode`` or ``minutes`` is not named (None), the default reach the registry
+    declares for ``kind`` (:meth:`NetworkRole.reach`), and ``chosen`` says so."""
+    reach = layer.network.reach(kind)
+    travel = make_travel(settings, mode=reach.mode if mode in (None, "") else mode,
+                         minutes=reach.minutes if minutes is None else minutes)
+    if mode not in (None, "") and minutes is not None:
+        return travel
+    named = f"{kind} ({layer.field_named(layer.network.kind).label_of(kind)})" if kind else f"every kind of {layer.id}"
+    taken = " and ".join(w for w, missing in (("mode", mode in (None, "")), ("minutes", minutes is None)) if missing)
+    return replace(travel, chosen=f"{taken} not given: the default for {named}, {reach.mode} {reach.minutes:g} min "
+                                  f"({reach.why})")
 
 
 # -- facility layers ------------------------------------------------------------------------------------------

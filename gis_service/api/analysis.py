@@ -74,21 +74,24 @@ KindQuery = Annotated[str | None, Query(description="Facility kind within the la
                                                     "funeral_service_station or commercial_cemetery for cemeteries; "
                                                     "none for community_centres. Empty: every kind.",
                                         json_schema_extra={"enum": ["", *FACILITY_KINDS]})]
-MinutesQuery = Annotated[float, Query(description=f"Travel time limit in minutes, more than 0 and at most "
-                                                  f"{MAX_MINUTES}.",
+MinutesQuery = Annotated[float | None, Query(description=f"Travel time limit in minutes, more than 0 and at most "
+                                                  f"{MAX_MINUTES}. Empty: the kind's default (community_station and "
+                                                  "rural_happiness_home 15, township_home 30; travel_chosen says).",
                                       json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_MINUTES})]
 PopulationQuery = Annotated[str | None, Query(
-    description="Whose households count: everyone, urban_communities (settlements of urban 社区) or rural_villages "
-    "(of rural 村). Empty: those the kind is planned for (community_station: urban_communities; "
-    "rural_happiness_home: rural_villages; other kinds, and every kind at once: everyone). The answer's "
+    description="Whose households count: everyone, urban_communities (settlements of urban 社区), rural_villages "
+    "(of rural 村) or own_township (everyone, served only by a facility of their own township). Empty: those the "
+    "kind is planned for (community_station: urban_communities; rural_happiness_home: rural_villages; "
+    "township_home: own_township; other kinds, and every kind at once: everyone). The answer's "
     "served_population says which.", json_schema_extra={"enum": ["", *POPULATIONS]})]
 CountyQuery = Annotated[str | None, Query(
     description="A county's 6-digit code (e.g. 500241): that county's settlements and facilities only, in a database "
     "holding several counties. Empty: every county in the database.",
     json_schema_extra={"pattern": "^([0-9]{6}(000000)?)?$"})]
-ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min = 1,200 m), cycle (12 km/h) or "
+ModeQuery = Annotated[str | None, Query(description="walk (4.8 km/h by default: 15 min = 1,200 m), cycle (12 km/h) or "
                                              "drive (speed by road class). Speeds are settings (GIS_WALK_SPEED_KMH, "
-                                             "GIS_CYCLE_SPEED_KMH, GIS_DRIVE_SPEEDS_KMH).",
+                                             "GIS_CYCLE_SPEED_KMH, GIS_DRIVE_SPEEDS_KMH). Empty: the kind's default "
+                                             "(township_home drive, others walk; travel_chosen says).",
                                  json_schema_extra={"enum": list(MODES)})]
 
 
@@ -102,7 +105,7 @@ ModeQuery = Annotated[str, Query(description="walk (4.8 km/h by default: 15 min 
             dependencies=RUNS_ANALYSIS)
 def get_service_areas(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
-    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
+    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = None, mode: ModeQuery = None,
     buffer_m: Annotated[float, Query(description=f"Metres the reached roads are grown by on each side "
                                                  f"({MIN_BUFFER_M:g} to {MAX_BUFFER_M:g}).",
                                      json_schema_extra={"minimum": MIN_BUFFER_M, "maximum": MAX_BUFFER_M})] = 50,
@@ -125,7 +128,7 @@ def get_service_areas(
             responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_coverage(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
-    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
+    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = None, mode: ModeQuery = None,
     group_by: Annotated[str, Query(description="county, township or village.",
                                    json_schema_extra={"enum": list(GROUP_BY)})] = "township",
     method: Annotated[str, Query(description="network (along the roads) or euclidean (straight line, "
@@ -176,7 +179,7 @@ def get_indicators(conn: ConnectionDep, settings: SettingsDep, analysis_settings
             responses=NETWORK_ERRORS, dependencies=RUNS_ANALYSIS)
 def get_site_suggestions(
     conn: ConnectionDep, settings: SettingsDep, analysis_settings: AnalysisSettingsDep,
-    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = 15, mode: ModeQuery = "walk",
+    layer: LayerQuery = "elder_care", kind: KindQuery = None, minutes: MinutesQuery = None, mode: ModeQuery = None,
     k: Annotated[int, Query(description=f"Number of new sites, 1 to {MAX_K}.",
                             json_schema_extra={"minimum": 1, "maximum": MAX_K})] = 3,
     method: Annotated[str, Query(description="max_cover (most households newly served), p_median (least "
@@ -214,8 +217,10 @@ SCENARIO_BODY = {"requestBody": {"required": True, "description": "Hypothetical 
         "layer": {"type": "string", "enum": list(FACILITY_LAYERS), "default": "elder_care"},
         "kind": {"type": "string", "enum": FACILITY_KINDS,
                  "description": "The kind measured; every facility must be of it. Absent: every kind of the layer."},
-        "minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MINUTES, "default": 15},
-        "mode": {"type": "string", "enum": list(MODES), "default": "walk"},
+        "minutes": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_MINUTES,
+                    "description": "Empty: the kind's default (township_home 30, others 15)."},
+        "mode": {"type": "string", "enum": list(MODES),
+                 "description": "Empty: the kind's default (township_home drive, others walk)."},
         "group_by": {"type": "string", "enum": list(GROUP_BY), "default": "township"},
         "facilities": {"type": "array", "minItems": 1, "maxItems": MAX_FACILITIES, "items": {
             "type": "object", "required": ["lon", "lat"], "additionalProperties": False,

@@ -21,10 +21,13 @@ app = typer.Typer(help="Coverage along the road network, service areas, floor ar
 
 LayerOption = Annotated[str, typer.Option(help="elder_care, community_centres or cemeteries.")]
 KindOption = Annotated[str | None, typer.Option(help="Facility kind within the layer (default: every kind).")]
-PopulationOption = Annotated[str | None, typer.Option(help="Whose households count: everyone, urban_communities or "
-                                                           "rural_villages (default: those the kind is for).")]
-MinutesOption = Annotated[float, typer.Option(help="Travel time limit in minutes (0-120].")]
-ModeOption = Annotated[str, typer.Option(help="walk, cycle or drive.")]
+PopulationOption = Annotated[str | None, typer.Option(help="Whose households count: everyone, urban_communities, "
+                                                           "rural_villages or own_township (default: those the kind "
+                                                           "is for).")]
+MinutesOption = Annotated[float | None, typer.Option(help="Travel time limit in minutes (0-120]; default: the "
+                                                          "kind's (township_home 30, others 15).")]
+ModeOption = Annotated[str | None, typer.Option(help="walk, cycle or drive; default: the kind's (township_home "
+                                                     "drive, others walk).")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Write the answer to FILE (.geojson, .csv, .xlsx or "
                                                               ".json).")]
 
@@ -132,8 +135,8 @@ def _parameters(answer: dict) -> dict:
 
 
 @app.command("coverage")
-def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
-                     mode: ModeOption = "walk",
+def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = None,
+                     mode: ModeOption = None,
                      group_by: Annotated[str, typer.Option(help="county, township or village.")] = "township",
                      method: Annotated[str, typer.Option(help="network or euclidean.")] = "network",
                      population: PopulationOption = None, out: OutOption = None,
@@ -156,8 +159,8 @@ def coverage_command(layer: LayerOption = "elder_care", kind: KindOption = None,
 
 
 @app.command("service-areas")
-def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = 15,
-                          mode: ModeOption = "walk",
+def service_areas_command(layer: LayerOption = "elder_care", kind: KindOption = None, minutes: MinutesOption = None,
+                          mode: ModeOption = None,
                           buffer_m: Annotated[float, typer.Option(help="Metres the reached roads are grown by.")] = 50,
                           out: OutOption = None, labels: LabelsOption = "en") -> None:
     """One polygon per facility from the roads reachable in time; .csv writes the facilities' figures."""
@@ -198,14 +201,14 @@ def indicators_command(out: OutOption = None, labels: LabelsOption = "en") -> No
                                                                          settings=a))
     for item in answer["indicators"]:
         mark = {True: "met", False: "NOT met", None: "n/a"}[item["met"]]
-        _echo(f"{item['title_zh']}: {item['value']} {item['unit']} (target {item['comparison']} {item['target']:g}) "
-              f"{mark}")
+        target = f"target {item['comparison']} {item['target']:g}" if item["target"] is not None else "no target"
+        _echo(f"{item['title_zh']}: {item['value']} {item['unit']} ({target}) {mark}")
     _export(out, answer, command="indicators", rows=answer["indicators"], labels=labels)
 
 
 @app.command("site-suggestions")
 def site_suggestions_command(layer: LayerOption = "elder_care", kind: KindOption = None,
-                             minutes: MinutesOption = 15, mode: ModeOption = "walk",
+                             minutes: MinutesOption = None, mode: ModeOption = None,
                              k: Annotated[int, typer.Option(help="Number of new sites.")] = 3,
                              method: Annotated[str, typer.Option(help="max_cover (most households newly served, "
                                                                       "proven optimal), p_median (least "

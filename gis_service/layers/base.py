@@ -87,12 +87,14 @@ class Population:
     """Who a kind of facility is planned for (the civil-affairs plan, 民政事业发展"十四五"规划, ch. 5 §2: the
     15-minute circle for urban communities, rural happiness homes at village level): the settlements whose
     village-level unit has ``urban_rural`` (None: every settlement). The analyses count these households and name
-    them in every answer (``served_population``)."""
+    them in every answer (``served_population``). ``own_township``: a household is served only by a facility of its
+    own township (the township its village belongs to), as a township home (敬老院) serves its township."""
 
     code: str
     label_zh: str
     description: str
     urban_rural: str | None = None
+    own_township: bool = False
 
 
 EVERYONE = Population("everyone", "全体居民", "every household of every settlement")
@@ -102,7 +104,23 @@ POPULATIONS: dict[str, Population] = {p.code: p for p in (
                "with urban_rural = urban)", "urban"),
     Population("rural_villages", "农村居民", "households of the settlements of rural villages (村(社区) with "
                "urban_rural = rural)", "rural"),
+    Population("own_township", "本乡镇居民", "every household, served only by a facility of its own township (the "
+               "township its 村(社区) belongs to)", own_township=True),
 )}
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How far a kind of facility is meant to serve: a travel mode and minutes, and why (what the plan says). The
+    analyses use it when a request names no mode or minutes, and say so."""
+
+    mode: Literal["walk", "cycle", "drive"]
+    minutes: float
+    why: str
+
+
+#: The plan's one figure of reach: the 15-minute circle (“15分钟路程半径”, ch. 5 §2), walked (GB 50180-2018).
+FIFTEEN_MINUTE_WALK = Reach("walk", 15, "the plan's 15-minute circle (15分钟路程半径, ch. 5 §2), walked")
 
 
 @dataclass(frozen=True)
@@ -121,10 +139,16 @@ class NetworkRole:
     #: Facilities: (kind, population code) for the kinds planned for part of the people (see :class:`Population`);
     #: other kinds, a layer without kinds and all kinds at once serve everyone.
     serves: tuple[tuple[str, str], ...] = ()
+    #: Facilities: (kind, reach) for the kinds whose default travel is not the 15-minute walk (see :class:`Reach`).
+    reaches: tuple[tuple[str, Reach], ...] = ()
 
     def population(self, kind: str | None) -> Population:
         """Whom facilities of ``kind`` (None: every kind of the layer) are for."""
         return POPULATIONS[dict(self.serves).get(kind, EVERYONE.code)] if kind else EVERYONE
+
+    def reach(self, kind: str | None) -> Reach:
+        """The default travel of facilities of ``kind`` (None: every kind of the layer: the 15-minute walk)."""
+        return dict(self.reaches).get(kind, FIFTEEN_MINUTE_WALK) if kind else FIFTEEN_MINUTE_WALK
 
 
 @dataclass(frozen=True)
@@ -451,9 +475,11 @@ def name_field(description: str = "Standard name.", *, synonyms: tuple[str, ...]
                  synonyms=("名字", "标准名称", *synonyms))
 
 
-def facility_network_role(kind: str | None = None, serves: tuple[tuple[str, str], ...] = ()) -> NetworkRole:
+def facility_network_role(kind: str | None = None, serves: tuple[tuple[str, str], ...] = (),
+                          reaches: tuple[tuple[str, Reach], ...] = ()) -> NetworkRole:
     """The part of a facility layer in the analyses: its existing features (of the kind asked for, by the field
-    ``kind``) serve the settlements (those of the population ``serves`` names for their kind); the analyses read
-    their name, kind and division."""
+    ``kind``) serve the settlements (those of the population ``serves`` names for their kind, within the reach
+    ``reaches`` gives it); the analyses read their name, kind and division."""
     columns = ("name", kind, "division_code") if kind else ("name", "division_code")
-    return NetworkRole("facility", columns, counts=(("status", "existing"),), kind=kind, serves=serves)
+    return NetworkRole("facility", columns, counts=(("status", "existing"),), kind=kind, serves=serves,
+                       reaches=reaches)

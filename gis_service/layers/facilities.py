@@ -6,6 +6,7 @@ from gis_service.layers.base import (
     Layer,
     MapStyle,
     NetworkRole,
+    Reach,
     RowRule,
     Value,
     data_source_field,
@@ -143,9 +144,19 @@ elder_care = Layer(
     ),
     writers=PLANNERS,
     # The plan: community stations make the urban communities' 15-minute circle (城市社区生活圈), rural happiness
-    # homes serve rural villages; institutions (and all kinds at once) serve everyone.
-    network=facility_network_role("kind", serves=(("community_station", "urban_communities"),
-                                                  ("rural_happiness_home", "rural_villages"))),
+    # homes serve rural villages, township homes (乡镇敬老院) their township; welfare institutions (and all kinds at
+    # once) serve everyone. The plan's only figure of reach is the 15-minute circle; rural happiness homes, at the
+    # village level of its three levels (县级、乡镇（街道）、社区（村）), get no figure of their own (the plan sets
+    # community service radii "根据人口结构、出行规律"), so they keep the 15-minute walk their old people make to a day
+    # centre; a township home is a township-level residence reached by car, 30 minutes as the burial indicator's
+    # township-level reach.
+    network=facility_network_role(
+        "kind", serves=(("community_station", "urban_communities"), ("rural_happiness_home", "rural_villages"),
+                        ("township_home", "own_township")),
+        reaches=(("township_home", Reach("drive", 30, "a township-level home reached by car: 30 minutes' drive "
+                                         "within its township (the plan names no figure)")),
+                 ("rural_happiness_home", Reach("walk", 15, "village level (社区（村）, ch. 5 §2): the plan names no "
+                                                "figure, so the 15-minute circle's walk")))),
     map_style=MapStyle(symbol="icon", size=14, by="kind"),
 )
 

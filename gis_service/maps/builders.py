@@ -58,7 +58,10 @@ class MapParameters:
         if layer is None:
             layer = defaults.get("layer", "elder_care")
             kind = kind or defaults.get("kind") or None
-        check_facilities(layer, kind)
+        spec, _ = check_facilities(layer, kind)
+        # a kind's own default travel (the registry's: township homes drive 30 min), else the recipe's
+        reach = {"minutes": spec.network.reach(kind).minutes, "mode": spec.network.reach(kind).mode} if kind else {}
+        defaults = {**defaults, **reach}
         minutes = check_minutes(float(defaults.get("minutes", 15) if self.minutes is None else self.minutes))
         mode = check_mode(defaults.get("mode", "walk") if self.mode is None else self.mode)
         k = check_k(int(defaults.get("k", 5) if self.k is None else self.k))

@@ -23,6 +23,7 @@ from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import connect, create_db_engine
 from gis_service.db.roles import prepare_database
+from gis_service.errors import SetupError
 from gis_service.layers import LAYERS
 from gis_service.settings import Settings
 
@@ -206,3 +207,22 @@ def health_status(url: str, timeout_s: float = 2) -> int | None:
         return httpx.get(f"{url}/health", timeout=timeout_s).status_code
     except httpx.TransportError:
         return None
+
+
+@contextlib.contextmanager
+def chromium_or_fail(**size: int) -> Iterator:
+    """A headless Chromium (tests/harness/browser.py) of ``size`` (width, height) for a fixture; without one the test
+    fails and says to run scripts/setup.sh (browser tests are never skipped)."""
+    import pytest
+
+    from .harness.browser import Chromium
+
+    try:
+        browser = Chromium(**size)
+        browser.__enter__()
+    except SetupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield browser
+    finally:
+        browser.__exit__(None, None, None)

@@ -273,14 +273,20 @@ def test_naming_check_page_refuses_an_existing_township_name(chromium: Chromium,
 
 
 @pytest.mark.parametrize(("asked", "status", "message"), [
-    ({"name": "Meijiang Lu"}, 400, "Chinese characters"),
+    ({"name": "Meijiang Lu"}, 200, "输入有误：name must be the proposed standard name in Chinese characters"),
     ({"name": "梅江路", "division": "500241999000"}, 404, "not the code of any"),
+    ({"name": "梅江路", "kind": "bridge"}, 400, "kind must be one of"),
 ])
-def test_naming_check_page_shows_bad_input_beside_the_form(client: TestClient, asked: dict, status: int,
-                                                           message: str) -> None:
+def test_naming_check_page_says_what_is_wrong_with_the_input(client: TestClient, asked: dict, status: int,
+                                                             message: str) -> None:
+    """A name the check cannot take is said beside the form (which keeps it); a kind or division the form does
+    not offer is refused as the API refuses it."""
     answer = client.get("/pages/naming-check", params=asked)
-    assert answer.status_code == status and "输入有误" in answer.text and message in answer.text
-    assert f'value="{asked["name"]}"' in answer.text
+    assert answer.status_code == status
+    if status == 200:
+        assert message in answer.text and f'value="{asked["name"]}"' in answer.text and 'id="result"' not in answer.text
+    else:
+        assert message in answer.json()["description"]
 
 
 def test_boundary_page_offers_every_format_for_a_township(chromium: Chromium, server_url: str,

@@ -153,7 +153,9 @@ NATIONAL_TEXTS = tuple((n, h) for n, h in national.NATIONAL_FIELDS if n in ("mea
 
 
 @router.get("/naming-check", response_class=HTMLResponse, summary="命名核查: would a proposed name be refused",
-            responses=error_responses(400, 404, 503))
+            description="The form, and with `name` the answer of /placenames/check in Chinese; a name the check "
+            "cannot take (no Chinese character) is shown beside the form with the reason. A kind or division the form "
+            "does not offer is 400 or 404.", responses=error_responses(400, 404, 503))
 def naming_check_page(
     request: Request, conn: ConnectionDep,
     name: Annotated[str | None, Query(description="The proposed standard name (as /placenames/check).",
@@ -163,12 +165,15 @@ def naming_check_page(
     division: Annotated[str | None, Query(description="Code of the division the name is for.",
                                           json_schema_extra={"pattern": queries.DIVISION_CODE_PATTERN})] = None,
 ) -> HTMLResponse:
-    answer, error, status_code = None, None, 200
+    if kind and kind not in naming.KINDS:  # the form offers only these, and only divisions that exist
+        raise InvalidInputError(f"kind must be one of {', '.join(naming.KINDS)}; got {kind[:20]!r}")
+    queries.division_prefix(conn, division or None)
+    answer, error = None, None
     if name:
         try:
             answer = queries.check_name(conn, name, division=division or None, kind=kind or None)
-        except (InvalidInputError, NotFoundError) as exc:  # shown beside the form, which keeps what was typed
-            error, status_code = str(exc), exc.status_code
+        except InvalidInputError as exc:  # what was typed: said beside the form, which keeps it
+            error = str(exc)
     field = GAZETTEER.field_named
     clashes = [] if answer is None else [{
         "id": f["id"], "name": f["properties"]["name"], "pinyin": f["properties"]["pinyin"],
@@ -177,12 +182,9 @@ def naming_check_page(
         "division": f["properties"]["division_name"] or "", "grade": naming.GRADES_ZH[f["properties"]["grade"]],
         "scope": naming.SCOPES_ZH[f["properties"]["scope"]], "refused": f["properties"]["refused"],
         "rule": f["properties"]["rule"]} for f in answer["clashes"]["features"]]
-    response = page("naming_check.html", request, answer=answer, error=error, clashes=clashes,
-                    asked={"name": name or "", "kind": kind or "", "division": division or ""},
-                    kinds=list(naming.KINDS_ZH.items()), townships=_townships(conn),
-                    kind_zh=naming.KINDS_ZH)
-    response.status_code = status_code
-    return response
+    return page("naming_check.html", request, answer=answer, error=error, clashes=clashes,
+                asked={"name": name or "", "kind": kind or "", "division": division or ""},
+                kinds=list(naming.KINDS_ZH.items()), townships=_townships(conn), kind_zh=naming.KINDS_ZH)
 
 
 @router.get("/boundaries", response_class=HTMLResponse, summary="界线界桩: packages and markers",

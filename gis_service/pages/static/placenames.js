@@ -8,6 +8,7 @@
   var root = form.dataset.root, limit = form.dataset.limit, pageSize = 20;
   var map = L.map("map").setView([28.45, 108.99], 9);
   var layer = L.featureGroup().addTo(map);
+  drawTownships(map, root);
   var asked = 0, features = [], shownPage = 0;
 
   function el(tag, text, attributes) {

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.routing import get_route_path
 
 from gis_service import __version__
-from gis_service.api import analysis, edits, exports, health, maps, ogc, placenames
+from gis_service.api import analysis, edits, exports, health, maps, ogc, pages, placenames
 from gis_service.api.middleware import RequestContext, install_error_handlers
 from gis_service.api.openapi import install_openapi
 from gis_service.api.ratelimit import WriteRateLimiter
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     app.include_router(analysis.router)
     app.include_router(placenames.router)
     app.include_router(maps.router)
+    app.include_router(pages.router)
     install_openapi(app, settings)
     return app
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from gis_service import __version__
+from gis_service.api import pages
 from gis_service.api.deps import ConnectionDep, SettingsDep
 from gis_service.api.openapi import error_responses
 from gis_service.edits import make_etag
@@ -135,6 +136,8 @@ _COLLECTION = error_responses(400, 404, 503)
             "the collections.", responses={**_JSON_OR_HTML, **_NO_DB})
 def landing_page(request: Request, f: FormatParam = None):
     fmt = _format_only(request)
+    if f is None and pages.prefers_html(request):  # a browser gets the portal; API clients keep the JSON default
+        return pages.portal(request)
     base = _base(request)
     body = {
         "title": "gis-service",

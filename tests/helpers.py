@@ -17,6 +17,7 @@ from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import connect, create_db_engine
 from gis_service.db.roles import prepare_database
+from gis_service.errors import SetupError
 from gis_service.layers import LAYERS
 from gis_service.settings import Settings
 
@@ -153,3 +154,22 @@ def sql_ids(conn: sa.Connection, layer_id: str, where: str, params: dict | None 
     current = layer.current_condition or "TRUE"
     return list(conn.execute(sa.text(f"SELECT id FROM {layer.table} WHERE {current} AND ({where}) ORDER BY id"),
                              params or {}).scalars())
+
+
+@contextlib.contextmanager
+def chromium_or_fail(**size: int) -> Iterator:
+    """A headless Chromium (tests/harness/browser.py) for a module's fixture; without one the test fails and says
+    to run scripts/setup.sh (browser tests are never skipped)."""
+    import pytest
+
+    from .harness.browser import Chromium
+
+    try:
+        browser = Chromium(**size)
+        browser.__enter__()
+    except SetupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield browser
+    finally:
+        browser.__exit__(None, None, None)

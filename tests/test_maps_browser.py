@@ -15,27 +15,20 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from gis_service.errors import SetupError
 from gis_service.maps.builders import build_map
 from gis_service.maps.recipes import MAP_NAMES
 
 from .harness.browser import Chromium
 from .harness.devserver import service
+from .helpers import chromium_or_fail
 
 UNSERVED_RED = "#c62828"
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Chromium]:
-    try:
-        browser = Chromium()
-        browser.__enter__()
-    except SetupError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with chromium_or_fail() as browser:
         yield browser
-    finally:
-        browser.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")

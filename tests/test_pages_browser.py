@@ -16,25 +16,16 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from gis_service.errors import SetupError
-
 from .harness.browser import Chromium, Page
 from .harness.devserver import service
-from .helpers import REPO
+from .helpers import REPO, chromium_or_fail
 
 
 @pytest.fixture(scope="module")
 def phone() -> Iterator[Chromium]:
     """A browser 360 px wide: the narrowest phone the pages must serve."""
-    try:
-        browser = Chromium(width=360, height=740)
-        browser.__enter__()
-    except SetupError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with chromium_or_fail(width=360, height=740) as browser:
         yield browser
-    finally:
-        browser.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ def placenames_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/placenames/{place_name_id}", summary="One place name's page", response_class=HTMLResponse,
-            responses={**_HTML, **error_responses(404, 503)})
+            responses={**_HTML, **error_responses(400, 404, 503)})
 def placename_page(request: Request, conn: ConnectionDep,
                    place_name_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> HTMLResponse:
     detail = queries.place_name_detail(conn, place_name_id)

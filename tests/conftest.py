@@ -224,16 +224,16 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Se
 @pytest.fixture(scope="module")
 def chromium():
     """Headless Chromium for the browser tests (tests/harness/browser.py); fails, never skips, without it."""
-    from gis_service.errors import SetupError
+    from .helpers import chromium_or_fail
 
-    from .harness.browser import Chromium
-
-    try:
-        browser = Chromium()
-        browser.__enter__()
-    except SetupError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
+    with chromium_or_fail() as browser:
         yield browser
-    finally:
-        browser.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def phone():
+    """Headless Chromium 360 px wide: the narrowest phone the pages must serve."""
+    from .helpers import chromium_or_fail
+
+    with chromium_or_fail(width=360, height=740) as browser:
+        yield browser

@@ -23,6 +23,7 @@ from gis_service.db import migrate
 from gis_service.db.cluster import EmbeddedCluster
 from gis_service.db.engine import connect, create_db_engine
 from gis_service.db.roles import prepare_database
+from gis_service.errors import SetupError
 from gis_service.layers import LAYERS
 from gis_service.settings import Settings
 
@@ -240,3 +241,22 @@ def nginx_check(site: str, folder: Path) -> tuple[int, str]:
     checked = subprocess.run([nginx, "-t", "-p", str(folder), "-c", str(folder / "nginx.conf"),
                               "-e", str(folder / "error.log")], capture_output=True, text=True)
     return checked.returncode, checked.stderr
+
+
+@contextlib.contextmanager
+def chromium_or_fail(**size: int) -> Iterator:
+    """A headless Chromium (tests/harness/browser.py) of ``size`` (width, height) for a fixture; without one the test
+    fails and says to run scripts/setup.sh (browser tests are never skipped)."""
+    import pytest
+
+    from .harness.browser import Chromium
+
+    try:
+        browser = Chromium(**size)
+        browser.__enter__()
+    except SetupError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield browser
+    finally:
+        browser.__exit__(None, None, None)

@@ -1,8 +1,10 @@
-"""``/pages``: the bureau's pages (地名查询, 界线界桩, 规划指标) and the portal ``/`` gives a browser.
+"""``/pages``: the bureau's pages (地名查询, 命名核查, 界线界桩, 规划指标) and the portal ``/`` gives a browser.
 
 Rendered from Jinja2 templates (:mod:`gis_service.pages`) with the same functions the API answers with; the
 place-name page's type-ahead fetches /placenames/autocomplete and /placenames/search from the browser. Labels come
 from the layer registry. Scripts are files under /pages/static (no inline script), Leaflet is the maps' copy.
+The result list's download and a place name's page use the gazetteer export (io/placenames_export.py: the national
+database's fields and order); 命名核查 calls the check API's function (queries.check_name).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import mimetypes
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from gis_service import edits
 from gis_service.analysis.indicators import indicators
@@ -24,14 +27,16 @@ from gis_service.api.analysis import AnalysisSettingsDep
 from gis_service.api.deps import ConnectionDep, SettingsDep
 from gis_service.api.edits import FeatureId
 from gis_service.api.openapi import error_responses
-from gis_service.api.placenames import PlaceNameId
+from gis_service.api.placenames import PlaceNameId, QueryText
 from gis_service.edits import FINDING, INSPECTED
 from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.io import placenames_export as national
 from gis_service.io.boundary_export import FORMATS
 from gis_service.layers import get_layer
 from gis_service.layers.registry import DIVISIONS, GAZETTEER
 from gis_service.pages import STATIC_DIR, render
-from gis_service.search import queries
+from gis_service.search import naming, queries
+from gis_service.search.normalize import MAX_QUERY_LENGTH
 from gis_service.store import exports, features
 
 router = APIRouter(prefix="/pages", tags=["pages"])
@@ -94,7 +99,41 @@ def placenames_page(request: Request, conn: ConnectionDep) -> HTMLResponse:
     statuses = [(code, status.label_of(code)) for code in queries.STATUSES if code in status.codes]
     return page("placenames.html", request, townships=_townships(conn),
                 categories=[(v.code, v.label_zh) for v in category.values], statuses=statuses,
-                labels={"category": category.title_zh, "status": status.title_zh})
+                labels={"category": category.title_zh, "status": status.title_zh},
+                max_limit=queries.MAX_LIMIT, formats=national.TABLE_FORMATS)
+
+
+#: The type of each table download of the 地名查询 page.
+TABLE_MEDIA = {"csv": "text/csv; charset=utf-8",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+@router.get("/placenames/export", summary="地名查询: the result list as a file", response_class=Response,
+            description="Every place name the search answers for q and the filters (as /placenames/search with "
+            f"its largest limit, {queries.MAX_LIMIT}, in its order; the page shows the same number), with the "
+            "national database's Chinese headers and values (标准名称, 罗马字母拼写, 类别 …), as CSV (UTF-8 with a "
+            "byte-order mark, no cell a spreadsheet would run) or XLSX.",
+            responses={200: {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                         for media in TABLE_MEDIA.values()}, "description": "the file"},
+                       **error_responses(400, 404, 503)})
+def placenames_export(
+    conn: ConnectionDep, settings: SettingsDep, q: QueryText,
+    category: Annotated[str | None, Query(description="Only this category (as /placenames/search).",
+                                          json_schema_extra={"enum": ["", *queries.CATEGORIES]})] = None,
+    division: Annotated[str | None, Query(description="Only inside this division (6-, 9- or 12-digit code).",
+                                          json_schema_extra={"pattern": queries.DIVISION_CODE_PATTERN})] = None,
+    status: Annotated[str | None, Query(description="current, historical or all (as /placenames/search).",
+                                        json_schema_extra={"enum": list(queries.STATUSES)})] = "current",
+    format: Annotated[Literal["csv", "xlsx"], Query(description="File format.")] = "csv",
+) -> Response:
+    filters = queries.check_filters(conn, category=category, division=division, near=None, radius_m=None,
+                                    status=status, measure_srid=settings.measure_srid)
+    found = queries.search(conn, q, filters, measure_srid=settings.measure_srid, limit=queries.MAX_LIMIT)
+    records = national.place_name_records(conn, [f["id"] for f in found["features"]])
+    filename = f"地名查询_{q.strip()[:30]}.{format}"
+    return Response(national.place_names_file(records, fmt=format), media_type=TABLE_MEDIA[format], headers={
+        "Content-Disposition": f"attachment; filename=\"placenames.{format}\"; filename*=UTF-8''{quote(filename)}",
+        "X-Total-Count": str(len(records))})
 
 
 @router.get("/placenames/{place_name_id}", response_class=HTMLResponse, summary="地名查询: one place name",
@@ -102,16 +141,54 @@ def placenames_page(request: Request, conn: ConnectionDep) -> HTMLResponse:
 def placename_page(request: Request, conn: ConnectionDep, place_name_id: PlaceNameId) -> HTMLResponse:
     record = queries.place_name_detail(conn, place_name_id)
     props = record["properties"]
-    field = GAZETTEER.field_named
-    rows = [(field("name").title_zh, props["name"]), (field("pinyin").title_zh, props["pinyin"]),
-            (field("category").title_zh, field("category").label_of(props["category"])),
-            (field("division_code").title_zh, f'{props["division_name"] or ""}（{props["division_code"] or ""}）'),
-            (field("status").title_zh, field("status").label_of(props["status"])),
-            (field("heritage_listed").title_zh, "是" if props["heritage_listed"] else "否")]
-    texts = [(field(name).title_zh, props[name]) for name in ("meaning", "origin", "history")]
-    return page("placename.html", request, record=record, props=props, rows=rows, texts=texts,
+    record_zh = national.place_name_records(conn, [place_name_id])[0]
+    rows = [(header, record_zh[name]) for name, header in NATIONAL_ROWS]
+    return page("placename.html", request, record=record, props=props, rows=rows, texts=[
+                    (header, record_zh[name]) for name, header in NATIONAL_TEXTS],
                 lon=record["geometry"]["coordinates"][0], lat=record["geometry"]["coordinates"][1],
-                former_title="曾用名", successor_title=field("successor_id").title_zh)
+                former_title="曾用名", successor_title=GAZETTEER.field_named("successor_id").title_zh)
+
+
+#: A place name's page: the national database's fields (io/placenames_export.py), short ones in the table ...
+NATIONAL_ROWS = tuple((n, h) for n, h in national.NATIONAL_FIELDS + national.EXTRA_FIELDS
+                      if n not in ("meaning", "origin", "history", "former_names", "lon", "lat"))
+#: ... and the texts below it.
+NATIONAL_TEXTS = tuple((n, h) for n, h in national.NATIONAL_FIELDS if n in ("meaning", "origin", "history"))
+
+
+@router.get("/naming-check", response_class=HTMLResponse, summary="命名核查: would a proposed name be refused",
+            description="The form, and with `name` the answer of /placenames/check in Chinese; a name the check "
+            "cannot take (no Chinese character) is shown beside the form with the reason. A kind or division the form "
+            "does not offer is 400 or 404.", responses=error_responses(400, 404, 503))
+def naming_check_page(
+    request: Request, conn: ConnectionDep,
+    name: Annotated[str | None, Query(description="The proposed standard name (as /placenames/check).",
+                                      max_length=MAX_QUERY_LENGTH)] = None,
+    kind: Annotated[str | None, Query(description="township, village, road, residential or other; empty: read "
+                                      "from the name.", json_schema_extra={"enum": ["", *naming.KINDS]})] = None,
+    division: Annotated[str | None, Query(description="Code of the division the name is for.",
+                                          json_schema_extra={"pattern": queries.DIVISION_CODE_PATTERN})] = None,
+) -> HTMLResponse:
+    if kind and kind not in naming.KINDS:  # the form offers only these, and only divisions that exist
+        raise InvalidInputError(f"kind must be one of {', '.join(naming.KINDS)}; got {kind[:20]!r}")
+    queries.division_prefix(conn, division or None)
+    answer, error = None, None
+    if name:
+        try:
+            answer = queries.check_name(conn, name, division=division or None, kind=kind or None)
+        except InvalidInputError as exc:  # what was typed: said beside the form, which keeps it
+            error = str(exc)
+    field = GAZETTEER.field_named
+    clashes = [] if answer is None else [{
+        "id": f["id"], "name": f["properties"]["name"], "pinyin": f["properties"]["pinyin"],
+        "category": field("category").label_of(f["properties"]["category"]),
+        "status": field("status").label_of(f["properties"]["status"]),
+        "division": f["properties"]["division_name"] or "", "grade": naming.GRADES_ZH[f["properties"]["grade"]],
+        "scope": naming.SCOPES_ZH[f["properties"]["scope"]], "refused": f["properties"]["refused"],
+        "rule": f["properties"]["rule"]} for f in answer["clashes"]["features"]]
+    return page("naming_check.html", request, answer=answer, error=error, clashes=clashes,
+                asked={"name": name or "", "kind": kind or "", "division": division or ""},
+                kinds=list(naming.KINDS_ZH.items()), townships=_townships(conn), kind_zh=naming.KINDS_ZH)
 
 
 @router.get("/boundaries", response_class=HTMLResponse, summary="界线界桩: packages and markers",

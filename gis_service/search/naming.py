@@ -41,6 +41,11 @@ from dataclasses import dataclass
 GRADES = ("same_name", "same_sound", "similar")
 KINDS = ("township", "village", "road", "residential", "other")
 SCOPES = ("same_township", "neighbouring_township", "same_county")
+#: How the 命名核查 page writes the grades, kinds and scopes (the words of the regulation and of the office).
+GRADES_ZH = {"same_name": "同名", "same_sound": "同音", "similar": "近似"}
+KINDS_ZH = {"township": "乡、镇、街道", "village": "村（社区）", "road": "街路巷", "residential": "住宅区、楼宇",
+            "other": "其他（自然地理实体、设施等）"}
+SCOPES_ZH = {"same_township": "同一乡镇", "neighbouring_township": "相邻乡镇", "same_county": "本县"}
 
 #: Generic parts (通名) by kind, longest first within a kind: what a name ends in tells its kind.
 GENERICS: dict[str, tuple[str, ...]] = {

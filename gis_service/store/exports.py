@@ -79,11 +79,12 @@ def county_neighbours(conn: sa.Connection) -> list[str]:
         "ORDER BY 1")).scalars().all()
 
 
-def gazetteer_rows(conn: sa.Connection) -> sa.CursorResult:
-    """Every place name (current, historical and cancelled), with its spelling (the office's where set), the
-    division written out from the county down (秀山土家族苗族自治县石堤镇高桥村, from its code), the names it
-    replaced, and lon/lat in EPSG:4326; ordered by division, category and name."""
+def gazetteer_rows(conn: sa.Connection, ids: list[int] | None = None) -> sa.CursorResult:
+    """Every place name (current, historical and cancelled), or those of ``ids``, with its spelling (the office's
+    where set), the division written out from the county down (秀山土家族苗族自治县石堤镇高桥村, from its code), the
+    names it replaced, and lon/lat in EPSG:4326; ordered by division, category and name."""
     current = DIVISIONS.current_condition
+    chosen = "" if ids is None else "WHERE p.id = ANY(CAST(:ids AS bigint[]))"
     return conn.execute(sa.text(f"""
         SELECT p.id, p.name, coalesce(p.pinyin_manual, p.pinyin) AS spelling, p.category, p.division_code,
                p.meaning, p.origin, p.history, p.status, p.heritage_listed,
@@ -97,4 +98,5 @@ def gazetteer_rows(conn: sa.Connection) -> sa.CursorResult:
                                      AND t.{current}
         LEFT JOIN {DIVISIONS.table} v ON v.code = p.division_code AND v.code <> left(p.division_code, 9) || '000'
                                      AND v.{current}
-        ORDER BY p.division_code NULLS LAST, p.category, p.name, p.id"""))
+        {chosen}
+        ORDER BY p.division_code NULLS LAST, p.category, p.name, p.id"""), {"ids": list(ids or ())})

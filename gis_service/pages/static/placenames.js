@@ -1,25 +1,33 @@
-// 地名查询: type-ahead over /placenames/autocomplete, the form over /placenames/search, results on a map.
+// 地名查询: type-ahead over /placenames/autocomplete, the form over /placenames/search (its largest limit: every
+// match, shown a page at a time), downloads of all of them (/pages/placenames/export), and the map: a row flies
+// to its place, a click on the map asks /placenames/reverse what is there.
 (function () {
   var form = document.getElementById("search"), input = document.getElementById("q");
   var list = document.getElementById("results"), count = document.getElementById("count");
-  var root = form.dataset.root;
+  var exportBox = document.getElementById("export"), pager = document.getElementById("pager");
+  var root = form.dataset.root, limit = form.dataset.limit, pageSize = 20;
   var map = L.map("map").setView([28.45, 108.99], 9);
   var layer = L.featureGroup().addTo(map);
-  var asked = 0;
+  drawTownships(map, root);
+  var asked = 0, features = [], shownPage = 0;
 
-  function show(answer, asking) {
-    if (asking !== asked) { return; }  // a newer request was sent since
+  function el(tag, text, attributes) {
+    var element = document.createElement(tag);
+    if (text) { element.textContent = text; }
+    Object.keys(attributes || {}).forEach(function (k) { element.setAttribute(k, attributes[k]); });
+    return element;
+  }
+
+  function showPage(number) {
+    shownPage = number;
     list.textContent = "";
     layer.clearLayers();
-    var features = answer.features || [];
-    count.textContent = "共 " + features.length + " 条";
-    features.forEach(function (f) {
+    var pages = Math.ceil(features.length / pageSize);
+    features.slice(number * pageSize, (number + 1) * pageSize).forEach(function (f) {
       var at = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
       var p = f.properties;
-      var item = document.createElement("li");
-      var link = document.createElement("a");
-      link.href = root + "/pages/placenames/" + f.id;
-      link.textContent = p.name;
+      var item = el("li");
+      var link = el("a", p.name, {href: root + "/pages/placenames/" + f.id});
       item.appendChild(link);
       item.appendChild(document.createTextNode(" " + (p.pinyin || "") + " · " + (p.division_name || "") +
                                                (p.former_name ? " · 曾用名 " + p.former_name : "")));
@@ -27,29 +35,51 @@
       var marker = L.circleMarker(at, {radius: 6, color: "#1f4e79"}).bindTooltip(p.name).addTo(layer);
       item.addEventListener("click", function (event) {
         if (event.target === link) { return; }
-        map.flyTo(at, 14);
+        map.flyTo(at, 15, {duration: 0.5});
         marker.openTooltip();
       });
       list.appendChild(item);
     });
+    pager.hidden = pages < 2;
+    document.getElementById("page-of").textContent = "第 " + (number + 1) + " / " + pages + " 页";
+    document.getElementById("previous").disabled = number === 0;
+    document.getElementById("next").disabled = number >= pages - 1;
     if (features.length) { map.fitBounds(layer.getBounds(), {maxZoom: 13}); }
   }
 
-  function ask(path, params) {
+  function show(answer, params, asking) {
+    if (asking !== asked) { return; }  // a newer request was sent since
+    features = answer.features || [];
+    count.textContent = "共 " + features.length + " 条" +
+      (features.length > pageSize ? "，每页 " + pageSize + " 条" : "");
+    exportBox.hidden = !features.length;
+    Array.prototype.forEach.call(exportBox.querySelectorAll("a.download"), function (link) {
+      var query = new URLSearchParams(params);
+      query.delete("limit");
+      query.set("format", link.dataset.format);
+      link.href = root + "/pages/placenames/export?" + query;
+    });
+    showPage(0);
+  }
+
+  function ask(params) {
     var asking = ++asked;
-    fetch(root + path + "?" + new URLSearchParams(params), {headers: {"Accept": "application/json"}})
+    fetch(root + "/placenames/search?" + new URLSearchParams(params), {headers: {"Accept": "application/json"}})
       .then(function (r) { return r.json().then(function (body) { return [r.ok, body]; }); })
       .then(function (answer) {
-        if (answer[0]) { show(answer[1], asking); }
-        else if (asking === asked) { count.textContent = answer[1].detail || answer[1].message || "查询出错"; }
+        if (answer[0]) { show(answer[1], params, asking); }
+        else if (asking === asked) { count.textContent = answer[1].description || "查询出错"; }
       });
   }
 
   function filters() {
-    var params = {q: input.value.trim(), limit: 50};
+    var params = {q: input.value.trim(), limit: limit};
     new FormData(form).forEach(function (value, key) { if (value && key !== "q") { params[key] = value; } });
     return params;
   }
+
+  document.getElementById("previous").addEventListener("click", function () { showPage(shownPage - 1); });
+  document.getElementById("next").addEventListener("click", function () { showPage(shownPage + 1); });
 
   // While typing: the search itself (it also answers former names and typos) fills the list, and the
   // type-ahead suggestions (names, pinyin and initials by prefix) fill the box's drop-down.
@@ -59,21 +89,52 @@
     clearTimeout(timer);
     if (!input.value.trim()) { return; }
     timer = setTimeout(function () {
-      ask("/placenames/search", filters());
+      ask(filters());
       fetch(root + "/placenames/autocomplete?" + new URLSearchParams({q: input.value.trim()}))
         .then(function (r) { return r.ok ? r.json() : {features: []}; })
         .then(function (answer) {
           suggestions.textContent = "";
-          answer.features.forEach(function (f) {
-            var option = document.createElement("option");
-            option.value = f.properties.name;
-            suggestions.appendChild(option);
-          });
+          answer.features.forEach(function (f) { suggestions.appendChild(el("option", "", {value: f.properties.name})); });
         });
     }, 200);
   });
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    if (input.value.trim()) { ask("/placenames/search", filters()); }
+    if (input.value.trim()) { ask(filters()); }
+  });
+  form.addEventListener("change", function (event) {
+    if (event.target !== input && input.value.trim()) { ask(filters()); }
+  });
+
+  // What is here: the divisions around the point, the nearest road and the nearest place names.
+  var here = L.popup({maxWidth: 280});
+  map.on("click", function (event) {
+    var lon = event.latlng.lng.toFixed(6), lat = event.latlng.lat.toFixed(6);
+    fetch(root + "/placenames/reverse?" + new URLSearchParams({lon: lon, lat: lat, nearest: 3}))
+      .then(function (r) { return r.json().then(function (body) { return [r.ok, body]; }); })
+      .then(function (answer) {
+        var box = el("div", "", {"class": "here"}), body = answer[1];
+        if (!answer[0]) {
+          box.appendChild(el("p", body.description || "查询出错"));
+        } else if (!body.inside_county) {
+          box.appendChild(el("p", "此处不在本县范围内"));
+        } else {
+          var where = [body.county, body.township, body.village].filter(Boolean)
+            .map(function (d) { return d.name; }).join(" ");
+          box.appendChild(el("p", "所在区划：" + where));
+          if (body.nearest_road) {
+            box.appendChild(el("p", "最近道路：" + (body.nearest_road.name || "无名道路") + "（" +
+                                    Math.round(body.nearest_road.distance_m) + " 米）"));
+          }
+          var names = el("p", "附近地名：");
+          body.nearest_place_names.features.forEach(function (f, i) {
+            if (i) { names.appendChild(document.createTextNode("、")); }
+            names.appendChild(el("a", f.properties.name, {href: root + "/pages/placenames/" + f.id}));
+            names.appendChild(document.createTextNode("（" + Math.round(f.properties.distance_m) + " 米）"));
+          });
+          box.appendChild(names);
+        }
+        here.setLatLng(event.latlng).setContent(box).openOn(map);
+      });
   });
 })();

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -18,34 +17,13 @@ from gis_service.io.boundary_export import FORMATS
 
 from .harness.browser import Chromium
 from .harness.devserver import service
-
-#: JavaScript: resolves with the value of ``check()`` once it is truthy, or null after ``seconds``.
-WAIT_JS = """new Promise(function (resolve) {{
-  var until = Date.now() + {ms};
-  (function poll() {{ var v = ({check})(); if (v || Date.now() > until) {{ resolve(v || null); }}
-                     else {{ setTimeout(poll, 50); }} }})(); }})"""
+from .helpers import open_page, wait_in_page
 
 
 @pytest.fixture(scope="module")
 def server_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
     with service(database_url, ready_path="/pages/placenames") as url:
         yield url
-
-
-def open_page(chromium: Chromium, url: str, server_url: str):
-    page = chromium.new_page()
-    page.goto(url, timeout_s=180)
-    host = urlsplit(server_url).netloc
-    elsewhere = [u for u in page.requests if not (urlsplit(u).scheme == "data" or
-                                                   (urlsplit(u).scheme == "http" and urlsplit(u).netloc == host))]
-    assert elsewhere == [], f"requests to other hosts: {elsewhere}"
-    assert page.console_errors == [], page.console_errors
-    assert page.failed == [], page.failed
-    return page
-
-
-def wait_for(page, check: str, *, seconds: float = 20):
-    return page.evaluate(WAIT_JS.format(ms=int(seconds * 1000), check=check), timeout_s=seconds + 10)
 
 
 @pytest.mark.parametrize(("path", "heading"), [("/", "民政地理信息服务"), ("/pages/placenames", "地名查询"),
@@ -87,7 +65,7 @@ def test_typing_in_the_search_box_shows_the_place(chromium: Chromium, server_url
     page.evaluate(f"""(function () {{ var box = document.getElementById('q'); var text = {json.dumps(typed)};
         for (var i = 1; i <= text.length; i++) {{ box.value = text.slice(0, i);
             box.dispatchEvent(new Event('input', {{bubbles: true}})); }} }})()""")
-    shown = wait_for(page, f"""function () {{ var names = Array.from(document.querySelectorAll('#results li a'))
+    shown = wait_in_page(page, f"""function () {{ var names = Array.from(document.querySelectorAll('#results li a'))
         .map(a => a.innerText); return names.indexOf({json.dumps(name)}) >= 0 ? names : null; }}""")
     assert shown is not None, f"typing {typed!r} did not show {name}"
     assert page.evaluate("document.querySelectorAll('.leaflet-overlay-pane path').length") == len(shown)

@@ -139,9 +139,9 @@ def feature_context(layer: Layer, feature: dict, links: list[dict], base: str) -
 
 def queryables_rows(layer: Layer) -> list[dict]:
     """One row per queryable of ``layer``: name, Chinese title, type, the values it takes, description."""
-    rows = [{"name": "geometry", "title": "几何", "type": GEOMETRY_NAMES[layer.geometry_type], "values": "",
+    rows = [{"name": "geometry", "title": "几何", "type": GEOMETRY_NAMES[layer.geometry_type], "values": [],
              "description": "空间过滤（CQL2 S_INTERSECTS 等）"},
-            {"name": "id", "title": "要素编号", "type": TYPE_NAMES["integer"], "values": "",
+            {"name": "id", "title": "要素编号", "type": TYPE_NAMES["integer"], "values": [],
              "description": "Feature id."}]
     for spec in layer.fields:
         rows.append({"name": spec.name, "title": spec.title_zh or spec.name, "type": TYPE_NAMES[spec.type],
@@ -149,9 +149,10 @@ def queryables_rows(layer: Layer) -> list[dict]:
     return rows
 
 
-def _values_text(spec: Field) -> str:
+def _values_text(spec: Field) -> list[str]:
+    """What ``spec`` takes, one line each: its enumerated values (code and label), or its bounds."""
     if spec.values is not None:
-        return "；".join(f"{v.code}（{v.label_zh}）" if v.label_zh != v.code else v.code for v in spec.values)
+        return [f"{v.code}（{v.label_zh}）" if v.label_zh != v.code else v.code for v in spec.values]
     parts = []
     if spec.minimum is not None:
         parts.append(f"≥ {spec.minimum:g}")
@@ -161,4 +162,4 @@ def _values_text(spec: Field) -> str:
         parts.append(f"至多 {spec.max_length} 字")
     if spec.pattern:
         parts.append(f"格式 {spec.pattern}")
-    return "，".join(parts)
+    return parts

@@ -15,6 +15,7 @@ from starlette.routing import get_route_path
 
 from gis_service import __version__
 from gis_service.api import analysis, edits, exports, health, interop, maps, ogc, pages, placenames, session, signin
+from gis_service.api.docs import install_docs
 from gis_service.api.middleware import RequestContext, install_error_handlers
 from gis_service.api.openapi import install_openapi
 from gis_service.api.ratelimit import WriteRateLimiter
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         "boundary lines and markers, named roads, place names, settlements and facilities, in PostGIS.",
         lifespan=lifespan,
         dependencies=[Depends(require_reader, max_concurrency=READER_CHECKS)],
+        docs_url=None, redoc_url=None,  # served offline by install_docs
     )
     app.state.settings = settings
     app.state.write_limiter = WriteRateLimiter(settings.write_rate_per_minute)
@@ -78,8 +80,8 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         app.state.read_router = ReadRouter(engine)  # replaced by the lifespan's, which may have standbys
     app.add_middleware(RetryOnPrimary)  # innermost: a retried read is compressed once, logged once
     interop.install_interop(app, settings)  # inside RequestContext
-    app.add_middleware(RequestContext, settings=settings, html_policies={
-        path: DOCS_POLICY for path in (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if path})
+    doc_pages = install_docs(app)
+    app.add_middleware(RequestContext, settings=settings, html_policies={path: DOCS_POLICY for path in doc_pages})
     interop.install_cors(app, settings)  # outermost
     install_error_handlers(app, statement_timeout_s=settings.statement_timeout_s)
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
@@ -260,3 +261,31 @@ def chromium_or_fail(**size: int) -> Iterator:
         yield browser
     finally:
         browser.__exit__(None, None, None)
+
+
+# -- pages in headless Chromium (tests/harness/browser.py) -------------------------------------------------------
+
+#: JavaScript: resolves with the value of ``check()`` once it is truthy, or null after ``seconds``.
+WAIT_JS = """new Promise(function (resolve) {{
+  var until = Date.now() + {ms};
+  (function poll() {{ var v = ({check})(); if (v || Date.now() > until) {{ resolve(v || null); }}
+                     else {{ setTimeout(poll, 50); }} }})(); }})"""
+
+
+def open_page(chromium, url: str, server_url: str):
+    """A new tab of ``chromium`` (the fixture) opened at ``url``, having asked nothing of any host but
+    ``server_url``'s, logged no console error and had no request fail."""
+    page = chromium.new_page()
+    page.goto(url, timeout_s=180)
+    host = urlsplit(server_url).netloc
+    elsewhere = [u for u in page.requests if not (urlsplit(u).scheme == "data" or
+                                                   (urlsplit(u).scheme == "http" and urlsplit(u).netloc == host))]
+    assert elsewhere == [], f"requests to other hosts: {elsewhere}"
+    assert page.console_errors == [], page.console_errors
+    assert page.failed == [], page.failed
+    return page
+
+
+def wait_in_page(page, check: str, *, seconds: float = 20):
+    """The value of the JavaScript function ``check`` once it is truthy in ``page``, or None after ``seconds``."""
+    return page.evaluate(WAIT_JS.format(ms=int(seconds * 1000), check=check), timeout_s=seconds + 10)

@@ -26,35 +26,13 @@ from gis_service.io.boundary_export import FORMATS
 
 from .harness.browser import Chromium, Page
 from .harness.devserver import service
-from .helpers import REPO
-
-#: JavaScript: resolves with the value of ``check()`` once it is truthy, or null after ``seconds``.
-WAIT_JS = """new Promise(function (resolve) {{
-  var until = Date.now() + {ms};
-  (function poll() {{ var v = ({check})(); if (v || Date.now() > until) {{ resolve(v || null); }}
-                     else {{ setTimeout(poll, 50); }} }})(); }})"""
+from .helpers import REPO, open_page, wait_in_page
 
 
 @pytest.fixture(scope="module")
 def server_url(engine: sa.Engine, database_url: str) -> Iterator[str]:
     with service(database_url, ready_path="/pages/placenames") as url:
         yield url
-
-
-def open_page(chromium: Chromium, url: str, server_url: str):
-    page = chromium.new_page()
-    page.goto(url, timeout_s=180)
-    host = urlsplit(server_url).netloc
-    elsewhere = [u for u in page.requests if not (urlsplit(u).scheme == "data" or
-                                                   (urlsplit(u).scheme == "http" and urlsplit(u).netloc == host))]
-    assert elsewhere == [], f"requests to other hosts: {elsewhere}"
-    assert page.console_errors == [], page.console_errors
-    assert page.failed == [], page.failed
-    return page
-
-
-def wait_for(page, check: str, *, seconds: float = 20):
-    return page.evaluate(WAIT_JS.format(ms=int(seconds * 1000), check=check), timeout_s=seconds + 10)
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -129,7 +107,7 @@ def test_typing_in_the_search_box_shows_the_place(chromium: Chromium, server_url
             "WHERE p.status = 'historical' AND s.status = 'current' ORDER BY p.id LIMIT 1")).one()
     page = open_page(chromium, server_url + "/pages/placenames", server_url)
     type_in(page, "q", typed)
-    shown = wait_for(page, f"""function () {{ var names = Array.from(document.querySelectorAll('#results li a'))
+    shown = wait_in_page(page, f"""function () {{ var names = Array.from(document.querySelectorAll('#results li a'))
         .map(a => a.innerText); return names.indexOf({json.dumps(name)}) >= 0 ? names : null; }}""")
     assert shown is not None, f"typing {typed!r} did not show {name}"
     assert page.evaluate("document.querySelectorAll('.leaflet-overlay-pane path').length") == len(shown)
@@ -171,7 +149,7 @@ def search_on_page(page: Page, typed: str, *, category: str = "") -> dict:
     if category:
         page.evaluate(f"document.querySelector('select[name=category]').value = {json.dumps(category)}")
     type_in(page, "q", typed)
-    return wait_for(page, f"""function () {{ var count = document.getElementById('count').innerText;
+    return wait_in_page(page, f"""function () {{ var count = document.getElementById('count').innerText;
         var listed = Array.from(document.querySelectorAll('#results li a')).map(a => a.innerText);
         var links = Array.from(document.querySelectorAll('#export a.download')).map(a => a.href);
         return count && listed.length && links[0] && new URL(links[0]).searchParams.get('q') === {json.dumps(typed)}
@@ -215,7 +193,7 @@ def test_a_row_flies_to_its_place_and_the_map_says_what_is_here(chromium: Chromi
     shown = search_on_page(page, "sdz")
     assert shown is not None and shown["listed"][0] == "石堤镇"
     page.evaluate("document.querySelector('#results li').click()")
-    centred = wait_for(page, """function () {
+    centred = wait_in_page(page, """function () {
         var box = document.getElementById('map').getBoundingClientRect();
         var tip = document.querySelector('.leaflet-tooltip');
         var near = Array.from(document.querySelectorAll('.leaflet-overlay-pane path')).some(function (p) {
@@ -227,7 +205,7 @@ def test_a_row_flies_to_its_place_and_the_map_says_what_is_here(chromium: Chromi
     box = page.evaluate("(function () { var r = document.getElementById('map').getBoundingClientRect();"
                         " return [r.x + r.width / 3, r.y + r.height / 3]; })()")
     click_at(page, *box)
-    said = wait_for(page, "function () { var p = document.querySelector('.leaflet-popup-content .here');"
+    said = wait_in_page(page, "function () { var p = document.querySelector('.leaflet-popup-content .here');"
                           " return p ? p.innerText : null; }")
     asked = [u for u in page.requests if "/placenames/reverse?" in u]
     assert said is not None and len(asked) == 1

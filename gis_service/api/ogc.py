@@ -7,7 +7,6 @@ Thin: parameters are parsed by :mod:`gis_service.ogc.params`, SQL lives in :mod:
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import threading
 from typing import Annotated
@@ -18,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from gis_service import __version__
 from gis_service.api.deps import ConnectionDep, SettingsDep, TileRunnerDep
 from gis_service.api.openapi import error_responses
-from gis_service.api.pages import portal, prefers_html
+from gis_service.api.pages import page, portal, prefers_html
 from gis_service.edits import make_etag
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.layers import LAYERS, get_layer
@@ -30,6 +29,7 @@ from gis_service.ogc.openapi import MEDIA_TYPE as OPENAPI_MEDIA_TYPE
 from gis_service.ogc.openapi import to_openapi_30
 from gis_service.ogc.params import BIGINT_MAX, FORMATS, ItemsQuery, items_parameters, parse_format, parse_items_query
 from gis_service.ogc.tilecache import Tile, TileCache, accepts_gzip, etag_header, not_modified
+from gis_service.pages import layers as browser
 from gis_service.settings import STORAGE_SRID, Settings
 from gis_service.store.features import LayerSummary, fetch_feature, fetch_page
 from gis_service.store.tiles import render_crs84_tile
@@ -80,7 +80,12 @@ async def items_query(layer: LayerDep, request: Request, settings: SettingsDep) 
     :func:`items_parameters`, not declared to FastAPI, which would parse them a second time); 400 on any bad one,
     and on any parameter that is neither one of them nor a queryable of the layer. (async: tens of microseconds
     of parsing, not worth a trip through the thread pool.)"""
-    return parse_items_query(layer, request.query_params, measure_srid=settings.measure_srid)
+    query = parse_items_query(layer, request.query_params, measure_srid=settings.measure_srid)
+    if "f" not in request.query_params and prefers_html(request.headers.get("accept")):
+        query.f = "html"
+    if query.f == "html":  # the page draws its features on a map, which takes longitude/latitude (its GeoJSON
+        query.crs = parse_crs(None, parameter="crs", measure_srid=settings.measure_srid)  # link keeps crs)
+    return query
 
 
 ItemsQueryDep = Annotated[ItemsQuery, Depends(items_query)]
@@ -122,12 +127,27 @@ def _format_only(request: Request, formats: tuple[str, ...] = PAGE_FORMATS) -> s
     return parse_format(request.query_params.get("f"), formats)
 
 
+def _negotiated(request: Request, formats: tuple[str, ...] = PAGE_FORMATS) -> str:
+    """The format of a resource with an HTML page: ``f`` when given (others refused as :func:`_format_only` does),
+    else html for a browser (its ``Accept`` ranks text/html above JSON) and json for everyone else, as OGC API
+    - Features' content negotiation has it."""
+    fmt = _format_only(request, formats)
+    if "f" not in request.query_params and prefers_html(request.headers.get("accept")):
+        return "html"
+    return fmt
+
+
+#: The answers that depend on the Accept header say so, for caches.
+VARY = {"Vary": "Accept"}
+
+
 def _format_param(formats: tuple[str, ...]):
     return Annotated[str | None, Query(description=f"Response format: {' or '.join(formats)} (default json).",
                                        json_schema_extra={"enum": list(formats)})]
 
 
 FormatParam = _format_param(PAGE_FORMATS)
+
 FeatureFormatParam = _format_param(FORMATS)
 JsonFormatParam = _format_param(JSON_ONLY)
 #: The answer of a resource with an HTML page besides its JSON.
@@ -143,7 +163,7 @@ _COLLECTION = error_responses(400, 404, 503)
 def landing_page(request: Request, f: FormatParam = None):
     if f is None and prefers_html(request.headers.get("accept")):
         return portal(request)  # a browser opening the service: the bureau's pages; clients keep JSON
-    fmt = _format_only(request)
+    fmt = _negotiated(request)
     base = _base(request)
     body = {
         "title": "gis-service",
@@ -161,15 +181,14 @@ def landing_page(request: Request, f: FormatParam = None):
             _link(f"{base}/collections", "data", "application/json", "the collections (layers)"),
         ],
     }
-    return _respond(body, fmt, title="gis-service")
+    return _respond(request, body, fmt, "layers/landing.html", titles=browser.LINK_TITLES)
 
 
 @router.get("/conformance", summary="Conformance classes",
             description="The OGC conformance classes this service implements.",
             responses={**_JSON_OR_HTML, **_NO_DB})
 def conformance(request: Request, f: FormatParam = None):
-    fmt = _format_only(request)
-    return _respond({"conformsTo": CONFORMANCE}, fmt, title="Conformance")
+    return _respond(request, {"conformsTo": CONFORMANCE}, _negotiated(request), "layers/conformance.html")
 
 
 @router.get("/api", summary="The API definition (OpenAPI 3.0)",
@@ -236,7 +255,7 @@ def _datetime_doc(layer: Layer) -> str | None:
             responses={**_JSON_OR_HTML, **_DB})
 def list_collections(request: Request, conn: ConnectionDep, settings: SettingsDep, cache: SummaryCacheDep,
                      f: FormatParam = None):
-    fmt = _format_only(request)
+    fmt = _negotiated(request)
     base = _base(request)
     summaries = cache.summaries(conn, LAYERS.values())
     body = {
@@ -246,7 +265,11 @@ def list_collections(request: Request, conn: ConnectionDep, settings: SettingsDe
         "collections": [_collection_doc(layer, summaries[layer.id], base, settings.measure_srid)
                         for layer in LAYERS.values()],
     }
-    return _respond(body, fmt, title="Collections")
+    shown = [{"doc": doc, "href": f"{base}/collections/{doc['id']}?f=html",
+              "items": f"{base}/collections/{doc['id']}/items?f=html",
+              "queryables": f"{base}/collections/{doc['id']}/queryables?f=html"} for doc in body["collections"]]
+    return _respond(request, body, fmt, "layers/collections.html", collections=shown,
+                    json_href=f"{base}/collections?f=json", geometry_names=browser.GEOMETRY_NAMES)
 
 
 @router.get("/collections/{collectionId}", summary="One layer",
@@ -254,9 +277,13 @@ def list_collections(request: Request, conn: ConnectionDep, settings: SettingsDe
             "and tiles.", responses={**_JSON_OR_HTML, **_COLLECTION})
 def describe_collection(layer: LayerDep, request: Request, conn: ConnectionDep, settings: SettingsDep,
                         cache: SummaryCacheDep, f: FormatParam = None):
-    fmt = _format_only(request)
-    body = _collection_doc(layer, cache.summary(conn, layer), _base(request), settings.measure_srid)
-    return _respond(body, fmt, title=layer.title)
+    fmt = _negotiated(request)
+    base = _base(request)
+    body = _collection_doc(layer, cache.summary(conn, layer), base, settings.measure_srid)
+    return _respond(request, body, fmt, "layers/collection.html", layer=layer, doc=body,
+                    items_href=f"{base}/collections/{layer.id}/items?f=html",
+                    queryables_href=f"{base}/collections/{layer.id}/queryables?f=html",
+                    geometry_names=browser.GEOMETRY_NAMES)
 
 
 _JSON_TYPES = {"text": {"type": "string"}, "integer": {"type": "integer"}, "number": {"type": "number"},
@@ -268,12 +295,13 @@ _GEOMETRY_FORMATS = {"Point": "geometry-point", "LineString": "geometry-linestri
 
 @router.get("/collections/{collectionId}/queryables", summary="Properties a filter may use",
             description="JSON Schema of the properties usable in `filter` (CQL2) and as property filters "
-            "(`?name=value`).", response_class=Response,
+            "(`?name=value`); f=html (or a browser's Accept) shows them as a table.", response_class=Response,
             responses={200: {"description": "JSON Schema of the queryables.",
-                             "content": {"application/schema+json": {"schema": {"type": "object"}}}},
+                             "content": {"application/schema+json": {"schema": {"type": "object"}},
+                                         "text/html": {"schema": {"type": "string"}}}},
                        **error_responses(400, 404)})
-def queryables(layer: LayerDep, request: Request, f: JsonFormatParam = None):
-    _format_only(request, JSON_ONLY)
+def queryables(layer: LayerDep, request: Request, f: FormatParam = None):
+    fmt = _negotiated(request)
     properties: dict = {
         "geometry": {"title": "geometry", "format": _GEOMETRY_FORMATS[layer.geometry_type],
                      "x-ogc-role": "primary-geometry",
@@ -301,7 +329,14 @@ def queryables(layer: LayerDep, request: Request, f: JsonFormatParam = None):
         "properties": properties,
         "additionalProperties": False,
     }
-    return JSONResponse(body, media_type="application/schema+json")
+    if fmt == "html":
+        base = _base(request)
+        example = next((f"{spec.name}={spec.codes[0]}" for spec in layer.fields if spec.values), "id=1")
+        return page("layers/queryables.html", request, layer=layer, rows=browser.queryables_rows(layer),
+                    example=example, json_href=f"{base}/collections/{layer.id}/queryables?f=json",
+                    collection_href=f"{base}/collections/{layer.id}?f=html",
+                    collections_href=f"{base}/collections?f=html", headers=VARY)
+    return JSONResponse(body, media_type="application/schema+json", headers=VARY)
 
 
 # -- items ------------------------------------------------------------------------------------------------------
@@ -319,28 +354,32 @@ def queryables(layer: LayerDep, request: Request, f: JsonFormatParam = None):
 )
 def list_items(query: ItemsQueryDep, request: Request, conn: ConnectionDep):
     layer = query.layer
-    page = fetch_page(conn, query)
+    found = fetch_page(conn, query)
     url = request.url
     base = _base(request)
-    links = [_link(str(url), "self", GEOJSON if query.f == "json" else "text/html", "this page"),
-             _link(str(url.include_query_params(f="html")), "alternate", "text/html", "this page as HTML"),
+    as_html = query.f == "html"
+    links = [_link(str(url), "self", "text/html" if as_html else GEOJSON, "this page"),
+             _link(str(url.include_query_params(f="json")), "alternate", GEOJSON, "this page as GeoJSON") if as_html
+             else _link(str(url.include_query_params(f="html")), "alternate", "text/html", "this page as HTML"),
              _link(f"{base}/collections/{layer.id}", "collection", "application/json", layer.title)]
-    if query.offset + page.returned < page.matched:
+    if query.offset + found.returned < found.matched:
         links.append(_link(str(url.include_query_params(offset=query.offset + query.limit, limit=query.limit)),
                            "next", GEOJSON, "next page"))
     if query.offset > 0:
         links.append(_link(str(url.include_query_params(offset=max(0, query.offset - query.limit),
                                                         limit=query.limit)), "prev", GEOJSON, "previous page"))
     meta = {
-        "numberMatched": page.matched,
-        "numberReturned": page.returned,
+        "numberMatched": found.matched,
+        "numberReturned": found.returned,
         "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": links,
     }
-    headers = {"Content-Crs": f"<{query.crs.uri}>"}
-    if query.f == "html":
-        return HTMLResponse(_items_html(layer, json.loads(page.features_json), meta), headers=headers)
-    body = '{"type":"FeatureCollection","features":' + page.features_json + "," + json.dumps(
+    headers = {"Content-Crs": f"<{query.crs.uri}>", **VARY}
+    if as_html:
+        context = browser.items_context(layer, json.loads(found.features_json), meta, base)
+        return page("layers/items.html", request, offset=query.offset, collections_href=f"{base}/collections?f=html",
+                    headers=headers, **context)
+    body = '{"type":"FeatureCollection","features":' + found.features_json + "," + json.dumps(
         meta, ensure_ascii=False, separators=(",", ":"))[1:]
     return Response(body.encode(), media_type=GEOJSON, headers=headers)
 
@@ -367,7 +406,11 @@ def get_item(
     if unknown:
         raise InvalidInputError(f"unknown query parameter {unknown[0]!r}; a feature takes f and crs")
     fmt = parse_format(f)
+    if f is None and prefers_html(request.headers.get("accept")):
+        fmt = "html"
     served = parse_crs(crs, parameter="crs", measure_srid=settings.measure_srid)
+    if fmt == "html":  # drawn on the page's map: longitude/latitude (the GeoJSON link keeps crs)
+        served = parse_crs(None, parameter="crs", measure_srid=settings.measure_srid)
     known = featureId.isascii() and featureId.isdigit() and int(featureId) <= BIGINT_MAX
     found = fetch_feature(conn, layer, int(featureId), served) if known else None
     if found is None:
@@ -381,10 +424,11 @@ def get_item(
     links = [_link(str(url), "self", "text/html" if fmt == "html" else GEOJSON, "this feature"),
              as_json if fmt == "html" else as_html,
              _link(f"{base}/collections/{layer.id}", "collection", "application/json", layer.title)]
-    headers = {"Content-Crs": f"<{served.uri}>", "ETag": make_etag(layer.id, int(featureId), version)}
+    headers = {"Content-Crs": f"<{served.uri}>", "ETag": make_etag(layer.id, int(featureId), version), **VARY}
     if fmt == "html":
-        feature = json.loads(text)
-        return HTMLResponse(_items_html(layer, [feature], {"links": links}), headers=headers)
+        context = browser.feature_context(layer, json.loads(text), links, base)
+        return page("layers/feature.html", request, collections_href=f"{base}/collections?f=html", headers=headers,
+                    **context)
     body = text[:-1] + ',"links":' + json.dumps(links, separators=(",", ":")) + "}"
     return Response(body.encode(), media_type=GEOJSON, headers=headers)
 
@@ -560,40 +604,9 @@ def tile_response(tile: Tile, *, if_none_match: str | None, accept_encoding: str
 
 
 # -- HTML -------------------------------------------------------------------------------------------------------
-def _respond(body: dict, fmt: str, *, title: str):
+def _respond(request: Request, body: dict, fmt: str, template: str, **context):
+    """``body`` as JSON, or as the layer browser's page ``template`` (gis_service/pages/templates/layers)."""
     if fmt == "html":
-        return HTMLResponse(_page(title, _html_links(body.get("links", [])) + _html_value(body)))
-    return JSONResponse(body)
-
-
-def _page(title: str, content: str) -> str:
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1>{content}</body></html>")
-
-
-def _html_links(links: list[dict]) -> str:
-    items = "".join(f"<li><a href='{html.escape(link['href'])}'>{html.escape(link.get('title') or link['rel'])}"
-                    f"</a> ({html.escape(link['rel'])})</li>" for link in links)
-    return f"<ul>{items}</ul>" if items else ""
-
-
-def _html_value(body: dict) -> str:
-    shown = {k: v for k, v in body.items() if k != "links"}
-    return f"<pre>{html.escape(json.dumps(shown, ensure_ascii=False, indent=2))}</pre>"
-
-
-def _items_html(layer: Layer, features: list[dict], meta: dict) -> str:
-    names = list(features[0]["properties"]) if features else list(layer.field_names)
-    head = "<tr><th>id</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names) + "</tr>"
-    rows = "".join(
-        f"<tr><td>{feature['id']}</td>"
-        + "".join(f"<td>{html.escape('' if feature['properties'].get(n) is None else str(feature['properties'][n]))}"
-                  f"</td>" for n in names) + "</tr>"
-        for feature in features)
-    counts = ""
-    if "numberMatched" in meta:
-        counts = f"<p>{meta['numberReturned']} of {meta['numberMatched']} features</p>"
-    content = _html_links(meta["links"]) + counts + f"<table>{head}{rows}</table>"
-    return _page(f"{layer.title} ({layer.title_zh})", content)
+        return page(template, request, body=body, collections_href=f"{_base(request)}/collections?f=html",
+                    headers=VARY, **context)
+    return JSONResponse(body, headers=VARY)

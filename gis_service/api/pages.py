@@ -46,9 +46,10 @@ PAGES_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe
                 "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 
 
-def page(template: str, request: Request, **context) -> HTMLResponse:
+def page(template: str, request: Request, *, headers: dict | None = None, **context) -> HTMLResponse:
     root = request.scope.get("root_path", "").rstrip("/")
-    return HTMLResponse(render(template, root=root, **context), headers={"Content-Security-Policy": PAGES_POLICY})
+    return HTMLResponse(render(template, root=root, **context),
+                        headers={**(headers or {}), "Content-Security-Policy": PAGES_POLICY})
 
 
 def prefers_html(accept: str | None) -> bool:

@@ -136,13 +136,11 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-
 #: The HTML views (?f=html): an inline style sheet and links, no script.
 PAGE_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
                "base-uri 'none'; form-action 'none'")
-#: /docs and /redoc: FastAPI's pages load Swagger UI and ReDoc from jsDelivr (fonts from Google for ReDoc) and
-#: start them with an inline script; the pages hold no data of ours, so 'unsafe-inline' risks nothing there.
-DOCS_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-               "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-               "font-src 'self' data: https://fonts.gstatic.com; "
-               "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; connect-src 'self'; "
-               "worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+#: /docs and /redoc (gis_service/api/docs.py): Swagger UI and ReDoc from this service, started by FastAPI's inline
+#: script (the pages hold no data of ours, so 'unsafe-inline' risks nothing there); ReDoc runs a worker from a blob.
+DOCS_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+               "font-src 'self' data:; img-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+               "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 #: Tile servers of each basemap of the web maps (GIS_MAP_BASEMAP).
 BASEMAP_HOSTS = {"none": "", "osm": " https://tile.openstreetmap.org", "tianditu": " https://*.tianditu.gov.cn",
                  "amap": " https://*.is.autonavi.com"}

@@ -14,7 +14,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import httpx
 import openpyxl
@@ -26,7 +26,7 @@ from gis_service.io.boundary_export import FORMATS
 
 from .harness.browser import Chromium, Page
 from .harness.devserver import service
-from .helpers import REPO, open_page, wait_in_page
+from .helpers import REPO, open_map, open_page, wait_in_page
 
 
 @pytest.fixture(scope="module")
@@ -302,3 +302,14 @@ def test_indicators_table_has_every_indicator(chromium: Chromium, server_url: st
     for row, item in zip(rows, items, strict=True):
         assert row.startswith(item["title_zh"])
         assert ("未达标" in row) == (item["met"] is False)
+    # the counts behind each, and the map that explains it
+    circle = next(i for i, item in enumerate(items) if item["id"] == "fifteen_minute_elder_care_circle")
+    households = items[circle]["counts"]["community_households"]
+    assert f"城市社区户数 {households:,}" in rows[circle]
+    links = page.evaluate("Array.from(document.querySelectorAll('tr.indicator')).map(r => "
+                          "(r.querySelector('a[href*=\"/maps/\"]') || {}).href || null)")
+    assert None not in links, "an indicator without its map"
+    for link in {links[circle], next(u for u in links if "cemeteries" in u)}:
+        path, _, query = link.removeprefix(server_url).partition("?")
+        answer = open_map(client, path, dict(parse_qsl(query)))
+        assert answer.status_code == 200, (link, answer.text[:300])

@@ -81,7 +81,7 @@ async def items_query(layer: LayerDep, request: Request, settings: SettingsDep) 
     and on any parameter that is neither one of them nor a queryable of the layer. (async: tens of microseconds
     of parsing, not worth a trip through the thread pool.)"""
     query = parse_items_query(layer, request.query_params, measure_srid=settings.measure_srid)
-    if "f" not in request.query_params and prefers_html(request.headers.get("accept")):
+    if _browser_asks_html(request):
         query.f = "html"
     if query.f == "html":  # the page draws its features on a map, which takes longitude/latitude (its GeoJSON
         query.crs = parse_crs(None, parameter="crs", measure_srid=settings.measure_srid)  # link keeps crs)
@@ -132,9 +132,12 @@ def _negotiated(request: Request, formats: tuple[str, ...] = PAGE_FORMATS) -> st
     else html for a browser (its ``Accept`` ranks text/html above JSON) and json for everyone else, as OGC API
     - Features' content negotiation has it."""
     fmt = _format_only(request, formats)
-    if "f" not in request.query_params and prefers_html(request.headers.get("accept")):
-        return "html"
-    return fmt
+    return "html" if _browser_asks_html(request) else fmt
+
+
+def _browser_asks_html(request: Request) -> bool:
+    """No ``f``, and an Accept header that ranks text/html above JSON."""
+    return "f" not in request.query_params and prefers_html(request.headers.get("accept"))
 
 
 #: The answers that depend on the Accept header say so, for caches.
@@ -147,7 +150,6 @@ def _format_param(formats: tuple[str, ...]):
 
 
 FormatParam = _format_param(PAGE_FORMATS)
-
 FeatureFormatParam = _format_param(FORMATS)
 JsonFormatParam = _format_param(JSON_ONLY)
 #: The answer of a resource with an HTML page besides its JSON.
@@ -405,9 +407,7 @@ def get_item(
     unknown = [k for k in request.query_params if k not in ("f", "crs")]
     if unknown:
         raise InvalidInputError(f"unknown query parameter {unknown[0]!r}; a feature takes f and crs")
-    fmt = parse_format(f)
-    if f is None and prefers_html(request.headers.get("accept")):
-        fmt = "html"
+    fmt = "html" if _browser_asks_html(request) else parse_format(f)
     served = parse_crs(crs, parameter="crs", measure_srid=settings.measure_srid)
     if fmt == "html":  # drawn on the page's map: longitude/latitude (the GeoJSON link keeps crs)
         served = parse_crs(None, parameter="crs", measure_srid=settings.measure_srid)

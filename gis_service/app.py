@@ -143,7 +143,7 @@ async def require_reader(request: Request) -> None:
         await run_in_threadpool(_check_reader, request.app.state.engine, session.authorization(request))
     except AuthenticationRequired as refused:
         if signin.wants_page(request):
-            raise session.SignInNeeded(request) from refused
+            raise session.sign_in_needed(request) from refused
         raise
 
 

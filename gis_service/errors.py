@@ -307,3 +307,12 @@ class RowProblem:
 
     def as_dict(self) -> dict:
         return {"row": self.row, "field": self.field, "message": self.message}
+
+
+class SignInNeeded(Exception):
+    """Not an error answer: a browser opened a page that needs a token without a session, and is sent (303) to
+    ``location``, the sign-in page, which sends it back afterwards (``gis_service.api.session.sign_in_needed``)."""
+
+    def __init__(self, location: str):
+        super().__init__("sign in first")
+        self.location = location

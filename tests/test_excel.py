@@ -198,7 +198,7 @@ def test_analyses_write_xlsx(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = list(openpyxl.load_workbook(tmp_path / "indicators.xlsx").active.iter_rows(values_only=True))
     header = rows[0]
-    assert len(rows) == 1 + 8 and "title_zh" in header
+    assert len(rows) == 1 + 10 and "title_zh" in header
     titles = [row[header.index("title_zh")] for row in rows[1:]]
     assert any("护理型床位" in title for title in titles)
 

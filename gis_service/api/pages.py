@@ -234,7 +234,7 @@ def marker_history_page(request: Request, conn: ConnectionDep, featureId: Featur
     """The marker and its inspections, newest first: for a signed-in browser (the inspectors' names are the staff
     records the API gives only to a token's holder); others are sent to sign in."""
     if session.signed_in(request, conn) is None:
-        raise session.SignInNeeded(request)
+        raise session.sign_in_needed(request)
     layer = get_layer(INSPECTED)
     records = edits.list_inspections(conn, featureId)  # 404 for a marker that does not exist
     marker = features.read_records(conn, layer, ("number", "line_code", FINDING, "last_inspected"),

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gis_service.auth import Principal, authenticate
-from gis_service.errors import AuthenticationRequired
+from gis_service.errors import AuthenticationRequired, SignInNeeded
 
 #: The session cookie's name (a name, not a token: nothing token-shaped).
 SESSION_COOKIE = "gis_session"
@@ -93,10 +93,7 @@ def sign_in_url(request: Request) -> str:
     return f"{request.scope.get('root_path', '').rstrip('/')}/pages/sign-in?next={quote(asked, safe='/')}"
 
 
-class SignInNeeded(Exception):
-    """A browser opened a page that needs a token without a session: answered 303 to the sign-in page, which
-    sends it back afterwards (installed by :func:`gis_service.api.signin.install_sign_in`)."""
-
-    def __init__(self, request: Request):
-        super().__init__("sign in first")
-        self.location = sign_in_url(request)
+def sign_in_needed(request: Request) -> SignInNeeded:
+    """What to raise when a browser opens a page that needs a token without a session: a 303 to the sign-in page,
+    which sends it back afterwards (the handler is :func:`gis_service.api.signin.install_sign_in`)."""
+    return SignInNeeded(sign_in_url(request))

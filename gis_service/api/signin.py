@@ -17,7 +17,7 @@ from gis_service.api import session
 from gis_service.api.deps import ConnectionDep
 from gis_service.api.pages import page, prefers_html
 from gis_service.auth import Principal, authenticate
-from gis_service.errors import AuthenticationRequired
+from gis_service.errors import AuthenticationRequired, SignInNeeded
 
 #: Forms for browsers, not operations for clients: left out of the API document.
 router = APIRouter(prefix="/pages", tags=["pages"], include_in_schema=False)
@@ -100,10 +100,10 @@ def sign_out(request: Request) -> Response:
 
 
 def install_sign_in(app: FastAPI) -> None:
-    """The sign-in pages, and the redirect of :class:`~gis_service.api.session.SignInNeeded`."""
+    """The sign-in pages, and the redirect of :class:`~gis_service.errors.SignInNeeded`."""
 
-    @app.exception_handler(session.SignInNeeded)
-    async def _to_sign_in(request: Request, exc: session.SignInNeeded) -> RedirectResponse:
+    @app.exception_handler(SignInNeeded)
+    async def _to_sign_in(request: Request, exc: SignInNeeded) -> RedirectResponse:
         return RedirectResponse(exc.location, status_code=303, headers={"Cache-Control": "no-store"})
 
     app.include_router(router)

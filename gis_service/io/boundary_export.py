@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.io.files import write_features
 from gis_service.layers import Layer, get_layer
+from gis_service.maps import markup
 from gis_service.settings import SERVE_SRID, STORAGE_SRID
 from gis_service.store import exports
 
@@ -236,10 +237,8 @@ def _style_kml(content: bytes, conditions: dict[str, str]) -> bytes:
     ns = f"{{{KML_NS}}}"
     document = root.find(f"{ns}Document")
     values = [v for v in MARKERS_LAYER.field_named("condition").values or () if v.color]
-    legend = "界桩按状况着色（与界线专题地图相同）：" + "　".join(
-        f'<span style="color:{v.color}">●</span> {v.label_zh}' for v in values)
     description = ElementTree.Element(f"{ns}description")
-    description.text = legend
+    description.text = markup.render("kml-legend.html", values=values)
     styles = [description]
     for value in values:
         style = ElementTree.Element(f"{ns}Style", id=f"condition_{value.code}")

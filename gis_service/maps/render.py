@@ -499,6 +499,7 @@ def render(recipe: MapRecipe, content: MapContent, *, basemap: str = "none", tia
         _fit_bounds(fmap, bounds)
     _script(fmap, markup.render("controls.js", search_url=json.dumps(search_url), bounds=json.dumps(bounds)))
     figure.html.add_child(folium.Element(_PANELS_MARK))
+    figure._template = markup.template("figure.html")  # branca's page layout, in Chinese, from a template
     html = figure.render()
     css = markup.render("map.css", background="#eef1f4" if basemap == "none" and not tile_url else "#dfe6ea",
                         font=FONT_STACK)
@@ -509,5 +510,4 @@ def render(recipe: MapRecipe, content: MapContent, *, basemap: str = "none", tia
                            data_source=recipe.source_zh, data_note=recipe.note_zh)
     html = html.replace(_ASSETS_MARK, asset_tags(assets, static_url, css), 1)
     html = html.replace(_PANELS_MARK, panels, 1)
-    html = html.replace("<head>", markup.render("head.html"), 1)
-    return html.replace("<html>", '<html lang="zh-CN">', 1)
+    return html

@@ -7,6 +7,8 @@ the registry; the analyses' own figures are titled here, once. Pure: no database
 
 from __future__ import annotations
 
+import functools
+
 from gis_service.layers import LAYERS, get_layer
 from gis_service.layers.base import Layer
 
@@ -38,6 +40,18 @@ TITLES_ZH = {
     "village_code": "所在村(社区)代码", "township_code": "所在乡镇(街道)代码", "lon": "经度", "lat": "纬度",
     "newly_served_households": "新增覆盖户数", "newly_served_settlements": "新增覆盖居民点数",
     "newly_served_settlement_ids": "新增覆盖居民点编号", "cumulative_households": "累计新增覆盖户数",
+    # the indicators' counts (``counts``; a count that is a layer's field, beds or households, takes its title)
+    "villages": "村(社区)数", "villages_meeting_target": "达标村(社区)数",
+    "centres_with_volunteer_point": "设志愿服务站点的设施数", "townships": "乡镇(街道)数",
+    "townships_with_station": "设未成年人保护工作站的乡镇数", "with_own_facility": "有本乡镇设施的乡镇数",
+    "served_within_reach": "可达邻近设施的乡镇数", "public_welfare_facilities": "公益性设施数",
+    "institutions": "养老机构数", "government_operated_beds": "政府运营床位",
+    "townships_with_comprehensive": "有综合功能机构的乡镇数", "community_households": "城市社区户数",
+    "community_households_served": "城市社区覆盖户数", "communities_with_settlements": "城市社区数",
+    "communities_fully_covered": "全部覆盖的社区数", "rural_villages": "农村村庄数",
+    "villages_within_reach": "可达的村数", "rural_households": "农村户数", "rural_households_served": "农村覆盖户数",
+    "townships_with_home": "有敬老院的乡镇数", "township_homes": "敬老院数",
+    "households_served_in_own_township": "本乡镇内覆盖户数",
 }
 DIVISIONS = get_layer("admin_divisions")
 #: Columns whose values are a division level (county, township, village).
@@ -50,14 +64,22 @@ def rows_in_chinese(rows: list[dict], *, layer: str | None = None) -> list[dict]
     """``rows`` (one dict per unit, facility or indicator) with Chinese keys and values; ``layer``: the facility
     layer the analysis was run on (its fields title the columns they are, its kinds are written by label)."""
     facilities = get_layer(layer) if layer else None
-    fields = [spec for source in (facilities, DIVISIONS, *LAYERS.values()) if source is not None
-              for spec in source.fields]
+    return [{title_zh(key, layer=layer): _value(key, value, facilities) for key, value in row.items()}
+            for row in rows]
 
-    def title(key: str) -> str:
-        spec = next((f for f in fields if f.name == key and f.title_zh), None)
-        return TITLES_ZH.get(key) or (spec.title_zh if spec else key)
 
-    return [{title(key): _value(key, value, facilities) for key, value in row.items()} for row in rows]
+def title_zh(key: str, *, layer: str | None = None) -> str:
+    """A column's Chinese title: the analyses' own (``TITLES_ZH``), else that of the field of that name (``layer``'s
+    first, then the divisions', then any layer's), else ``key`` itself."""
+    spec = next((f for f in _fields(layer) if f.name == key and f.title_zh), None)
+    return TITLES_ZH.get(key) or (spec.title_zh if spec else key)
+
+
+@functools.cache
+def _fields(layer: str | None) -> tuple:
+    facilities = get_layer(layer) if layer else None
+    return tuple(spec for source in (facilities, DIVISIONS, *LAYERS.values()) if source is not None
+                 for spec in source.fields)
 
 
 def _value(key: str, value: object, facilities: Layer | None) -> object:

@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from gis_service import edits
+from gis_service.analysis import columns
 from gis_service.analysis.indicators import indicators
 from gis_service.analysis.inspections import inspections_due, years_before
 from gis_service.api import session
@@ -268,28 +269,14 @@ INDICATOR_MAPS = {
     "government_operated_beds_share": "overview",
 }
 
-#: Chinese names of the counts the indicators give (``counts`` of /analysis/indicators); others are not shown.
-COUNT_LABELS_ZH = {
-    "floor_area_m2": "设施建筑面积（平方米）", "households": "户数", "villages": "村（社区）",
-    "villages_meeting_target": "达标村（社区）", "centres": "综合服务设施",
-    "centres_with_volunteer_point": "设志愿服务站点的", "townships": "乡镇（街道）",
-    "townships_with_station": "设未成年人保护工作站的", "with_own_facility": "有本乡镇设施的",
-    "served_within_reach": "可达邻近设施的", "public_welfare_facilities": "公益性设施", "institutions": "养老机构",
-    "beds": "床位", "nursing_beds": "护理型床位", "government_operated_beds": "政府运营床位",
-    "townships_with_comprehensive": "有综合功能机构的", "community_households": "城市社区户数",
-    "community_households_served": "其中覆盖户数", "communities_with_settlements": "城市社区",
-    "communities_fully_covered": "全部覆盖的社区", "rural_villages": "农村村庄", "villages_within_reach": "可达的村",
-    "rural_households": "农村户数", "rural_households_served": "其中覆盖户数", "townships_with_home": "有敬老院的",
-    "township_homes": "敬老院", "households_served_in_own_township": "本乡镇内覆盖户数",
-}
-
-
 def _basis(counts: dict) -> list[tuple[str, str]]:
-    """The counts behind an indicator as (Chinese name, value) pairs, whole numbers with thousands separators."""
+    """The counts behind an indicator as (Chinese title, value) pairs, the titles the analyses' tables use (counts
+    with none are not shown), whole numbers with thousands separators."""
     shown = []
     for key, value in counts.items():
-        if key in COUNT_LABELS_ZH and isinstance(value, int | float) and not isinstance(value, bool):
-            shown.append((COUNT_LABELS_ZH[key], f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"))
+        title = columns.title_zh(key)
+        if title != key and isinstance(value, int | float) and not isinstance(value, bool):
+            shown.append((title, f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"))
     lacking = counts.get("townships_without_home") or []
     if lacking:
         shown.append(("无敬老院的", "、".join(t["name"] for t in lacking)))

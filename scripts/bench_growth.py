@@ -106,7 +106,7 @@ ROWS = [
     ("settlements", "settlements", "{:,}"),
     ("roads (segments)", "roads", "{:,}"),
     ("build + load, s", "build_and_load_s", "{:.1f}"),
-    ("network build, s", "network_build_s", "{:.1f}"),
+    ("network build, s", "network_build_s", "{:.2f}"),
     ("graph read and saved for the workers (once per roads version), s", "graph_save_s", "{:.1f}"),
     ("saved graph (shared by workers), MB", "graph_mb", "{:.1f}"),
     ("Xiushan coverage cold, s", "coverage_cold_s", "{:.2f}"),

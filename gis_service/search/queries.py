@@ -555,7 +555,7 @@ def _contains_sql(query: SearchQuery, filters: SearchFilters) -> tuple[str, dict
     conditions, params = _filter_sql(filters)
     if query.is_han:
         text = typed_text(query)
-        conditions.append("p.name LIKE :pattern")
+        conditions.append("p.name ILIKE :pattern")  # g319国道 finds G319国道
         params |= {"pattern": _like_pattern(text), "text": text}
         exact, starts = "p.name = :text", "starts_with(p.name, :text)"
     else:

@@ -180,6 +180,32 @@ def test_downloads_hold_every_match_the_page_counts(chromium: Chromium, server_u
     assert [c[0] for c in cells[1:]] == [r[0] for r in rows[1:]]
 
 
+def test_contains_mode_counts_every_match_and_pages_through_them(chromium: Chromium, server_url: str,
+                                                                 client: TestClient, conn: sa.Connection) -> None:
+    total = conn.execute(sa.text("SELECT count(*) FROM place_names WHERE status = 'current' AND name LIKE '%村%'"))\
+        .scalar_one()
+    assert total > 100  # more than the ranked search answers: the count is the service's, not the list's
+    page = open_page(chromium, server_url + "/pages/placenames", server_url)
+    page.evaluate("document.querySelector('input[name=mode]').checked = true")
+    shown = search_on_page(page, "村")
+    assert shown is not None and shown["count"].startswith(f"共 {total} 条，每页 20 条")
+    api = lambda offset: [f["properties"]["name"] for f in client.get("/placenames/search", params={  # noqa: E731
+        "q": "村", "mode": "contains", "limit": 20, "offset": offset}).json()["features"]]
+    assert shown["listed"] == api(0)
+    pages = -(-total // 20)
+    assert page.evaluate("document.getElementById('page-of').innerText") == f"第 1 / {pages} 页"
+    page.evaluate("document.getElementById('next').click()")
+    second = wait_in_page(page, """function () { return document.getElementById('page-of').innerText.startsWith('第 2')
+        ? Array.from(document.querySelectorAll('#results li a')).map(a => a.innerText) : null; }""")
+    assert second == api(20)
+    assert page.evaluate("document.querySelectorAll('.leaflet-overlay-pane path').length") == 20
+    csv_link = shown["links"][0]
+    assert parse_qs(urlsplit(csv_link).query)["mode"] == ["contains"]
+    rows = list(csv.reader(io.StringIO(httpx.get(csv_link, timeout=60).content.decode("utf-8-sig"))))
+    assert len(rows) - 1 == total and all("村" in r[0] for r in rows[1:])
+    assert page.console_errors == []
+
+
 def test_export_refuses_bad_input_with_a_message(client: TestClient) -> None:
     answer = client.get("/pages/placenames/export", params={"q": "石堤", "format": "pdf"})
     assert answer.status_code == 400 and "format" in answer.json()["description"]

@@ -28,7 +28,7 @@ from gis_service.api.analysis import AnalysisSettingsDep
 from gis_service.api.deps import ConnectionDep, SettingsDep
 from gis_service.api.edits import FeatureId
 from gis_service.api.openapi import error_responses
-from gis_service.api.placenames import PlaceNameId, QueryText
+from gis_service.api.placenames import PlaceNameId, QueryText, SearchMode
 from gis_service.edits import FINDING, INSPECTED
 from gis_service.errors import InvalidInputError, NotFoundError
 from gis_service.io import placenames_export as national
@@ -110,11 +110,16 @@ TABLE_MEDIA = {"csv": "text/csv; charset=utf-8",
                "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
+#: The most rows a download of 地名查询 holds (a "contains" search can match most of the gazetteer).
+MAX_EXPORT_ROWS = 10_000
+
+
 @router.get("/placenames/export", summary="地名查询: the result list as a file", response_class=Response,
-            description="Every place name the search answers for q and the filters (as /placenames/search with "
-            f"its largest limit, {queries.MAX_LIMIT}, in its order; the page shows the same number), with the "
-            "national database's Chinese headers and values (标准名称, 罗马字母拼写, 类别 …), as CSV (UTF-8 with a "
-            "byte-order mark, no cell a spreadsheet would run) or XLSX.",
+            description="Every place name the search answers for q and the filters, in its order: the ranked "
+            f"search's best {queries.MAX_LIMIT} (its largest limit), or with mode=contains every name holding q "
+            f"(at most {MAX_EXPORT_ROWS:,}: more is a 400 asking to narrow the search). The page shows the same "
+            "number. Written with the national database's Chinese headers and values (标准名称, 罗马字母拼写, 类别 …), "
+            "as CSV (UTF-8 with a byte-order mark, no cell a spreadsheet would run) or XLSX.",
             responses={200: {"content": {media: {"schema": {"type": "string", "format": "binary"}}
                                          for media in TABLE_MEDIA.values()}, "description": "the file"},
                        **error_responses(400, 404, 503)})
@@ -126,12 +131,17 @@ def placenames_export(
                                           json_schema_extra={"pattern": queries.DIVISION_CODE_PATTERN})] = None,
     status: Annotated[str | None, Query(description="current, historical or all (as /placenames/search).",
                                         json_schema_extra={"enum": list(queries.STATUSES)})] = "current",
+    mode: Annotated[SearchMode, Query(description="ranked or contains (as /placenames/search).")] = "ranked",
     format: Annotated[Literal["csv", "xlsx"], Query(description="File format.")] = "csv",
 ) -> Response:
     filters = queries.check_filters(conn, category=category, division=division, near=None, radius_m=None,
                                     status=status, measure_srid=settings.measure_srid)
-    found = queries.search(conn, q, filters, measure_srid=settings.measure_srid, limit=queries.MAX_LIMIT)
-    records = national.place_name_records(conn, [f["id"] for f in found["features"]])
+    if mode == "contains":
+        ids = queries.contains_ids(conn, q, filters, measure_srid=settings.measure_srid, maximum=MAX_EXPORT_ROWS)
+    else:
+        found = queries.search(conn, q, filters, measure_srid=settings.measure_srid, limit=queries.MAX_LIMIT)
+        ids = [f["id"] for f in found["features"]]
+    records = national.place_name_records(conn, ids)
     filename = f"地名查询_{q.strip()[:30]}.{format}"
     return Response(national.place_names_file(records, fmt=format), media_type=TABLE_MEDIA[format], headers={
         "Content-Disposition": f"attachment; filename=\"placenames.{format}\"; filename*=UTF-8''{quote(filename)}",

@@ -6,7 +6,7 @@ EPSG:4326 (RFC 7946, lon/lat); bad parameters are 400 with a message saying what
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from gis_service.api.deps import NEEDS_TOKEN, ConnectionDep, ReadRunnerDep, SettingsDep
 from gis_service.api.openapi import error_responses
+from gis_service.errors import InvalidInputError
 from gis_service.search import naming, queries
 from gis_service.search.normalize import HAN_PATTERN, MAX_QUERY_LENGTH, SEARCHABLE_PATTERN
 
@@ -30,6 +31,10 @@ QueryText = Annotated[str, Query(
     json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": SEARCHABLE_PATTERN})]
 
 
+#: How /placenames/search matches: ranked best matches, or every name holding the text.
+SearchMode = Literal["ranked", "contains"]
+
+
 def _limit(maximum: int, what: str = "answers"):
     return Annotated[int, Query(description=f"How many {what} at most (1 to {maximum}).",
                                 json_schema_extra={"minimum": 1, "maximum": maximum})]
@@ -40,7 +45,9 @@ def _limit(maximum: int, what: str = "answers"):
             "feature has `score` (0..1) and `match`: exact, short_name, former_name, prefix, pinyin, initials, "
             "pinyin_prefix, initials_prefix, typo or fuzzy. Exact matches come before prefixes before the rest; "
             "among equals the higher administrative level, then the nearer (with `near`). A former name is "
-            "answered with the current name that replaced it, with `former_name` and a `note`.")
+            "answered with the current name that replaced it, with `former_name` and a `note`. With "
+            "mode=contains: every name holding q, paged, with their number (`numberMatched`; `match` is contains, "
+            "no score).")
 async def search(
     read: ReadRunnerDep,
     settings: SettingsDep,
@@ -68,10 +75,25 @@ async def search(
         "longer in use, as themselves) or all (every record as itself).",
         json_schema_extra={"enum": list(queries.STATUSES)})] = "current",
     limit: _limit(queries.MAX_LIMIT) = 10,
+    mode: Annotated[SearchMode, Query(
+        description="ranked (default): the best matches as described above, at most "
+        f"{queries.MAX_LIMIT}. contains: every place name whose standard name holds q as typed (a Latin q: the "
+        "name or its toneless pinyin holds it, hekou finds 大河口村), in a fixed order (the whole name, then names "
+        "starting with q, then higher divisions, shorter names first), a page of `limit` from `offset`, with "
+        "`numberMatched`, the number of all of them. status applies to each record itself in this mode.")] = "ranked",
+    offset: Annotated[int, Query(
+        description=f"Only with mode=contains: skip this many matches (0 to {queries.MAX_OFFSET:,}) to page "
+        "through them.", json_schema_extra={"minimum": 0, "maximum": queries.MAX_OFFSET})] = 0,
 ) -> JSONResponse:
     def answers(conn: sa.Connection) -> dict:
         filters = queries.check_filters(conn, category=category, division=division, near=near, radius_m=radius_m,
                                         status=status, measure_srid=settings.measure_srid)
+        if mode == "contains":
+            return queries.contains(conn, q, filters, measure_srid=settings.measure_srid,
+                                    limit=queries.check_limit(limit), offset=offset)
+        if offset:
+            raise InvalidInputError("offset pages through the matches of mode=contains only; the ranked search "
+                                    f"answers its best {queries.MAX_LIMIT} at most (limit)")
         return queries.search(conn, q, filters, measure_srid=settings.measure_srid, limit=queries.check_limit(limit))
 
     # in a transaction: the fuzzy fallback sets its threshold with SET LOCAL. JSONResponse directly: the answer is

@@ -10,7 +10,7 @@ from gis_service.errors import InvalidInputError
 from gis_service.io.validate import CONTROL_CHARACTERS
 from gis_service.search.keys import deletes, fold_pinyin, is_han, pinyin_key, preferred_syllables, short_name
 
-__all__ = ["SearchQuery", "normalize_query", "MAX_QUERY_LENGTH", "SEARCHABLE_PATTERN", "HAN_PATTERN"]
+__all__ = ["SearchQuery", "normalize_query", "typed_text", "MAX_QUERY_LENGTH", "SEARCHABLE_PATTERN", "HAN_PATTERN"]
 
 #: Longest query accepted, in characters as typed (the longest standard name is 100).
 MAX_QUERY_LENGTH = 100
@@ -92,3 +92,9 @@ def normalize_query(q: str | None, *, argument: str = "q") -> SearchQuery:
     pinyin_typo_variants = (first_key, *sorted(deletes(first_key, min_length=4))) if len(first_key) >= 4 else ()
     return SearchQuery(raw=raw, text=text, short=short, pinyin_keys=pinyin_keys, letters=letters,
                        typo_variants=typo_variants, pinyin_typo_variants=pinyin_typo_variants)
+
+
+def typed_text(query: SearchQuery) -> str:
+    """What a Chinese query asks a name to contain: the text as typed without spaces and punctuation, before the
+    county's name or a committee's is taken off (a "contains" search for 秀山县 finds names holding 秀山县)."""
+    return _SPACE_AND_PUNCTUATION.sub("", query.raw) if query.is_han else ""

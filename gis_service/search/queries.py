@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from gis_service.errors import InvalidInputError, NotFoundError
+from gis_service.errors import InvalidInputError, LimitExceeded, NotFoundError
 from gis_service.layers.registry import DIVISIONS, GAZETTEER
 from gis_service.search import naming
 from gis_service.search.keys import FUZZY_SOUNDS, fuzzy_pinyin, levenshtein, pinyin_key, short_name
-from gis_service.search.normalize import HAN_PATTERN, SearchQuery, normalize_query
+from gis_service.search.normalize import HAN_PATTERN, SearchQuery, normalize_query, typed_text
 from gis_service.search.ranking import Candidate, Ranked, level_rank, rank
 
 #: The categories of place names a search may be narrowed to.
@@ -36,6 +36,8 @@ FUZZY_THRESHOLD = 0.45
 MAX_LIMIT = 100
 MAX_AUTOCOMPLETE = 20
 MAX_NEAREST = 50
+#: A "contains" search pages through all its matches: the furthest page starts here (narrow the search beyond).
+MAX_OFFSET = 100_000
 MAX_RADIUS_M = 200_000
 #: Most existing names a naming check looks at (a specific part shared by hundreds of names says enough).
 MAX_CHECK_ROWS = 500
@@ -534,6 +536,88 @@ def autocomplete(conn: sa.Connection, q: str, *, measure_srid: int, limit: int =
     ranked = rank(query, candidates, resolve_former=False, limit=limit)
     return {"type": "FeatureCollection", "query": query.raw, "numberReturned": len(ranked),
             "features": _answers(conn, ranked)}
+
+
+# -- "contains" -----------------------------------------------------------------------------------------
+
+def _like_pattern(text: str) -> str:
+    """``%text%`` for LIKE, with LIKE's own wildcards in ``text`` taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _contains_sql(query: SearchQuery, filters: SearchFilters) -> tuple[str, dict, str]:
+    """WHERE and ORDER BY of a "contains" search and their parameters.
+
+    A Chinese query is looked for inside the standard name; a Latin one inside the name (G319, 2号) and inside the
+    toneless pinyin (hekou finds 大河口村). The status filter applies to each record itself: no former name is
+    replaced by its successor here. Answers the trigram indexes on name and py_key serve from three characters on.
+    """
+    conditions, params = _filter_sql(filters)
+    if query.is_han:
+        text = typed_text(query)
+        # LIKE: Chinese has no case, and ILIKE costs twice as much per name read; ILIKE when it holds letters
+        # (g319国道 finds G319国道)
+        conditions.append(f"p.name {'ILIKE' if re.search('[A-Za-z]', text) else 'LIKE'} :pattern")
+        params |= {"pattern": _like_pattern(text), "text": text}
+        exact, starts = "p.name = :text", "starts_with(p.name, :text)"
+    else:
+        conditions.append("(p.name ILIKE :pattern OR p.py_key LIKE :key_pattern)")
+        params |= {"pattern": _like_pattern(query.raw), "key_pattern": _like_pattern(query.letters),
+                   "key": query.letters}
+        exact, starts = "p.py_key = :key", "starts_with(p.py_key, :key)"
+    if filters.status in ("current", "current_only"):
+        conditions.append("p.status = 'current'")
+    elif filters.status == "historical":
+        conditions.append("p.status <> 'current'")
+    # whole name, then names starting with it, then divisions by level, shorter names, name, id: a stable order
+    order = f"{exact} DESC, {starts} DESC, {_LEVEL_SQL} DESC, char_length(p.name), p.name, p.id"
+    return " AND ".join(conditions), params, order
+
+
+def contains(conn: sa.Connection, q: str, filters: SearchFilters, *, measure_srid: int, limit: int = 10,
+             offset: int = 0) -> dict:
+    """Every place name holding ``q`` (see :func:`_contains_sql`), a page at a time, with their number: a
+    FeatureCollection with ``numberMatched`` (all of them), ``numberReturned`` and ``offset``."""
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidInputError(f"offset must be between 0 and {MAX_OFFSET:,}; got {offset}. Narrow the search "
+                                "by township or category to reach the names beyond")
+    query = normalize_query(q)
+    where, params, order = _contains_sql(query, filters)
+    params |= _point_params(filters, measure_srid)
+    # the page and the number of all matches from one reading of the names
+    page = conn.execute(sa.text(
+        f"SELECT p.id, {_distance_sql(filters)} AS distance_m, count(*) OVER () AS matched FROM place_names p "
+        f"WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"),
+        params | {"limit": limit, "offset": offset}).all()
+    if page:
+        matched = page[0].matched
+    else:  # nothing, or nothing from offset on
+        matched = conn.execute(sa.text(f"SELECT count(*) FROM place_names p WHERE {where}"), params).scalar_one() \
+            if offset else 0
+    rows = feature_rows(conn, [r.id for r in page])
+    features = []
+    for r in page:
+        extra = {"match": "contains"}
+        if r.distance_m is not None:
+            extra["distance_m"] = round(r.distance_m, 1)
+        features.append(feature(rows[r.id], **extra))
+    return {"type": "FeatureCollection", "query": query.raw, "numberMatched": matched,
+            "numberReturned": len(features), "offset": offset, "features": features}
+
+
+def contains_ids(conn: sa.Connection, q: str, filters: SearchFilters, *, measure_srid: int,
+                 maximum: int) -> list[int]:
+    """The ids of every place name holding ``q`` in the order of :func:`contains`; LimitExceeded (400) when
+    there are more than ``maximum``."""
+    where, params, order = _contains_sql(normalize_query(q), filters)
+    params |= _point_params(filters, measure_srid)
+    ids = list(conn.execute(sa.text(f"SELECT p.id FROM place_names p WHERE {where} ORDER BY {order} "
+                                    "LIMIT :over"), params | {"over": maximum + 1}).scalars())
+    if len(ids) > maximum:
+        matched = conn.execute(sa.text(f"SELECT count(*) FROM place_names p WHERE {where}"), params).scalar_one()
+        raise LimitExceeded(f"{matched:,} place names hold {q.strip()!r}; a download holds at most {maximum:,}. "
+                            "Narrow the search by township, category or status")
+    return ids
 
 
 # -- reverse look-up -----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-// 地名查询: type-ahead over /placenames/autocomplete, the form over /placenames/search (its largest limit: every
-// match, shown a page at a time), downloads of all of them (/pages/placenames/export), and the map: a row flies
-// to its place, a click on the map asks /placenames/reverse what is there.
+// 地名查询: type-ahead over /placenames/autocomplete, the form over /placenames/search (ranked: its largest limit,
+// shown a page at a time; 包含查询: every name holding the text, a page fetched at a time), downloads of all of
+// them (/pages/placenames/export), and the map: a row flies to its place, a click on the map asks
+// /placenames/reverse what is there.
 (function () {
   var form = document.getElementById("search"), input = document.getElementById("q");
   var list = document.getElementById("results"), count = document.getElementById("count");
@@ -18,12 +19,17 @@
     return element;
   }
 
+  // Ranked (the default): the search's best matches, at most `limit`, paged here. 包含查询 (mode=contains): every
+  // name holding the text, counted by the service (numberMatched) and fetched a page at a time (offset).
+  var contains = false, total = 0, lastParams = null;
+
   function showPage(number) {
     shownPage = number;
     list.textContent = "";
     layer.clearLayers();
-    var pages = Math.ceil(features.length / pageSize);
-    features.slice(number * pageSize, (number + 1) * pageSize).forEach(function (f) {
+    var pages = Math.ceil(total / pageSize);
+    var shown = contains ? features : features.slice(number * pageSize, (number + 1) * pageSize);
+    shown.forEach(function (f) {
       var at = [f.geometry.coordinates[1], f.geometry.coordinates[0]];
       var p = f.properties;
       var item = el("li");
@@ -44,30 +50,44 @@
     document.getElementById("page-of").textContent = "第 " + (number + 1) + " / " + pages + " 页";
     document.getElementById("previous").disabled = number === 0;
     document.getElementById("next").disabled = number >= pages - 1;
-    if (features.length) { map.fitBounds(layer.getBounds(), {maxZoom: 13}); }
+    if (shown.length) { map.fitBounds(layer.getBounds(), {maxZoom: 13}); }
   }
 
-  function show(answer, params, asking) {
+  function countText() {
+    if (!total) { return "没有找到匹配的地名"; }
+    var text = "共 " + total + " 条" + (total > pageSize ? "，每页 " + pageSize + " 条" : "");
+    if (!contains && total >= Number(limit)) {
+      text += "（最相关的 " + limit + " 条；勾选“包含查询”可列出全部含有该文字的地名及其总数）";
+    }
+    return text;
+  }
+
+  function show(answer, params, asking, number) {
     if (asking !== asked) { return; }  // a newer request was sent since
     features = answer.features || [];
-    count.textContent = "共 " + features.length + " 条" +
-      (features.length > pageSize ? "，每页 " + pageSize + " 条" : "");
-    exportBox.hidden = !features.length;
+    contains = params.mode === "contains";
+    total = contains ? answer.numberMatched : features.length;
+    lastParams = params;
+    count.textContent = countText();
+    exportBox.hidden = !total;
     Array.prototype.forEach.call(exportBox.querySelectorAll("a.download"), function (link) {
       var query = new URLSearchParams(params);
       query.delete("limit");
+      query.delete("offset");
       query.set("format", link.dataset.format);
       link.href = root + "/pages/placenames/export?" + query;
     });
-    showPage(0);
+    showPage(number || 0);
   }
 
-  function ask(params) {
+  function ask(params, number) {
     var asking = ++asked;
-    fetch(root + "/placenames/search?" + new URLSearchParams(params), {headers: {"Accept": "application/json"}})
+    var query = Object.assign({}, params);
+    if (params.mode === "contains") { query.limit = pageSize; query.offset = (number || 0) * pageSize; }
+    fetch(root + "/placenames/search?" + new URLSearchParams(query), {headers: {"Accept": "application/json"}})
       .then(function (r) { return r.json().then(function (body) { return [r.ok, body]; }); })
       .then(function (answer) {
-        if (answer[0]) { show(answer[1], params, asking); }
+        if (answer[0]) { show(answer[1], params, asking, number); }
         else if (asking === asked) { count.textContent = answer[1].description || "查询出错"; }
       });
   }
@@ -78,8 +98,12 @@
     return params;
   }
 
-  document.getElementById("previous").addEventListener("click", function () { showPage(shownPage - 1); });
-  document.getElementById("next").addEventListener("click", function () { showPage(shownPage + 1); });
+  function turnTo(number) {
+    if (contains) { ask(lastParams, number); } else { showPage(number); }
+  }
+
+  document.getElementById("previous").addEventListener("click", function () { turnTo(shownPage - 1); });
+  document.getElementById("next").addEventListener("click", function () { turnTo(shownPage + 1); });
 
   // While typing: the search itself (it also answers former names and typos) fills the list, and the
   // type-ahead suggestions (names, pinyin and initials by prefix) fill the box's drop-down.

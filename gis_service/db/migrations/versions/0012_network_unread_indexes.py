@@ -1,8 +1,8 @@
 """Drop the network's indexes nothing reads: ``network_edges`` by ``source`` and by ``target``, ``network_nodes``
 by geometry.
 
-Revision ID: 0011_network_unread_indexes
-Revises: 0010_if_match_waiver
+Revision ID: 0012_network_unread_indexes
+Revises: 0011_contains_index
 Create Date: 2026-12-04
 
 The service reads the edges whole (the graph) or by geometry (points joined to the nearest edge), pgRouting's
@@ -13,8 +13,8 @@ to a third of the build's time and WAL, and a part that grew faster than the roa
 
 from alembic import op
 
-revision = "0011_network_unread_indexes"
-down_revision = "0010_if_match_waiver"
+revision = "0012_network_unread_indexes"
+down_revision = "0011_contains_index"
 branch_labels = None
 depends_on = None
 

@@ -2,8 +2,8 @@
 
 For the demo county at scale 1 and at ``--scale`` (default 10), each in a throwaway embedded cluster:
 
-- network rebuild: ``network_edges``/``network_nodes`` from ``roads`` with pgRouting (pgr_extractVertices,
-  pgr_connectedComponents), in the database;
+- network rebuild: ``network_edges``/``network_nodes`` from ``roads`` (vertices numbered as pgr_extractVertices
+  numbers them, components by pgr_connectedComponents), in the database;
 - coverage, cold: a new process's first question (graph read from the database, settlements and facilities joined
   to the nearest road, then the answer), result cache off;
 - coverage, warm: graph and joins held in the process (keyed by data versions), result cache off: the time a

@@ -173,8 +173,7 @@ network_nodes = sa.Table(
     sa.Column("component", sa.BigInteger),
     # no SRID in the type: the nodes are in the measure CRS, which network_state records
     sa.Column("geom", Geometry("POINT", spatial_index=False), nullable=False),
-    sa.Index("network_nodes_geom", "geom", postgresql_using="gist"),
-)
+)  # no index but the key: the service does not read the nodes (revision 0012)
 
 network_edges = sa.Table(
     "network_edges", metadata,
@@ -189,9 +188,8 @@ network_edges = sa.Table(
     sa.Column("cost_cycle_s", pg.DOUBLE_PRECISION, nullable=False),
     sa.Column("cost_drive_s", pg.DOUBLE_PRECISION, nullable=False),
     sa.Column("geom", Geometry("LINESTRING", spatial_index=False), nullable=False),
+    # read whole or by geometry: no index by source or target, which every build would pay for (revision 0012)
     sa.Index("network_edges_geom", "geom", postgresql_using="gist"),
-    sa.Index("network_edges_source", "source"),
-    sa.Index("network_edges_target", "target"),
 )
 
 network_state = sa.Table(

@@ -11,7 +11,9 @@ For each ``--counties`` count (default 1 and 10), a throwaway embedded cluster h
 - Xiushan's coverage (``county=500241``, 15 minutes' walk, result cache off): cold (a worker's first question:
   the saved graph mapped, points joined in PostGIS) and warm (best of ``--repeat``);
 - an items page (100 settlements in a box at the county seat) and a z12 roads tile at the seat rendered afresh
-  (tile cache off), through the app in-process (best of ``--repeat``).
+  (tile cache off), through the app in-process (best of ``--repeat``);
+- memory per worker: one worker as ``serve`` runs it, after those three questions over HTTP: its resident memory
+  apart from the road graph, and the graph files it maps (shared by every worker: one copy however many).
 
 Ratios are what count: a cost that grows faster than the data (the county's own questions slower in a province)
 is a defect. Run: ``.venv/bin/python scripts/bench_growth.py [--counties 1 10] [--repeat 5] [--only-network]``
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import _bench
+import httpx
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -34,6 +38,7 @@ from gis_service.app import create_app
 from gis_service.demo.province import build_province
 from gis_service.io.load_demo import load_frames
 from gis_service.settings import Settings
+from tests.harness.devserver import service_env, uvicorn_process
 
 COUNTY = "500241"
 PROVINCE = "500000"
@@ -98,8 +103,39 @@ def measure(counties: int, repeat: int, *, only_network: bool = False) -> dict:
             figures["items_ms"] = best_of(lambda: client.get(items), repeat) * 1000
             figures["tile_ms"] = best_of(lambda: client.get(tile), repeat) * 1000
         net.keep_graphs_in(None)
+        figures.update(worker_memory(url, folder / "served", [COVERAGE, items, tile]))
         engine.dispose()
     return figures
+
+
+COVERAGE = f"/analysis/coverage?layer=elder_care&minutes=15&mode=walk&county={COUNTY}"
+
+
+def worker_memory(url: str, data_dir: Path, paths: list[str]) -> dict:
+    """One worker as ``serve`` runs it (a uvicorn process over the province, warm-up on), after it has answered
+    Xiushan's coverage, the items page and the tile: its resident memory apart from the road graph (what each
+    further worker adds) and the graph files it maps from the data folder (one copy in the page cache, shared by
+    every worker), from /proc/PID/smaps."""
+    env = service_env(url, GIS_COUNTY_CODE=PROVINCE, GIS_DATA_DIR=str(data_dir), GIS_TILE_CACHE_MB="0")
+    with uvicorn_process(env=env, ready_path="/health", timeout_s=900) as server:
+        for path in paths:
+            deadline = time.monotonic() + 900
+            while (answer := httpx.get(server.url + path, timeout=900)).status_code == 503:  # network being read
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{path} still answered 503 after 900 s")
+                time.sleep(float(answer.headers.get("Retry-After", "1")))
+            answer.raise_for_status()
+        rss_kb = graph_kb = 0
+        mapping = ""
+        for line in Path(f"/proc/{server.process.pid}/smaps").read_text().splitlines():
+            first = line.split(maxsplit=5)
+            if ":" not in first[0]:  # a mapping's header: address range, perms, offset, device, inode, path
+                mapping = first[5] if len(first) > 5 else ""
+            elif first[0] == "Rss:":
+                rss_kb += int(first[1])
+                if mapping.startswith(str(data_dir)):
+                    graph_kb += int(first[1])
+    return {"worker_private_mb": (rss_kb - graph_kb) / 1024, "worker_graph_mb": graph_kb / 1024}
 
 
 ROWS = [
@@ -114,6 +150,8 @@ ROWS = [
     ("Xiushan coverage, %", "coverage_percent", "{:.1f}"),
     ("items page (100 at the seat), ms", "items_ms", "{:.1f}"),
     ("z12 roads tile at the seat, ms", "tile_ms", "{:.1f}"),
+    ("one worker's memory apart from the graph (after coverage, items, tile), MB", "worker_private_mb", "{:.0f}"),
+    ("graph files it maps (shared by all workers), MB resident", "worker_graph_mb", "{:.1f}"),
 ]
 
 

@@ -67,8 +67,10 @@ def query_lists(url: str, *, seed: int) -> tuple[list[str], list[str]]:
     with engine.connect() as conn:
         divisions = [n for (n,) in conn.execute(sa.text(
             "SELECT name FROM place_names WHERE category = 'administrative' AND status = 'current' ORDER BY id"))]
+        # a pseudo-random sample fixed by the seed: the same queries in every run over the same data
         others = [n for (n,) in conn.execute(sa.text(
-            "SELECT name FROM place_names WHERE category <> 'administrative' ORDER BY random() LIMIT 400"))]
+            "SELECT name FROM place_names WHERE category <> 'administrative' "
+            "ORDER BY md5(id::text || :seed), id LIMIT 400"), {"seed": str(seed)})]
     engine.dispose()
     search: list[str] = ["孝溪乡", "清溪场镇", "涌洞乡", "石堤镇高桥村", "秀山县中和街道", "qxc", "sdz"]
     for name in rng.sample(divisions, 120) + rng.sample(others, 80):

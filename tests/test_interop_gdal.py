@@ -10,6 +10,8 @@ import math
 import os
 import re
 import subprocess
+import time
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -34,9 +36,16 @@ def _requests_during(served: Served, action: Callable[[], object]) -> tuple[obje
     """What ``action`` returned, and the requests the service logged while it ran (path, query, status)."""
     start = len(served.log_text())
     result = action()
+    # the service writes a request's log line after sending its answer: a marker request sent now is logged after
+    # every request the action saw answered, so once the marker is in the log, so are they
+    marker = f"after={uuid.uuid4().hex}"
+    httpx.get(f"{served.url}/conformance?{marker}", timeout=30)
+    deadline = time.monotonic() + 10
+    while marker not in served.log_text()[start:] and time.monotonic() < deadline:
+        time.sleep(0.05)
     lines = served.log_text()[start:].splitlines()
     entries = [json.loads(line) for line in lines if line.startswith("{")]
-    return result, [e for e in entries if e.get("logger") == "gis_service.access"]
+    return result, [e for e in entries if e.get("logger") == "gis_service.access" and marker not in json.dumps(e)]
 
 
 def _gdal_36(*args: str, tool: str = "ogrinfo") -> subprocess.CompletedProcess:

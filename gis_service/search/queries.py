@@ -540,9 +540,14 @@ def autocomplete(conn: sa.Connection, q: str, *, measure_srid: int, limit: int =
 
 # -- "contains" -----------------------------------------------------------------------------------------
 
+def _like_literal(text: str) -> str:
+    """``text`` for a LIKE pattern with LIKE's own wildcards (``%``, ``_``) and its escape taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_pattern(text: str) -> str:
-    """``%text%`` for LIKE, with LIKE's own wildcards in ``text`` taken literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    """``%text%`` for LIKE: names holding ``text`` as typed."""
+    return f"%{_like_literal(text)}%"
 
 
 def _contains_sql(query: SearchQuery, filters: SearchFilters) -> tuple[str, dict, str]:
@@ -574,6 +579,24 @@ def _contains_sql(query: SearchQuery, filters: SearchFilters) -> tuple[str, dict
     return " AND ".join(conditions), params, order
 
 
+def _contains_page(conn: sa.Connection, q: str, filters: SearchFilters, *, measure_srid: int, limit: int,
+                   offset: int) -> tuple[SearchQuery, list[sa.Row], int]:
+    """The query, a page of (id, distance_m) of the names holding ``q`` and the number of all of them, from one
+    reading of the names (a count of its own only when the page is empty past the first)."""
+    query = normalize_query(q)
+    where, params, order = _contains_sql(query, filters)
+    params |= _point_params(filters, measure_srid)
+    page = conn.execute(sa.text(
+        f"SELECT p.id, {_distance_sql(filters)} AS distance_m, count(*) OVER () AS matched FROM place_names p "
+        f"WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"),
+        params | {"limit": limit, "offset": offset}).all()
+    if page:
+        return query, page, page[0].matched
+    matched = conn.execute(sa.text(f"SELECT count(*) FROM place_names p WHERE {where}"), params).scalar_one() \
+        if offset else 0
+    return query, page, matched
+
+
 def contains(conn: sa.Connection, q: str, filters: SearchFilters, *, measure_srid: int, limit: int = 10,
              offset: int = 0) -> dict:
     """Every place name holding ``q`` (see :func:`_contains_sql`), a page at a time, with their number: a
@@ -581,19 +604,7 @@ def contains(conn: sa.Connection, q: str, filters: SearchFilters, *, measure_sri
     if not 0 <= offset <= MAX_OFFSET:
         raise InvalidInputError(f"offset must be between 0 and {MAX_OFFSET:,}; got {offset}. Narrow the search "
                                 "by township or category to reach the names beyond")
-    query = normalize_query(q)
-    where, params, order = _contains_sql(query, filters)
-    params |= _point_params(filters, measure_srid)
-    # the page and the number of all matches from one reading of the names
-    page = conn.execute(sa.text(
-        f"SELECT p.id, {_distance_sql(filters)} AS distance_m, count(*) OVER () AS matched FROM place_names p "
-        f"WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"),
-        params | {"limit": limit, "offset": offset}).all()
-    if page:
-        matched = page[0].matched
-    else:  # nothing, or nothing from offset on
-        matched = conn.execute(sa.text(f"SELECT count(*) FROM place_names p WHERE {where}"), params).scalar_one() \
-            if offset else 0
+    query, page, matched = _contains_page(conn, q, filters, measure_srid=measure_srid, limit=limit, offset=offset)
     rows = feature_rows(conn, [r.id for r in page])
     features = []
     for r in page:
@@ -609,15 +620,11 @@ def contains_ids(conn: sa.Connection, q: str, filters: SearchFilters, *, measure
                  maximum: int) -> list[int]:
     """The ids of every place name holding ``q`` in the order of :func:`contains`; LimitExceeded (400) when
     there are more than ``maximum``."""
-    where, params, order = _contains_sql(normalize_query(q), filters)
-    params |= _point_params(filters, measure_srid)
-    ids = list(conn.execute(sa.text(f"SELECT p.id FROM place_names p WHERE {where} ORDER BY {order} "
-                                    "LIMIT :over"), params | {"over": maximum + 1}).scalars())
-    if len(ids) > maximum:
-        matched = conn.execute(sa.text(f"SELECT count(*) FROM place_names p WHERE {where}"), params).scalar_one()
+    _, page, matched = _contains_page(conn, q, filters, measure_srid=measure_srid, limit=maximum, offset=0)
+    if matched > maximum:
         raise LimitExceeded(f"{matched:,} place names hold {q.strip()!r}; a download holds at most {maximum:,}. "
                             "Narrow the search by township, category or status")
-    return ids
+    return [r.id for r in page]
 
 
 # -- reverse look-up -----------------------------------------------------------------------------------
@@ -725,8 +732,7 @@ def check_name(conn: sa.Connection, name: str, *, division: str | None = None, k
         assumptions.append("no township given (division): the name is taken to be for the county seat's built-up "
                            "area (中和、乌杨、平凯、官庄、清溪场街道)")
     keys = list(query.pinyin_keys)
-    like = (specific.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            if len(specific) >= 2 and specific != proposed else "")
+    like = _like_literal(specific) + "%" if len(specific) >= 2 and specific != proposed else ""
     rows = conn.execute(sa.text(_CHECK_SQL), {
         "name": proposed, "keys": keys, "variants": list(query.typo_variants), "deletes": list(query.typo_deletes),
         "specific_prefix": like}).all()

@@ -209,29 +209,22 @@ def main() -> None:
 
     from gis_service.db.cluster import EmbeddedCluster
 
-    if args.keep:
-        # loaded once (at --scale 1000 the loading is most of the run), measured as often as wanted
-        folder = Path(args.keep).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        folder.chmod(0o755)
+    # --keep: loaded once (at --scale 1000 the loading is most of the run), measured as often as wanted
+    folder = Path(args.keep).resolve() if args.keep else Path(tempfile.mkdtemp(prefix="gis-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # as root the cluster runs as postgres, which must be able to enter the folder
+    loaded = folder / f"loaded-{args.scale}k"
+    try:
         with EmbeddedCluster(folder / "data").running() as cluster:
             url = cluster.url()
-            loaded = folder / f"loaded-{args.scale}k"
             total = None
             if not loaded.exists():
                 total = build_database(url, scale=args.scale, demo_scale=args.demo_scale, seed=args.seed)
                 loaded.touch()
             run(url, args, total=total)
-        return
-    folder = Path(tempfile.mkdtemp(prefix="gis-bench-"))
-    folder.chmod(0o755)  # as root the cluster runs as postgres, which must be able to enter the folder
-    try:
-        with EmbeddedCluster(folder / "data").running() as cluster:
-            url = cluster.url()
-            total = build_database(url, scale=args.scale, demo_scale=args.demo_scale, seed=args.seed)
-            run(url, args, total=total)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run(url: str, args: argparse.Namespace, *, total: int | None) -> None:
